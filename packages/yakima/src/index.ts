@@ -1,0 +1,2 @@
+export * from './cpu/vcpu.js';
+export * from './boot/guest-memory.js';
