@@ -33,13 +33,19 @@ export class GuestMemory {
 
   /**
    * @param size memory size in bytes: a page multiple within [LAYOUT.MIN_MEMORY, LAYOUT.MAX_MEMORY].
-   * @throws RangeError for any other size.
+   * @param buffer backing store to use instead of a fresh zeroed ArrayBuffer (e.g. an mmap'd,
+   *   page-aligned region that KVM maps into the guest); must be exactly `size` bytes and zeroed.
+   * @throws RangeError for any other size, or a buffer of the wrong length.
    */
-  constructor(readonly size: number) {
+  constructor(
+    readonly size: number,
+    buffer?: ArrayBuffer,
+  ) {
     if (!Number.isInteger(size) || size % 0x1000 !== 0 || size < LAYOUT.MIN_MEMORY || size > LAYOUT.MAX_MEMORY) {
       throw new RangeError(`memory size ${size} must be a multiple of 4096 between ${LAYOUT.MIN_MEMORY} and ${LAYOUT.MAX_MEMORY} bytes`);
     }
-    this.buffer = new ArrayBuffer(size);
+    if (buffer && buffer.byteLength !== size) throw new RangeError(`backing buffer is ${buffer.byteLength} bytes, expected ${size}`);
+    this.buffer = buffer ?? new ArrayBuffer(size);
     this.u8 = new Uint8Array(this.buffer);
     this.dv = new DataView(this.buffer);
   }

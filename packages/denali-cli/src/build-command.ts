@@ -1,0 +1,9 @@
+import { formatBytes } from '@denali/image-format';
+import { buildService } from '@denali/ilwaco-sdk';
+
+/** `denali build <dir> [-o file]`: compile, link, write the image, print where and how big. */
+export async function buildCommand(dir: string, output: string | undefined): Promise<number> {
+  const r = await buildService(dir, { out: output });
+  process.stdout.write(`built ${r.imagePath} (${formatBytes(r.imageBytes)}, ${r.manifest.segments.length} segments)\n`);
+  return 0;
+}

@@ -1,0 +1,26 @@
+import { CommanderError } from 'commander';
+import { runCli } from './cli.js';
+
+/**
+ * Run the `denali` command line with `argv` (without node and script) and return the exit
+ * status. Every expected failure becomes one line on stderr and a non-zero status, never a
+ * stack trace (set DENALI_DEBUG=1 to see one).
+ */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    return await runCli(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`denali: ${msg}\n`);
+    if (process.env.DENALI_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
+    return 1;
+  }
+}
+
+/** `bin/denali`: run `main` on the process arguments, flush stdout, exit with its status. */
+export async function runMain(): Promise<never> {
+  const code = await main(process.argv.slice(2));
+  await new Promise<void>((r) => process.stdout.write('', () => r()));
+  process.exit(code);
+}

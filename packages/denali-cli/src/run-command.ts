@@ -1,0 +1,97 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readImageFile, type DenaliImage } from '@denali/image-format';
+import { buildService } from '@denali/ilwaco-sdk';
+import { StreamConsoleSink, Yakima, type Vm } from '@denali/yakima';
+
+/** Options of `denali run`. */
+export interface RunOptions {
+  backend: 'emu';
+  /** Guest memory per VM in bytes (overrides the image's). */
+  memorySize?: number;
+  /** Preemption quantum in guest instructions. */
+  quantum?: number;
+  /** argv[1..] for every guest (overrides the image's default args). */
+  args?: string[];
+}
+
+/** Exit status when Ctrl-C stopped the run (128 + SIGINT). */
+const INTERRUPTED = 130;
+
+/**
+ * `denali run`: load (or first build) each target, boot them all on one Yakima, wire the
+ * console (stdin goes to the first VM), stop cleanly on Ctrl-C.
+ * @returns the guest's exit status when one VM runs; with several, 0 when all exited 0,
+ *   else the first non-zero status (a faulted VM counts as 1); 130 after Ctrl-C.
+ */
+export async function runCommand(targets: string[], opts: RunOptions): Promise<number> {
+  const images = await loadTargets(targets);
+  const yakima = new Yakima({
+    backend: opts.backend,
+    quantumInstructions: opts.quantum,
+    sink: new StreamConsoleSink(process.stdout, images.length > 1),
+    log: (line) => process.stderr.write(line + '\n'),
+  });
+  const vms = images.map((img) => yakima.addVm(img, { args: opts.args, memorySize: opts.memorySize }));
+  attachStdin(vms[0]!);
+  for (const vm of vms.slice(1)) vm.console.endInput();
+
+  let interrupts = 0;
+  const onSigint = (): void => {
+    if (++interrupts > 1) process.exit(INTERRUPTED);
+    process.stderr.write('\ndenali: interrupted, stopping VMs (Ctrl-C again to force)\n');
+    yakima.stop('interrupted');
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    await yakima.run();
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.stdin.pause();
+    process.stdin.unref?.();
+  }
+  if (interrupts > 0) return INTERRUPTED;
+  if (vms.length === 1) return statusOf(vms[0]!);
+  return vms.map(statusOf).find((s) => s !== 0) ?? 0;
+}
+
+function statusOf(vm: Vm): number {
+  if (vm.state === 'exited') return (vm.exitStatus ?? 0) & 0xff;
+  return 1;
+}
+
+/** Start reading host stdin only when the guest first reads its console. */
+function attachStdin(vm: Vm): void {
+  vm.console.onFirstRead = () => {
+    const stdin = process.stdin;
+    stdin.on('data', (chunk: Buffer) => {
+      if (!vm.console.pushInput(chunk)) stdin.pause();
+    });
+    stdin.on('end', () => vm.console.endInput());
+    stdin.on('error', () => vm.console.endInput());
+    stdin.resume();
+  };
+}
+
+async function loadTargets(targets: string[]): Promise<DenaliImage[]> {
+  const images: DenaliImage[] = [];
+  let buildDir: string | undefined;
+  try {
+    for (const t of targets) {
+      const st = await stat(t).catch(() => {
+        throw new Error(`'${t}' does not exist (expected a .dni image or a service directory)`);
+      });
+      if (st.isDirectory()) {
+        buildDir ??= await mkdtemp(join(tmpdir(), 'denali-run-'));
+        const r = await buildService(t, { out: join(buildDir, `${images.length}.dni`), quiet: true });
+        images.push(await readImageFile(r.imagePath));
+      } else {
+        images.push(await readImageFile(t));
+      }
+    }
+  } finally {
+    if (buildDir) await rm(buildDir, { recursive: true, force: true });
+  }
+  return images;
+}

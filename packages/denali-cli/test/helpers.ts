@@ -1,0 +1,27 @@
+import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+
+export const root = resolve(import.meta.dirname, '../../..');
+export const denaliBin = join(root, 'bin/denali');
+
+/** Run `bin/denali` with args; never throws on a non-zero exit. */
+export function denali(args: string[], opts: { cwd?: string; input?: string; timeout?: number } = {}): ResultPromise<{ reject: false }> {
+  return execa(denaliBin, args, {
+    cwd: opts.cwd ?? root,
+    input: opts.input ?? '',
+    reject: false,
+    timeout: opts.timeout ?? 60_000,
+    env: { DENALI_DEBUG: '' },
+  }) as ResultPromise<{ reject: false }>;
+}
+
+/** Write a one-file C service (denali.json + main.c) into a fresh temp dir; returns its path. */
+export async function cService(name: string, source: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `denali-${name}-`));
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'denali.json'), JSON.stringify({ name, sources: ['main.c'], memory: '4M', ...extra }));
+  await writeFile(join(dir, 'main.c'), source);
+  return dir;
+}

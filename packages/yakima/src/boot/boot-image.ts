@@ -1,0 +1,115 @@
+import {
+  ABI_VERSION,
+  LAYOUT,
+  PAGE_SIZE,
+  TICK_RATE,
+  VREG_MAGIC,
+  VREG_RO,
+  type DenaliImage,
+} from '@denali/image-format';
+import { GuestMemory } from './guest-memory.js';
+import { Reg, type VcpuRegs } from '../cpu/vcpu.js';
+
+/** Thrown when a VM cannot be booted with the options given (too little memory, too many args). */
+export class BootError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BootError';
+  }
+}
+
+/** Per-VM facts Yakima writes into the read-only virtual registers. */
+export interface BootOptions {
+  /** VM id, unique within the Yakima instance. */
+  vmId: number;
+  /** Boot arguments after argv[0]; argv[0] is always the image's name. Default: the manifest's `args`. */
+  args?: string[];
+  /** Memory size in bytes; default the manifest's `memorySize`. Page multiple, large enough for the image. */
+  memorySize?: number;
+  /** 6-byte MAC address of the VM's NIC; default derived from the VM id (locally administered). */
+  mac?: Uint8Array;
+  /** IPv4 address, netmask and gateway as 32-bit numbers in host order; default 0 (no network). */
+  ipv4?: { addr: number; netmask: number; gateway: number };
+}
+
+/** The guest-physical memory and initial CPU state of a VM, ready for any backend to run. */
+export interface BootImage {
+  memory: GuestMemory;
+  regs: VcpuRegs;
+  /** argv as passed to the guest (argv[0] first). */
+  argv: string[];
+  /** End of the loaded image incl. BSS, page-aligned: where the guest heap starts. */
+  imageEnd: number;
+  /** Bottom of the stack region: the heap must stay below it. */
+  stackBottom: number;
+}
+
+const pageUp = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+
+/** The default MAC of VM `vmId`: 02:de:4e:xx:xx:xx (locally administered, unicast). */
+export function defaultMac(vmId: number): Uint8Array {
+  return Uint8Array.of(0x02, 0xde, 0x4e, (vmId >>> 16) & 0xff, (vmId >>> 8) & 0xff, vmId & 0xff);
+}
+
+/**
+ * Build a VM's boot image: no BIOS and no boot loader (paper 3.1.2) — Yakima copies each
+ * segment to its load address (BSS stays zero), fills the read-only virtual register page
+ * (memory size, tick rate, VM id, MAC, boot arguments), sets the stack at the top of memory
+ * and points EIP at the entry point. Devices need no initialization by the guest.
+ *
+ * @throws BootError when the memory size is not a page multiple, too small for the
+ *   segments plus the stack, or the boot arguments exceed `LAYOUT.BOOTARGS_MAX` bytes.
+ */
+export function createBootImage(image: DenaliImage, opts: BootOptions): BootImage {
+  const m = image.manifest;
+  const memorySize = opts.memorySize ?? m.memorySize;
+  if (!Number.isInteger(memorySize) || memorySize % PAGE_SIZE !== 0 || memorySize < LAYOUT.MIN_MEMORY || memorySize > LAYOUT.MAX_MEMORY) {
+    throw new BootError(
+      `memory size ${memorySize} bytes must be a multiple of 4 KiB between ${LAYOUT.MIN_MEMORY >> 20} MiB and ${LAYOUT.MAX_MEMORY >> 20} MiB`,
+    );
+  }
+  let imageEnd: number = LAYOUT.IMAGE_BASE;
+  for (const seg of m.segments) imageEnd = Math.max(imageEnd, pageUp(seg.loadAddress + seg.memorySize));
+  const stackBottom = memorySize - m.stackSize;
+  if (imageEnd > stackBottom) {
+    const need = imageEnd + m.stackSize;
+    throw new BootError(
+      `image '${m.name}' needs at least ${Math.ceil(need / 1048576)} MiB of memory (segments end at 0x${imageEnd.toString(16)}, stack ${m.stackSize} bytes); got ${memorySize} bytes`,
+    );
+  }
+
+  const argv = [m.name, ...(opts.args ?? m.args)];
+  const encoded = new TextEncoder().encode(argv.map((a) => a + '\0').join(''));
+  if (encoded.length > LAYOUT.BOOTARGS_MAX) {
+    throw new BootError(`boot arguments take ${encoded.length} bytes; at most ${LAYOUT.BOOTARGS_MAX} fit`);
+  }
+
+  const memory = new GuestMemory(memorySize);
+  image.segments.forEach((data, i) => memory.u8.set(data, m.segments[i]!.loadAddress));
+
+  const ro = LAYOUT.VREG_RO_BASE;
+  const dv = memory.dv;
+  const u32 = (off: number, v: number): void => dv.setUint32(ro + off, v >>> 0, true);
+  u32(VREG_RO.MAGIC, VREG_MAGIC);
+  u32(VREG_RO.ABI_VERSION, ABI_VERSION);
+  u32(VREG_RO.MEMORY_SIZE, memorySize);
+  u32(VREG_RO.TICK_RATE, TICK_RATE);
+  u32(VREG_RO.VM_ID, opts.vmId);
+  memory.u8.set(opts.mac ?? defaultMac(opts.vmId), ro + VREG_RO.MAC);
+  // IPv4 fields are stored in network byte order, as the guest's stack wants them.
+  const be = (off: number, v: number): void => dv.setUint32(ro + off, v >>> 0, false);
+  be(VREG_RO.IPV4_ADDR, opts.ipv4?.addr ?? 0);
+  be(VREG_RO.IPV4_NETMASK, opts.ipv4?.netmask ?? 0);
+  be(VREG_RO.IPV4_GATEWAY, opts.ipv4?.gateway ?? 0);
+  u32(VREG_RO.IMAGE_END, imageEnd);
+  u32(VREG_RO.STACK_TOP, memorySize);
+  u32(VREG_RO.STACK_SIZE, m.stackSize);
+  u32(VREG_RO.ARGC, argv.length);
+  u32(VREG_RO.BOOTARGS_ADDR, LAYOUT.BOOTARGS_BASE);
+  u32(VREG_RO.BOOTARGS_LEN, encoded.length);
+  memory.u8.set(encoded, LAYOUT.BOOTARGS_BASE);
+
+  const gpr = new Array<number>(8).fill(0);
+  gpr[Reg.ESP] = memorySize >>> 0;
+  return { memory, regs: { gpr, eip: m.entryPoint, eflags: 0x2 }, argv, imageEnd, stackBottom };
+}

@@ -1,0 +1,99 @@
+import {
+  CONSOLE_ARGS,
+  EXIT_ARGS,
+  HYPERCALL,
+  HYPERCALL_PORT_BASE,
+  HYPERCALL_PORT_COUNT,
+  IDLE_ARGS,
+  IDLE_FOREVER,
+} from '@denali/image-format';
+import { GuestMemoryError } from '../boot/guest-memory.js';
+import type { Vm } from './vm.js';
+
+/** A hypercall the guest got wrong (unknown number, bad port or size, bad pointer): faults that VM only. */
+export class HypercallFault extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HypercallFault';
+  }
+}
+
+/** What the scheduler does after a hypercall. */
+export type HypercallOutcome =
+  | { action: 'continue' }
+  /** Sleep until an interrupt or `timeoutTicks` ticks from now (`Infinity`: no timeout). */
+  | { action: 'idle'; timeoutTicks: number }
+  | { action: 'exit'; status: number };
+
+type Handler = (vm: Vm, args: number) => HypercallOutcome;
+
+const CONTINUE: HypercallOutcome = { action: 'continue' };
+
+/** Largest console write handled in one hypercall, in bytes; longer writes report a short count. */
+export const CONSOLE_WRITE_MAX = 1 << 20;
+
+const handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
+  [HYPERCALL.EXIT, (vm, a) => ({ action: 'exit', status: vm.memory.readU32(a + EXIT_ARGS.STATUS) | 0 })],
+  [
+    HYPERCALL.IDLE,
+    (vm, a) => {
+      const lo = vm.memory.readU32(a + IDLE_ARGS.TIMEOUT_LO);
+      const hi = vm.memory.readU32(a + IDLE_ARGS.TIMEOUT_HI);
+      // Paper 3.1.1: idle returns at once when a virtual interrupt is already pending.
+      if (vm.pendingIrqs !== 0 || vm.guestPending !== 0) return CONTINUE;
+      const timeoutTicks = lo === IDLE_FOREVER && hi === IDLE_FOREVER ? Infinity : hi * 0x1_0000_0000 + lo;
+      return { action: 'idle', timeoutTicks };
+    },
+  ],
+  [
+    HYPERCALL.CONSOLE_WRITE,
+    (vm, a) => {
+      const buf = vm.memory.readU32(a + CONSOLE_ARGS.BUF);
+      const len = Math.min(vm.memory.readU32(a + CONSOLE_ARGS.LEN), CONSOLE_WRITE_MAX);
+      vm.memory.writeU32(a + CONSOLE_ARGS.DONE, 0); // checks the out-field before any effect
+      vm.console.write(vm.memory.view(buf, len));
+      vm.memory.writeU32(a + CONSOLE_ARGS.DONE, len);
+      return CONTINUE;
+    },
+  ],
+  [
+    HYPERCALL.CONSOLE_READ,
+    (vm, a) => {
+      const buf = vm.memory.readU32(a + CONSOLE_ARGS.BUF);
+      const len = vm.memory.readU32(a + CONSOLE_ARGS.LEN);
+      vm.memory.writeU32(a + CONSOLE_ARGS.DONE, 0);
+      vm.memory.writeU32(a + CONSOLE_ARGS.EOF, 0);
+      const { done, eof } = vm.console.read(vm.memory.writableView(buf, len));
+      vm.memory.writeU32(a + CONSOLE_ARGS.DONE, done);
+      vm.memory.writeU32(a + CONSOLE_ARGS.EOF, eof ? 1 : 0);
+      return CONTINUE;
+    },
+  ],
+]);
+
+/**
+ * Dispatch a virtual instruction: `out dx, eax` with `dx = HYPERCALL_PORT_BASE + n` and
+ * `eax` = guest address of the argument block (paper 3.1; transport as in Solo5 hvt).
+ * Shared by every CPU backend. Every pointer and length in the block is checked against the
+ * VM's memory.
+ *
+ * @param port the I/O port the guest wrote; `value` the 32-bit eax; `size` the access size in bytes.
+ * @throws HypercallFault for a port outside the hypercall range, a non-32-bit access, an
+ *   unknown hypercall number, or a pointer or length outside the guest's memory.
+ */
+export function dispatchHypercall(vm: Vm, port: number, value: number, size: number): HypercallOutcome {
+  const n = port - HYPERCALL_PORT_BASE;
+  if (n < 0 || n >= HYPERCALL_PORT_COUNT) {
+    throw new HypercallFault(`out to port 0x${port.toString(16)} is not a Denali device (deprecated I/O instruction)`);
+  }
+  if (size !== 4) throw new HypercallFault(`hypercall ${n} must be a 32-bit out, got a ${size * 8}-bit one`);
+  const handler = handlers.get(n);
+  if (!handler) throw new HypercallFault(`unknown hypercall ${n}`);
+  vm.stats.hypercalls++;
+  try {
+    return handler(vm, value >>> 0);
+  } catch (e) {
+    if (e instanceof GuestMemoryError) throw new HypercallFault(`hypercall ${n}: ${e.message}`);
+    throw e;
+  }
+}

@@ -1,0 +1,104 @@
+import { IRQ, LAYOUT, UPCALL_FRAME, VREG_RW, type Manifest } from '@denali/image-format';
+import type { BootImage } from '../boot/boot-image.js';
+import type { GuestMemory } from '../boot/guest-memory.js';
+import { Reg, type Vcpu } from '../cpu/vcpu.js';
+import { ClockDevice } from '../devices/clock.js';
+import { ConsoleDevice, type ConsoleSink } from '../devices/console.js';
+import type { FaultReport } from './fault-report.js';
+
+/** Life of a VM: runnable (in the run queue or running), idle (in the idle table), or finished. */
+export type VmState = 'runnable' | 'idle' | 'exited' | 'faulted' | 'stopped';
+
+/** Counters kept per VM; cheap enough to update on every VM exit. */
+export interface VmStats {
+  /** Times the VM was entered (scheduled onto the vCPU). */
+  entries: number;
+  /** Quanta that ended by preemption (the VM was still running). */
+  preemptions: number;
+  hypercalls: number;
+  /** IDLE hypercalls that put the VM to sleep. */
+  idles: number;
+  /** Upcalls delivered (virtual interrupt batches seen by an interrupt-enabled guest). */
+  upcalls: number;
+}
+
+/**
+ * One Denali virtual machine: its guest memory, its vCPU, its devices, and its scheduling state.
+ * Devices raise virtual interrupts with `raise`; they are queued while the VM is not running
+ * and delivered as one batch on the next VM entry (paper 3.1.1).
+ */
+export class Vm {
+  state: VmState = 'runnable';
+  /** Virtual interrupts raised since the last VM entry (IRQ bits). */
+  pendingIrqs = 0;
+  /** Exit status once `state` is 'exited'. */
+  exitStatus: number | undefined;
+  /** The fault that stopped the VM once `state` is 'faulted'. */
+  fault: FaultReport | undefined;
+  readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0 };
+  readonly console: ConsoleDevice;
+  readonly clock = new ClockDevice();
+  readonly memory: GuestMemory;
+
+  constructor(
+    readonly id: number,
+    /** Display name: the image name, made unique within the Yakima instance. */
+    readonly name: string,
+    readonly manifest: Manifest,
+    readonly boot: BootImage,
+    readonly vcpu: Vcpu,
+    sink: ConsoleSink,
+    /** Called when an interrupt is raised for this VM, so the scheduler can wake it. */
+    private readonly onInterrupt: (vm: Vm) => void,
+  ) {
+    this.memory = boot.memory;
+    this.console = new ConsoleDevice(name, sink, () => this.raise(IRQ.CONSOLE));
+  }
+
+  get finished(): boolean {
+    return this.state === 'exited' || this.state === 'faulted' || this.state === 'stopped';
+  }
+
+  /** Queue a virtual interrupt (an `IRQ` bit) and wake the VM if it idles. */
+  raise(irq: number): void {
+    if (this.finished) return;
+    this.pendingIrqs |= irq;
+    this.onInterrupt(this);
+  }
+
+  /** The guest-visible pending bitmap (RW virtual register PENDING). */
+  get guestPending(): number {
+    return this.memory.dv.getUint32(LAYOUT.VREG_RW_BASE + VREG_RW.PENDING, true);
+  }
+
+  /**
+   * VM entry: refresh the clock registers, deliver queued interrupts as one batch into the
+   * PENDING register and, when the guest has enabled interrupts and registered an upcall
+   * entry, redirect the vCPU to it (paper 3.1.1). Returns false when the upcall frame cannot
+   * be pushed (the guest's stack pointer is bad): the caller faults the VM.
+   */
+  enter(): boolean {
+    this.stats.entries++;
+    const mem = this.memory;
+    const rw = LAYOUT.VREG_RW_BASE;
+    this.clock.publish(mem);
+    if (this.pendingIrqs !== 0) {
+      mem.dv.setUint32(rw + VREG_RW.PENDING, (this.guestPending | this.pendingIrqs) >>> 0, true);
+      this.pendingIrqs = 0;
+    }
+    const enabled = mem.dv.getUint32(rw + VREG_RW.INTERRUPT_ENABLE, true);
+    const entry = mem.dv.getUint32(rw + VREG_RW.UPCALL_ENTRY, true);
+    if (enabled === 0 || entry === 0 || this.guestPending === 0) return true;
+    const regs = this.vcpu.getRegs();
+    const sp = (regs.gpr[Reg.ESP]! - UPCALL_FRAME.SIZE) >>> 0;
+    if (!mem.canWrite(sp, UPCALL_FRAME.SIZE)) return false;
+    mem.dv.setUint32(sp + UPCALL_FRAME.EFLAGS, regs.eflags >>> 0, true);
+    mem.dv.setUint32(sp + UPCALL_FRAME.EIP, regs.eip >>> 0, true);
+    mem.dv.setUint32(rw + VREG_RW.INTERRUPT_ENABLE, 0, true);
+    regs.gpr[Reg.ESP] = sp;
+    regs.eip = entry;
+    this.vcpu.setRegs(regs);
+    this.stats.upcalls++;
+    return true;
+  }
+}

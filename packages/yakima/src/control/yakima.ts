@@ -1,0 +1,261 @@
+import { IRQ, type DenaliImage } from '@denali/image-format';
+import { createBootImage, type BootOptions } from '../boot/boot-image.js';
+import type { GuestMemory } from '../boot/guest-memory.js';
+import { EmuCpu } from '../cpu/emu/index.js';
+import type { FaultCause, Vcpu } from '../cpu/vcpu.js';
+import { hostTicks } from '../devices/clock.js';
+import type { ConsoleSink } from '../devices/console.js';
+import { MemoryConsoleSink } from '../devices/console-sink.js';
+import { IdleTable } from '../sched/idle-table.js';
+import { RunQueue } from '../sched/run-queue.js';
+import { formatFault, type FaultReport } from './fault-report.js';
+import { dispatchHypercall, HypercallFault } from './hypercalls.js';
+import { Vm } from './vm.js';
+
+/** CPU backends Yakima can run a VM on. (KVM arrives with the native backend.) */
+export type Backend = 'emu';
+
+/** Options of a Yakima instance. */
+export interface YakimaOptions {
+  /** CPU backend for new VMs. Default 'emu'. */
+  backend?: Backend;
+  /**
+   * Preemption quantum in guest instructions (the emulator counts instructions; paper 3.2
+   * uses a timer). Default `DEFAULT_QUANTUM`.
+   */
+  quantumInstructions?: number;
+  /** Where console output goes. Default: kept in memory (`MemoryConsoleSink`). */
+  sink?: ConsoleSink;
+  /** Called once per VM when it exits, faults or is stopped. */
+  onVmDone?: (vm: Vm) => void;
+  /** Where fault reports and other one-line notices go. Default: nowhere. */
+  log?: (line: string) => void;
+  /** Makes the vCPU of each new VM instead of `backend` (tests use scripted vCPUs). */
+  createVcpu?: (memory: GuestMemory) => Vcpu;
+}
+
+/** Options for one VM. */
+export interface AddVmOptions {
+  /** Boot arguments after argv[0]; default the manifest's args. */
+  args?: string[];
+  /** Memory size in bytes; default the manifest's. */
+  memorySize?: number;
+  /** Display name; default the image name, suffixed with -2, -3 … when already taken. */
+  name?: string;
+}
+
+/** Default quantum: 500,000 instructions, about 10 ms of emulated time. */
+export const DEFAULT_QUANTUM = 500_000;
+
+/** How long the scheduler runs VMs before letting the host event loop in (Ctrl-C, I/O), in ms. */
+const SLICE_MS = 15;
+
+/** Longest single host timer while waiting for idle VMs, in ms (a timer keeps Node alive). */
+const MAX_WAIT_MS = 60_000;
+
+/**
+ * Yakima, the Denali VMM (paper 3.2, Figure 3): owns the VMs of one instance and multiplexes
+ * them onto the host CPU with a round-robin scheduler and a preemption quantum; VMs that
+ * execute the idle virtual instruction wait in the idle table and cost no host CPU until a
+ * virtual interrupt arrives or their timeout passes. Event-driven and non-blocking: `run`
+ * yields to the Node event loop every few milliseconds so console I/O and Ctrl-C are served
+ * even while a guest spins.
+ */
+export class Yakima {
+  readonly vms: Vm[] = [];
+  private readonly runQueue = new RunQueue<Vm>();
+  private readonly idleTable = new IdleTable<Vm>();
+  private readonly quantum: number;
+  readonly sink: ConsoleSink;
+  private nextId = 1;
+  private stopReason: string | undefined;
+  private wake: (() => void) | undefined;
+  private running = false;
+
+  constructor(private readonly opts: YakimaOptions = {}) {
+    this.quantum = opts.quantumInstructions ?? DEFAULT_QUANTUM;
+    if (!Number.isInteger(this.quantum) || this.quantum <= 0) throw new RangeError('quantum must be a positive number of instructions');
+    this.sink = opts.sink ?? new MemoryConsoleSink();
+  }
+
+  /**
+   * Boot a VM from a validated image and make it runnable.
+   * @throws BootError when the memory size or arguments do not fit (see `createBootImage`).
+   */
+  addVm(image: DenaliImage, opts: AddVmOptions = {}): Vm {
+    const id = this.nextId++;
+    const bootOpts: BootOptions = { vmId: id, args: opts.args, memorySize: opts.memorySize };
+    const boot = createBootImage(image, bootOpts);
+    const vcpu = this.createVcpu(boot.memory);
+    vcpu.setRegs(boot.regs);
+    const vm = new Vm(id, this.uniqueName(opts.name ?? image.manifest.name), image.manifest, boot, vcpu, this.sink, (v) =>
+      this.onInterrupt(v),
+    );
+    this.vms.push(vm);
+    this.runQueue.push(vm);
+    this.poke();
+    return vm;
+  }
+
+  /** VMs that have not finished. */
+  get live(): number {
+    return this.vms.filter((v) => !v.finished).length;
+  }
+
+  /**
+   * Run every VM until all have finished or `stop` is called. Resolves then; never rejects
+   * because of a guest (guest faults stop only that VM).
+   */
+  async run(): Promise<void> {
+    if (this.running) throw new Error('Yakima.run is already running');
+    this.running = true;
+    try {
+      let sliceStart = performance.now();
+      while (this.stopReason === undefined && this.vms.some((v) => !v.finished)) {
+        this.expireIdle();
+        const vm = this.runQueue.shift();
+        if (vm === undefined) {
+          await this.waitForWork();
+          sliceStart = performance.now();
+          continue;
+        }
+        this.runQuantum(vm);
+        if (performance.now() - sliceStart >= SLICE_MS) {
+          await new Promise<void>((r) => setImmediate(r));
+          sliceStart = performance.now();
+        }
+      }
+      if (this.stopReason !== undefined) {
+        for (const vm of this.vms) if (!vm.finished) this.finish(vm, 'stopped');
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Stop all VMs at the next quantum boundary (Ctrl-C). `run` then resolves. */
+  stop(reason = 'stopped'): void {
+    this.stopReason ??= reason;
+    this.poke();
+  }
+
+  private createVcpu(memory: GuestMemory): Vcpu {
+    if (this.opts.createVcpu) return this.opts.createVcpu(memory);
+    const backend = this.opts.backend ?? 'emu';
+    if (backend === 'emu') return new EmuCpu(memory);
+    throw new Error(`unknown CPU backend '${String(backend)}'`);
+  }
+
+  private uniqueName(base: string): string {
+    const taken = new Set(this.vms.map((v) => v.name));
+    if (!taken.has(base)) return base;
+    for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
+  }
+
+  /** One scheduling quantum of `vm`: enter, run until it idles, exits, faults or is preempted. */
+  private runQuantum(vm: Vm): void {
+    if (!vm.enter()) {
+      const regs = vm.vcpu.getRegs();
+      this.faultVm(vm, 'triple-fault', 'cannot push the upcall frame: bad stack pointer', regs.eip);
+      return;
+    }
+    const start = vm.vcpu.instructionsRetired;
+    for (;;) {
+      const left = this.quantum - (vm.vcpu.instructionsRetired - start);
+      const exit = left > 0 ? vm.vcpu.run(left) : ({ kind: 'quantum' } as const);
+      switch (exit.kind) {
+        case 'quantum':
+          // Paper 3.1.1: after being descheduled the VM learns that "time has passed".
+          vm.stats.preemptions++;
+          vm.pendingIrqs |= IRQ.TIMER;
+          this.runQueue.push(vm);
+          return;
+        case 'halt':
+          vm.exitStatus = 0;
+          this.finish(vm, 'exited');
+          return;
+        case 'fault':
+          this.recordFault(vm, { vmId: vm.id, vmName: vm.name, cause: exit.cause, detail: exit.detail, eip: exit.eip, bytes: exit.bytes });
+          return;
+        case 'io-out': {
+          let outcome;
+          try {
+            outcome = dispatchHypercall(vm, exit.port, exit.value, exit.size);
+          } catch (e) {
+            if (!(e instanceof HypercallFault)) throw e;
+            // The out instruction has retired; report the address it started at (1 byte: `out dx, eax`).
+            const eip = (vm.vcpu.getRegs().eip - 1) >>> 0;
+            this.faultVm(vm, 'bad-hypercall', e.message, eip);
+            return;
+          }
+          if (outcome.action === 'continue') continue;
+          if (outcome.action === 'exit') {
+            vm.exitStatus = outcome.status;
+            this.finish(vm, 'exited');
+            return;
+          }
+          vm.stats.idles++;
+          vm.state = 'idle';
+          this.idleTable.add(vm, outcome.timeoutTicks === Infinity ? Infinity : hostTicks() + outcome.timeoutTicks);
+          return;
+        }
+      }
+    }
+  }
+
+  private faultVm(vm: Vm, cause: FaultCause, detail: string, eip: number): void {
+    const bytes = vm.memory.canRead(eip, 1) ? vm.memory.u8.slice(eip, Math.min(eip + 15, vm.memory.size)) : new Uint8Array();
+    this.recordFault(vm, { vmId: vm.id, vmName: vm.name, cause, detail, eip, bytes });
+  }
+
+  private recordFault(vm: Vm, report: FaultReport): void {
+    vm.fault = report;
+    this.finish(vm, 'faulted');
+    this.opts.log?.(formatFault(report));
+  }
+
+  private finish(vm: Vm, state: 'exited' | 'faulted' | 'stopped'): void {
+    vm.state = state;
+    this.runQueue.remove(vm);
+    this.idleTable.remove(vm);
+    vm.console.close();
+    this.opts.onVmDone?.(vm);
+  }
+
+  private onInterrupt(vm: Vm): void {
+    if (vm.state !== 'idle') return;
+    this.idleTable.remove(vm);
+    vm.state = 'runnable';
+    this.runQueue.push(vm);
+    this.poke();
+  }
+
+  private expireIdle(): void {
+    if (this.idleTable.nextDeadline() > hostTicks()) return;
+    for (const vm of this.idleTable.expire(hostTicks())) {
+      vm.pendingIrqs |= IRQ.TIMER;
+      vm.state = 'runnable';
+      this.runQueue.push(vm);
+    }
+  }
+
+  /** Sleep until the earliest idle deadline, an interrupt, or `stop`. Costs no host CPU. */
+  private waitForWork(): Promise<void> {
+    const deadline = this.idleTable.nextDeadline();
+    const ms = deadline === Infinity ? MAX_WAIT_MS : Math.max(0, (deadline - hostTicks()) / 1000);
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.min(ms, MAX_WAIT_MS));
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    }).finally(() => {
+      this.wake = undefined;
+    });
+  }
+
+  private poke(): void {
+    this.wake?.();
+  }
+}
