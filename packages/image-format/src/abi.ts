@@ -84,6 +84,8 @@ export const VREG_RO = {
   /** Guest address and total length in bytes of the boot argument strings. */
   BOOTARGS_ADDR: 0x38,
   BOOTARGS_LEN: 0x3c,
+  /** Largest IP packet the NIC carries (Ethernet payload, bytes): 1500. 0 when the VM has no NIC. */
+  MTU: 0x40,
 } as const;
 
 /**
@@ -131,6 +133,10 @@ export const HYPERCALL = {
   CONSOLE_WRITE: 2,
   /** Read waiting console bytes without blocking. Args: `CONSOLE_ARGS`. */
   CONSOLE_READ: 3,
+  /** Transmit any number of Ethernet frames with one virtual instruction (paper 3.1.2). Args: `NET_ARGS`. */
+  NET_SEND: 4,
+  /** Copy waiting frames from the NIC's Rx FIFO into guest buffers, never blocking. Args: `NET_ARGS`. */
+  NET_RECV: 5,
 } as const;
 
 /** Argument block of `HYPERCALL.EXIT` (offsets in bytes, u32 fields). */
@@ -151,6 +157,29 @@ export const IDLE_FOREVER = 0xffffffff;
  * are written by Yakima.
  */
 export const CONSOLE_ARGS = { BUF: 0x0, LEN: 0x4, DONE: 0x8, EOF: 0xc, SIZE: 16 } as const;
+
+/**
+ * Argument block of `HYPERCALL.NET_SEND` and `HYPERCALL.NET_RECV`: DESCS is the guest address
+ * of COUNT frame descriptors (`FRAME_DESC`); Yakima writes DONE, the number of descriptors it
+ * consumed (frames accepted into the Tx FIFO, or frames received). COUNT is at most
+ * `NET_MAX_BATCH`.
+ */
+export const NET_ARGS = { DESCS: 0x0, COUNT: 0x4, DONE: 0x8, SIZE: 12 } as const;
+
+/**
+ * A frame descriptor: ADDR is the guest address of the frame bytes (destination MAC first, no
+ * FCS). For NET_SEND, LEN is the frame length; frames shorter than `ETH_FRAME_MIN` or longer
+ * than `ETH_FRAME_MAX` are dropped and counted. For NET_RECV, LEN is the buffer's capacity on
+ * the way in and the bytes stored on the way out; a longer frame is truncated to the capacity.
+ */
+export const FRAME_DESC = { ADDR: 0x0, LEN: 0x4, SIZE: 8 } as const;
+
+/** Shortest Ethernet frame Yakima carries: the 14-byte header (bytes). */
+export const ETH_FRAME_MIN = 14;
+/** Longest Ethernet frame Yakima carries: 14-byte header + 1500-byte MTU (bytes, no FCS). */
+export const ETH_FRAME_MAX = 1514;
+/** Largest COUNT in one NET_SEND or NET_RECV. */
+export const NET_MAX_BATCH = 256;
 
 /**
  * Upcall frame (paper 3.1.1 interrupt delivery). When a VM is entered with interrupts

@@ -8,3 +8,8 @@ export * from './control/fault-report.js';
 export * from './control/hypercalls.js';
 export * from './control/vm.js';
 export * from './control/yakima.js';
+export * from './net/ethernet.js';
+export * from './net/nic.js';
+export * from './net/switch.js';
+export * from './net/packet-scheduler.js';
+export * from './net/network.js';

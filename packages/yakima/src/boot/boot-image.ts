@@ -30,6 +30,8 @@ export interface BootOptions {
   mac?: Uint8Array;
   /** IPv4 address, netmask and gateway as 32-bit numbers in host order; default 0 (no network). */
   ipv4?: { addr: number; netmask: number; gateway: number };
+  /** MTU of the VM's NIC in bytes; default 0 (no NIC). */
+  mtu?: number;
 }
 
 /** The guest-physical memory and initial CPU state of a VM, ready for any backend to run. */
@@ -101,6 +103,7 @@ export function createBootImage(image: DenaliImage, opts: BootOptions): BootImag
   be(VREG_RO.IPV4_ADDR, opts.ipv4?.addr ?? 0);
   be(VREG_RO.IPV4_NETMASK, opts.ipv4?.netmask ?? 0);
   be(VREG_RO.IPV4_GATEWAY, opts.ipv4?.gateway ?? 0);
+  u32(VREG_RO.MTU, opts.mtu ?? 0);
   u32(VREG_RO.IMAGE_END, imageEnd);
   u32(VREG_RO.STACK_TOP, memorySize);
   u32(VREG_RO.STACK_SIZE, m.stackSize);

@@ -6,6 +6,11 @@ import {
   HYPERCALL_PORT_COUNT,
   IDLE_ARGS,
   IDLE_FOREVER,
+  ETH_FRAME_MAX,
+  ETH_FRAME_MIN,
+  FRAME_DESC,
+  NET_ARGS,
+  NET_MAX_BATCH,
 } from '@denali/image-format';
 import { GuestMemoryError } from '../boot/guest-memory.js';
 import type { Vm } from './vm.js';
@@ -69,7 +74,58 @@ const handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
       return CONTINUE;
     },
   ],
+  [
+    HYPERCALL.NET_SEND,
+    (vm, a) => {
+      const nic = vm.nic;
+      if (!nic) throw new HypercallFault('NET_SEND: this VM has no network interface');
+      const { descs, count } = netBlock(vm, a);
+      let done = 0;
+      for (; done < count; done++) {
+        const d = descs + done * FRAME_DESC.SIZE;
+        const len = vm.memory.readU32(d + FRAME_DESC.LEN);
+        if (len < ETH_FRAME_MIN || len > ETH_FRAME_MAX) {
+          nic.stats.txBadLength++; // dropped and counted, never a fault: the pointer was not used
+          continue;
+        }
+        if (!nic.transmit(vm.memory.view(vm.memory.readU32(d + FRAME_DESC.ADDR), len))) break;
+      }
+      vm.memory.writeU32(a + NET_ARGS.DONE, done);
+      return CONTINUE;
+    },
+  ],
+  [
+    HYPERCALL.NET_RECV,
+    (vm, a) => {
+      const nic = vm.nic;
+      if (!nic) throw new HypercallFault('NET_RECV: this VM has no network interface');
+      const { descs, count } = netBlock(vm, a);
+      let done = 0;
+      for (; done < count && nic.rx.length > 0; done++) {
+        const d = descs + done * FRAME_DESC.SIZE;
+        const cap = vm.memory.readU32(d + FRAME_DESC.LEN);
+        const buf = vm.memory.writableView(vm.memory.readU32(d + FRAME_DESC.ADDR), cap);
+        vm.memory.writeU32(d + FRAME_DESC.LEN, 0); // checks the out-field before a frame leaves the FIFO
+        const frame = nic.rx.shift()!;
+        const n = Math.min(cap, frame.length);
+        buf.set(frame.subarray(0, n));
+        vm.memory.writeU32(d + FRAME_DESC.LEN, n);
+      }
+      vm.memory.writeU32(a + NET_ARGS.DONE, done);
+      return CONTINUE;
+    },
+  ],
 ]);
+
+/** Read and check a NET_SEND/NET_RECV block: the descriptor array must lie in guest memory. */
+function netBlock(vm: Vm, a: number): { descs: number; count: number } {
+  const descs = vm.memory.readU32(a + NET_ARGS.DESCS);
+  const count = vm.memory.readU32(a + NET_ARGS.COUNT);
+  vm.memory.writeU32(a + NET_ARGS.DONE, 0);
+  if (count > NET_MAX_BATCH) throw new HypercallFault(`network batch of ${count} frames exceeds ${NET_MAX_BATCH}`);
+  vm.memory.view(descs, count * FRAME_DESC.SIZE);
+  return { descs, count };
+}
 
 /**
  * Dispatch a virtual instruction: `out dx, eax` with `dx = HYPERCALL_PORT_BASE + n` and

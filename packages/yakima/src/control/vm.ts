@@ -4,6 +4,7 @@ import type { GuestMemory } from '../boot/guest-memory.js';
 import { Reg, type Vcpu } from '../cpu/vcpu.js';
 import { ClockDevice } from '../devices/clock.js';
 import { ConsoleDevice, type ConsoleSink } from '../devices/console.js';
+import type { NicDevice } from '../net/nic.js';
 import type { FaultReport } from './fault-report.js';
 
 /** Life of a VM: runnable (in the run queue or running), idle (in the idle table), or finished. */
@@ -39,6 +40,8 @@ export class Vm {
   readonly console: ConsoleDevice;
   readonly clock = new ClockDevice();
   readonly memory: GuestMemory;
+  /** The VM's virtual NIC, when the Yakima instance has a network. */
+  nic: NicDevice | undefined;
 
   constructor(
     readonly id: number,

@@ -1,5 +1,5 @@
 import { IRQ, type DenaliImage } from '@denali/image-format';
-import { createBootImage, type BootOptions } from '../boot/boot-image.js';
+import { createBootImage, defaultMac, type BootOptions } from '../boot/boot-image.js';
 import type { GuestMemory } from '../boot/guest-memory.js';
 import { EmuCpu } from '../cpu/emu/index.js';
 import type { FaultCause, Vcpu } from '../cpu/vcpu.js';
@@ -8,6 +8,7 @@ import type { ConsoleSink } from '../devices/console.js';
 import { MemoryConsoleSink } from '../devices/console-sink.js';
 import { IdleTable } from '../sched/idle-table.js';
 import { RunQueue } from '../sched/run-queue.js';
+import { VirtualNetwork, type NetworkOptions } from '../net/network.js';
 import { formatFault, type FaultReport } from './fault-report.js';
 import { dispatchHypercall, HypercallFault } from './hypercalls.js';
 import { Vm } from './vm.js';
@@ -30,6 +31,11 @@ export interface YakimaOptions {
   onVmDone?: (vm: Vm) => void;
   /** Where fault reports and other one-line notices go. Default: nowhere. */
   log?: (line: string) => void;
+  /**
+   * Give every VM a virtual NIC on one switched Ethernet subnet (paper 3.2). `true` uses the
+   * defaults (`DEFAULT_SUBNET`). Default: no network.
+   */
+  network?: NetworkOptions | boolean;
   /** Makes the vCPU of each new VM instead of `backend` (tests use scripted vCPUs). */
   createVcpu?: (memory: GuestMemory) => Vcpu;
 }
@@ -67,6 +73,8 @@ export class Yakima {
   private readonly idleTable = new IdleTable<Vm>();
   private readonly quantum: number;
   readonly sink: ConsoleSink;
+  /** The virtual network, when enabled. */
+  readonly net: VirtualNetwork | undefined;
   private nextId = 1;
   private stopReason: string | undefined;
   private wake: (() => void) | undefined;
@@ -76,6 +84,8 @@ export class Yakima {
     this.quantum = opts.quantumInstructions ?? DEFAULT_QUANTUM;
     if (!Number.isInteger(this.quantum) || this.quantum <= 0) throw new RangeError('quantum must be a positive number of instructions');
     this.sink = opts.sink ?? new MemoryConsoleSink();
+    const net = opts.network;
+    this.net = net ? new VirtualNetwork(net === true ? {} : net) : undefined;
   }
 
   /**
@@ -85,12 +95,19 @@ export class Yakima {
   addVm(image: DenaliImage, opts: AddVmOptions = {}): Vm {
     const id = this.nextId++;
     const bootOpts: BootOptions = { vmId: id, args: opts.args, memorySize: opts.memorySize };
+    const mac = defaultMac(id);
+    if (this.net) {
+      bootOpts.mac = mac;
+      bootOpts.ipv4 = { addr: this.net.addressOf(id), netmask: this.net.netmask, gateway: this.net.gateway };
+      bootOpts.mtu = 1500;
+    }
     const boot = createBootImage(image, bootOpts);
     const vcpu = this.createVcpu(boot.memory);
     vcpu.setRegs(boot.regs);
     const vm = new Vm(id, this.uniqueName(opts.name ?? image.manifest.name), image.manifest, boot, vcpu, this.sink, (v) =>
       this.onInterrupt(v),
     );
+    if (this.net) vm.nic = this.net.attachNic(vm.name, mac, () => vm.raise(IRQ.NET_RX));
     this.vms.push(vm);
     this.runQueue.push(vm);
     this.poke();
@@ -120,6 +137,7 @@ export class Yakima {
           continue;
         }
         this.runQuantum(vm);
+        this.net?.pump();
         if (performance.now() - sliceStart >= SLICE_MS) {
           await new Promise<void>((r) => setImmediate(r));
           sliceStart = performance.now();
@@ -218,6 +236,10 @@ export class Yakima {
     vm.state = state;
     this.runQueue.remove(vm);
     this.idleTable.remove(vm);
+    if (vm.nic && this.net) {
+      this.net.pump(); // frames the VM sent before it ended still leave, as from a real NIC's FIFO
+      this.net.detachNic(vm.nic);
+    }
     vm.console.close();
     this.opts.onVmDone?.(vm);
   }

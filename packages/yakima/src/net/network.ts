@@ -1,0 +1,97 @@
+import { NicDevice } from './nic.js';
+import { PacketScheduler } from './packet-scheduler.js';
+import { EthernetSwitch, type SwitchPort } from './switch.js';
+
+/** IPv4 settings of a virtual network; addresses are 32-bit numbers in host order. */
+export interface NetworkOptions {
+  /** Subnet in CIDR form; default `DEFAULT_SUBNET`. VMs get addresses from it, Yakima the first. */
+  subnet?: string;
+}
+
+/** Default subnet: one private /16, Yakima's gateway at .0.1, VM n at the (n+1)-th address. */
+export const DEFAULT_SUBNET = '10.73.0.0/16';
+
+/** Parse "a.b.c.d" into a host-order number. @throws RangeError naming the text. */
+export function parseIPv4(text: string): number {
+  const parts = text.split('.');
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
+    throw new RangeError(`'${text}' is not an IPv4 address`);
+  }
+  return parts.reduce((a, p) => a * 256 + Number(p), 0);
+}
+
+/** Host-order number to "a.b.c.d". */
+export function formatIPv4(addr: number): string {
+  return [24, 16, 8, 0].map((s) => (addr >>> s) & 0xff).join('.');
+}
+
+/** Parse "a.b.c.d/len" into network and netmask. @throws RangeError naming the text. */
+export function parseCidr(text: string): { network: number; netmask: number; prefix: number } {
+  const m = /^([\d.]+)\/(\d{1,2})$/.exec(text);
+  const prefix = m ? Number(m[2]) : NaN;
+  if (!m || prefix < 8 || prefix > 30) throw new RangeError(`'${text}' is not a subnet like 10.73.0.0/16 (prefix 8 to 30)`);
+  const netmask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return { network: (parseIPv4(m[1]!) & netmask) >>> 0, netmask, prefix };
+}
+
+/**
+ * One Yakima instance's virtual Ethernet subnet: the switch, the packet scheduler and the IPv4
+ * plan. VMs' NICs attach as switch ports; uplinks (user-mode relay, TAP) attach as ports too.
+ */
+export class VirtualNetwork {
+  readonly switch = new EthernetSwitch();
+  readonly network: number;
+  readonly netmask: number;
+  /** Yakima's own address on the subnet, the guests' default gateway. */
+  readonly gateway: number;
+  private readonly ports = new Map<NicDevice, SwitchPort>();
+  private readonly nics = new Map<SwitchPort, NicDevice>();
+  readonly scheduler = new PacketScheduler((nic, frame) => {
+    const port = this.ports.get(nic);
+    if (port) this.switch.forward(port, frame);
+  });
+
+  constructor(opts: NetworkOptions = {}) {
+    const { network, netmask } = parseCidr(opts.subnet ?? DEFAULT_SUBNET);
+    this.network = network;
+    this.netmask = netmask;
+    this.gateway = (network + 1) >>> 0;
+  }
+
+  /** The IPv4 address of VM `vmId` (host order). @throws RangeError when the subnet is full. */
+  addressOf(vmId: number): number {
+    const addr = this.network + 1 + vmId;
+    const broadcast = (this.network | ~this.netmask) >>> 0;
+    if (addr >= broadcast) throw new RangeError(`subnet ${formatIPv4(this.network)} has no address left for VM ${vmId}`);
+    return addr >>> 0;
+  }
+
+  /** Give a VM a NIC on this network. `raiseRx` raises its NET_RX interrupt. */
+  attachNic(name: string, mac: Uint8Array, raiseRx: () => void): NicDevice {
+    const nic = new NicDevice(mac, raiseRx, (n) => this.scheduler.ready(n));
+    const port: SwitchPort = { name, mac, deliver: (f) => nic.deliver(f) };
+    this.ports.set(nic, port);
+    this.nics.set(port, nic);
+    this.switch.attach(port);
+    this.switch.onSpoof ??= (p) => {
+      const n = this.nics.get(p);
+      if (n) n.stats.txSpoofDrops++;
+    };
+    return nic;
+  }
+
+  /** Remove a VM's NIC (the VM finished). Frames still in its Tx FIFO are discarded. */
+  detachNic(nic: NicDevice): void {
+    const port = this.ports.get(nic);
+    if (port) {
+      this.switch.detach(port);
+      this.nics.delete(port);
+    }
+    this.ports.delete(nic);
+  }
+
+  /** Run the packet scheduler: move queued Tx frames through the switch. */
+  pump(): number {
+    return this.scheduler.pending ? this.scheduler.pump() : 0;
+  }
+}

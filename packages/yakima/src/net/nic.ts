@@ -1,0 +1,110 @@
+import { ETH_FRAME_MAX, ETH_FRAME_MIN } from '@denali/image-format';
+
+/** Frames each of a NIC's FIFOs holds before it drops (paper 3.2: Yakima keeps Rx and Tx FIFOs per VM). */
+export const NIC_FIFO_FRAMES = 256;
+
+/** Per-NIC counters. Every dropped frame is counted in exactly one of the `*Drops` fields. */
+export interface NicStats {
+  txFrames: number;
+  txBytes: number;
+  /** NET_SEND frames refused because the Tx FIFO was full (the guest sees DONE < COUNT). */
+  txFifoFull: number;
+  /** NET_SEND frames dropped for a length outside [ETH_FRAME_MIN, ETH_FRAME_MAX]. */
+  txBadLength: number;
+  /** Frames dropped by the switch because their source MAC was not this NIC's. */
+  txSpoofDrops: number;
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames for this VM dropped because its Rx FIFO was full. */
+  rxFifoDrops: number;
+}
+
+/** A bounded FIFO of frames. */
+export class FrameFifo {
+  private items: Uint8Array[] = [];
+  private head = 0;
+  constructor(readonly capacity: number) {}
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  get full(): boolean {
+    return this.length >= this.capacity;
+  }
+  /** Append; false (and nothing stored) when full. */
+  push(frame: Uint8Array): boolean {
+    if (this.full) return false;
+    this.items.push(frame);
+    return true;
+  }
+  shift(): Uint8Array | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const f = this.items[this.head]!;
+    this.items[this.head++] = undefined as unknown as Uint8Array;
+    if (this.head >= 64 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return f;
+  }
+  peek(): Uint8Array | undefined {
+    return this.head < this.items.length ? this.items[this.head] : undefined;
+  }
+}
+
+/**
+ * A VM's virtual NIC (paper 3.1.2, 3.2): a MAC assigned by Yakima, a Tx FIFO the guest fills
+ * with one NET_SEND for any number of frames, and an Rx FIFO the switch fills and the guest
+ * drains with NET_RECV after a batched NET_RX interrupt. Bounded both ways; drops are counted.
+ */
+export class NicDevice {
+  readonly tx = new FrameFifo(NIC_FIFO_FRAMES);
+  readonly rx = new FrameFifo(NIC_FIFO_FRAMES);
+  readonly stats: NicStats = {
+    txFrames: 0,
+    txBytes: 0,
+    txFifoFull: 0,
+    txBadLength: 0,
+    txSpoofDrops: 0,
+    rxFrames: 0,
+    rxBytes: 0,
+    rxFifoDrops: 0,
+  };
+
+  constructor(
+    /** 6-byte MAC address. */
+    readonly mac: Uint8Array,
+    /** Raise the VM's NET_RX interrupt. */
+    private readonly raiseRx: () => void,
+    /** Tell the packet scheduler this NIC has frames to send. */
+    private readonly onTx: (nic: NicDevice) => void,
+  ) {}
+
+  /**
+   * Guest transmit of one frame (the bytes are copied). Returns false when the Tx FIFO is full,
+   * so NET_SEND stops and reports how many it took; a bad length is dropped, counted, and
+   * counts as taken.
+   */
+  transmit(frame: Uint8Array): boolean {
+    if (frame.length < ETH_FRAME_MIN || frame.length > ETH_FRAME_MAX) {
+      this.stats.txBadLength++;
+      return true;
+    }
+    if (!this.tx.push(frame.slice())) {
+      this.stats.txFifoFull++;
+      return false;
+    }
+    this.onTx(this);
+    return true;
+  }
+
+  /** The switch delivers a frame to this VM (owned by the NIC from now on). */
+  deliver(frame: Uint8Array): void {
+    if (!this.rx.push(frame)) {
+      this.stats.rxFifoDrops++;
+      return;
+    }
+    this.stats.rxFrames++;
+    this.stats.rxBytes += frame.length;
+    this.raiseRx();
+  }
+}
