@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { cService, denali, denaliBin, root } from './helpers.js';
 
-const EXAMPLES = ['hello', 'threads', 'sha256'];
+const EXAMPLES = ['hello', 'threads', 'sha256', 'sdk-tests'];
 
 describe('denali build + run of every example (emulator)', () => {
   it.each(EXAMPLES)('%s prints its expected output and exits 0', async (name) => {

@@ -76,6 +76,7 @@ export class Yakima {
   /** The virtual network, when enabled. */
   readonly net: VirtualNetwork | undefined;
   private nextId = 1;
+  private liveCount = 0;
   private stopReason: string | undefined;
   private wake: (() => void) | undefined;
   private running = false;
@@ -109,14 +110,15 @@ export class Yakima {
     );
     if (this.net) vm.nic = this.net.attachNic(vm.name, mac, () => vm.raise(IRQ.NET_RX));
     this.vms.push(vm);
+    this.liveCount++;
     this.runQueue.push(vm);
     this.poke();
     return vm;
   }
 
-  /** VMs that have not finished. */
+  /** Number of VMs that have not finished. */
   get live(): number {
-    return this.vms.filter((v) => !v.finished).length;
+    return this.liveCount;
   }
 
   /**
@@ -128,7 +130,7 @@ export class Yakima {
     this.running = true;
     try {
       let sliceStart = performance.now();
-      while (this.stopReason === undefined && this.vms.some((v) => !v.finished)) {
+      while (this.stopReason === undefined && this.liveCount > 0) {
         this.expireIdle();
         const vm = this.runQueue.shift();
         if (vm === undefined) {
@@ -233,7 +235,9 @@ export class Yakima {
   }
 
   private finish(vm: Vm, state: 'exited' | 'faulted' | 'stopped'): void {
+    if (vm.finished) return;
     vm.state = state;
+    this.liveCount--;
     this.runQueue.remove(vm);
     this.idleTable.remove(vm);
     if (vm.nic && this.net) {
