@@ -50,11 +50,13 @@ export async function runCli(argv: string[]): Promise<number> {
     .command('run')
     .description('boot one or more images (or service directories, built first) on Yakima')
     .argument('<targets...>', '.dni images or service directories')
-    .addOption(new Option('--backend <backend>', 'CPU backend').choices(['emu']).default('emu'))
+    .addOption(
+      new Option('--backend <backend>', 'CPU backend: kvm (native x86), emu (bundled emulator), or auto').choices(['auto', 'kvm', 'emu']).default('auto'),
+    )
     .option('--memory <size>', 'guest memory per VM, e.g. 16M (default: from the image)', sizeArg)
     .option('--quantum <instructions>', 'preemption quantum in guest instructions', positiveInt)
     .addHelpText('after', '\nArguments after -- are passed to every guest as argv[1..].')
-    .action(async (targets: string[], o: { backend: 'emu'; memory?: number; quantum?: number }) => {
+    .action(async (targets: string[], o: { backend: 'auto' | 'kvm' | 'emu'; memory?: number; quantum?: number }) => {
       status = await runCommand(targets, { backend: o.backend, memorySize: o.memory, quantum: o.quantum, args: guestArgs });
     });
 

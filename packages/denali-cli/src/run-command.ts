@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readImageFile, type DenaliImage } from '@denali/image-format';
 import { buildService } from '@denali/ilwaco-sdk';
-import { StreamConsoleSink, Yakima, type Vm } from '@denali/yakima';
+import { StreamConsoleSink, Yakima, probeKvm, type Backend, type Vm } from '@denali/yakima';
 
 /** Options of `denali run`. */
 export interface RunOptions {
-  backend: 'emu';
+  /** 'auto' picks KVM when it runs guests natively here, else the emulator (saying why). */
+  backend: Backend | 'auto';
   /** Guest memory per VM in bytes (overrides the image's). */
   memorySize?: number;
   /** Preemption quantum in guest instructions. */
@@ -26,9 +27,10 @@ const INTERRUPTED = 130;
  *   else the first non-zero status (a faulted VM counts as 1); 130 after Ctrl-C.
  */
 export async function runCommand(targets: string[], opts: RunOptions): Promise<number> {
+  const backend = chooseBackend(opts.backend);
   const images = await loadTargets(targets);
   const yakima = new Yakima({
-    backend: opts.backend,
+    backend,
     quantumInstructions: opts.quantum,
     sink: new StreamConsoleSink(process.stdout, images.length > 1),
     log: (line) => process.stderr.write(line + '\n'),
@@ -50,10 +52,30 @@ export async function runCommand(targets: string[], opts: RunOptions): Promise<n
     process.off('SIGINT', onSigint);
     process.stdin.pause();
     process.stdin.unref?.();
+    await yakima.close();
   }
   if (interrupts > 0) return INTERRUPTED;
   if (vms.length === 1) return statusOf(vms[0]!);
   return vms.map(statusOf).find((s) => s !== 0) ?? 0;
+}
+
+/**
+ * Resolve `--backend`. `auto` uses KVM only where guests run natively on the processor and
+ * otherwise says in one line (stderr) why it falls back to the emulator.
+ * @throws Error with the probe's reason when `kvm` was asked for and KVM is unusable.
+ */
+export function chooseBackend(asked: Backend | 'auto'): Backend {
+  if (asked === 'emu') return 'emu';
+  const probe = probeKvm();
+  if (asked === 'kvm') {
+    if (!probe.usable) throw new Error(`--backend kvm: KVM is not usable: ${probe.reason}`);
+    if (probe.note) process.stderr.write(`denali: note: ${probe.note}\n`);
+    return 'kvm';
+  }
+  if (probe.usable && probe.native) return 'kvm';
+  const why = probe.usable ? (probe.note ?? 'KVM does not run guests natively here') : probe.reason;
+  process.stderr.write(`denali: using the emulator: ${why}\n`);
+  return 'emu';
 }
 
 function statusOf(vm: Vm): number {

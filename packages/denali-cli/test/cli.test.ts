@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { probeKvm } from '@denali/yakima';
 import { cService, denali, denaliBin, root } from './helpers.js';
 
 const EXAMPLES = ['hello', 'threads', 'sha256', 'sdk-tests'];
@@ -15,7 +16,7 @@ describe('denali build + run of every example (emulator)', () => {
     expect(b.stderr).toBe('');
     expect(b.exitCode).toBe(0);
     expect(b.stdout).toMatch(new RegExp(`^built ${image.replace(/[.]/g, '\\.')} \\(`));
-    const r = await denali(['run', image]);
+    const r = await denali(['run', '--backend', 'emu', image]);
     expect(r.stderr).toBe('');
     expect(r.stdout + '\n').toBe(await readFile(join(root, `examples/${name}/expected-output.txt`), 'utf8'));
     expect(r.exitCode).toBe(0);
@@ -30,6 +31,15 @@ int main(int argc, char **argv) { for (int i = 0; i < argc; i++) printf("[%s]", 
     const r = await denali(['run', dir, '--', 'one', 'two words']);
     expect(r.stdout).toBe('[args][one][two words]');
     expect(r.exitCode).toBe(3);
+  });
+
+  it('auto backend says in one line why it uses the emulator, or uses KVM silently', async () => {
+    const r = await denali(['run', 'examples/hello']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('Hello from Denali VM hello!');
+    const probe = probeKvm();
+    if (probe.usable && probe.native) expect(r.stderr).toBe('');
+    else expect(r.stderr).toMatch(/^denali: using the emulator: .+$/);
   });
 
   it('prefixes console lines with VM names when several VMs run', async () => {
@@ -49,7 +59,7 @@ describe('isolation and robustness', () => {
       `#include <stdio.h>
 int main(void) { printf("about to write\\n"); *(volatile int *)0x7ff00000 = 1; printf("survived?!\\n"); return 0; }`,
     );
-    const r = await denali(['run', bad, 'examples/sha256']);
+    const r = await denali(['run', '--backend', 'emu', bad, 'examples/sha256']);
     expect(r.stdout).toContain('wild | about to write');
     expect(r.stdout).not.toContain('survived');
     const expected = (await readFile(join(root, 'examples/sha256/expected-output.txt'), 'utf8')).trim().split('\n');
@@ -63,14 +73,14 @@ int main(void) { printf("about to write\\n"); *(volatile int *)0x7ff00000 = 1; p
   it('a null dereference faults the VM', async () => {
     // argc - 1 is 0 at run time but unknown to gcc, which would otherwise turn the dereference into ud2.
     const dir = await cService('null', `int main(int argc, char **argv) { (void)argv; return *(volatile int *)(argc - 1); }`);
-    const r = await denali(['run', dir]);
+    const r = await denali(['run', '--backend', 'emu', dir]);
     expect(r.stderr).toMatch(/^vm null#1 faulted at eip 0x001[0-9a-f]{5}: memory/);
     expect(r.exitCode).toBe(1);
   });
 
   it('a deprecated instruction faults the VM', async () => {
     const dir = await cService('cli', `int main(void) { __asm__ volatile("cli"); return 0; }`);
-    const r = await denali(['run', dir]);
+    const r = await denali(['run', '--backend', 'emu', dir]);
     expect(r.stderr).toMatch(/faulted at eip 0x[0-9a-f]{8}: deprecated-instruction .*\[fa/);
     expect(r.exitCode).toBe(1);
   });

@@ -32,6 +32,8 @@ export interface BootOptions {
   ipv4?: { addr: number; netmask: number; gateway: number };
   /** MTU of the VM's NIC in bytes; default 0 (no NIC). */
   mtu?: number;
+  /** Allocates the (zeroed) guest memory, e.g. mmap'd memory KVM can map; default a fresh `GuestMemory`. */
+  allocateMemory?: (size: number) => GuestMemory;
 }
 
 /** The guest-physical memory and initial CPU state of a VM, ready for any backend to run. */
@@ -86,7 +88,7 @@ export function createBootImage(image: DenaliImage, opts: BootOptions): BootImag
     throw new BootError(`boot arguments take ${encoded.length} bytes; at most ${LAYOUT.BOOTARGS_MAX} fit`);
   }
 
-  const memory = new GuestMemory(memorySize);
+  const memory = opts.allocateMemory?.(memorySize) ?? new GuestMemory(memorySize);
   image.segments.forEach((data, i) => memory.u8.set(data, m.segments[i]!.loadAddress));
 
   const ro = LAYOUT.VREG_RO_BASE;

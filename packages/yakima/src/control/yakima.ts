@@ -2,7 +2,8 @@ import { IRQ, type DenaliImage } from '@denali/image-format';
 import { createBootImage, defaultMac, type BootOptions } from '../boot/boot-image.js';
 import type { GuestMemory } from '../boot/guest-memory.js';
 import { EmuCpu } from '../cpu/emu/index.js';
-import type { FaultCause, Vcpu } from '../cpu/vcpu.js';
+import { KvmBackend, KVM_INSTRUCTIONS_PER_MICROSECOND, allocateGuestMemory } from '../cpu/kvm/index.js';
+import type { FaultCause, Vcpu, VcpuExit } from '../cpu/vcpu.js';
 import { hostTicks } from '../devices/clock.js';
 import type { ConsoleSink } from '../devices/console.js';
 import { MemoryConsoleSink } from '../devices/console-sink.js';
@@ -13,13 +14,15 @@ import { formatFault, type FaultReport } from './fault-report.js';
 import { dispatchHypercall, HypercallFault } from './hypercalls.js';
 import { Vm } from './vm.js';
 
-/** CPU backends Yakima can run a VM on. (KVM arrives with the native backend.) */
-export type Backend = 'emu';
+/** CPU backends Yakima can run a VM on: the bundled emulator, or x86 on Linux KVM. */
+export type Backend = 'emu' | 'kvm';
 
 /** Options of a Yakima instance. */
 export interface YakimaOptions {
-  /** CPU backend for new VMs. Default 'emu'. */
+  /** CPU backend for new VMs. Default 'emu'. 'kvm' throws `KvmUnavailableError` where KVM is unusable. */
   backend?: Backend;
+  /** KVM only: vCPU worker threads (default: one per host core). */
+  kvmThreads?: number;
   /**
    * Preemption quantum in guest instructions (the emulator counts instructions; paper 3.2
    * uses a timer). Default `DEFAULT_QUANTUM`.
@@ -50,7 +53,9 @@ export interface AddVmOptions {
   name?: string;
 }
 
-/** Default quantum: 500,000 instructions, about 10 ms of emulated time. */
+const QUANTUM_OVER: VcpuExit = { kind: 'quantum' };
+
+/** Default quantum: 500,000 instructions, about 10 ms of emulated time (10 ms of guest time on KVM). */
 export const DEFAULT_QUANTUM = 500_000;
 
 /** How long the scheduler runs VMs before letting the host event loop in (Ctrl-C, I/O), in ms. */
@@ -75,6 +80,8 @@ export class Yakima {
   readonly sink: ConsoleSink;
   /** The virtual network, when enabled. */
   readonly net: VirtualNetwork | undefined;
+  /** The KVM worker pool, when the backend is 'kvm'. */
+  private readonly kvm: KvmBackend | undefined;
   private nextId = 1;
   private liveCount = 0;
   private stopReason: string | undefined;
@@ -87,6 +94,7 @@ export class Yakima {
     this.sink = opts.sink ?? new MemoryConsoleSink();
     const net = opts.network;
     this.net = net ? new VirtualNetwork(net === true ? {} : net) : undefined;
+    if (!opts.createVcpu && opts.backend === 'kvm') this.kvm = new KvmBackend({ threads: opts.kvmThreads });
   }
 
   /**
@@ -96,6 +104,7 @@ export class Yakima {
   addVm(image: DenaliImage, opts: AddVmOptions = {}): Vm {
     const id = this.nextId++;
     const bootOpts: BootOptions = { vmId: id, args: opts.args, memorySize: opts.memorySize };
+    if (this.kvm) bootOpts.allocateMemory = allocateGuestMemory;
     const mac = defaultMac(id);
     if (this.net) {
       bootOpts.mac = mac;
@@ -129,28 +138,67 @@ export class Yakima {
     if (this.running) throw new Error('Yakima.run is already running');
     this.running = true;
     try {
-      let sliceStart = performance.now();
-      while (this.stopReason === undefined && this.liveCount > 0) {
-        this.expireIdle();
-        const vm = this.runQueue.shift();
-        if (vm === undefined) {
-          await this.waitForWork();
-          sliceStart = performance.now();
-          continue;
-        }
-        this.runQuantum(vm);
-        this.net?.pump();
-        if (performance.now() - sliceStart >= SLICE_MS) {
-          await new Promise<void>((r) => setImmediate(r));
-          sliceStart = performance.now();
-        }
-      }
+      if (this.kvm) await this.runOnWorkers(this.kvm);
+      else await this.runInline();
       if (this.stopReason !== undefined) {
         for (const vm of this.vms) if (!vm.finished) this.finish(vm, 'stopped');
       }
     } finally {
       this.running = false;
     }
+  }
+
+  /** Release host resources: KVM worker threads and vCPUs. Call once `run` has resolved. */
+  async close(): Promise<void> {
+    for (const vm of this.vms) vm.vcpu.destroy?.();
+    await this.kvm?.close();
+  }
+
+  /** Synchronous vCPUs (the emulator): one VM at a time on the main thread. */
+  private async runInline(): Promise<void> {
+    let sliceStart = performance.now();
+    while (this.stopReason === undefined && this.liveCount > 0) {
+      this.expireIdle();
+      const vm = this.runQueue.shift();
+      if (vm === undefined) {
+        await this.waitForWork();
+        sliceStart = performance.now();
+        continue;
+      }
+      this.runQuantum(vm);
+      this.net?.pump();
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        await new Promise<void>((r) => setImmediate(r));
+        sliceStart = performance.now();
+      }
+    }
+  }
+
+  /**
+   * vCPUs on worker threads (KVM): up to one VM per worker in flight at once; the main thread
+   * only handles exits (hypercalls, devices), so it stays free for I/O and Ctrl-C.
+   */
+  private async runOnWorkers(kvm: KvmBackend): Promise<void> {
+    await kvm.start();
+    const inflight = new Set<Promise<void>>();
+    while (this.stopReason === undefined && this.liveCount > 0) {
+      this.expireIdle();
+      while (inflight.size < kvm.threads) {
+        const vm = this.runQueue.shift();
+        if (vm === undefined) break;
+        const p: Promise<void> = this.runQuantumAsync(vm).finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      const work = this.waitForWork();
+      if (inflight.size > 0) {
+        await Promise.race([work, ...inflight]);
+        this.poke(); // a VM came back first: drop the wait's timer
+      } else {
+        await work;
+      }
+      this.net?.pump();
+    }
+    await Promise.all(inflight);
   }
 
   /** Stop all VMs at the next quantum boundary (Ctrl-C). `run` then resolves. */
@@ -161,6 +209,7 @@ export class Yakima {
 
   private createVcpu(memory: GuestMemory): Vcpu {
     if (this.opts.createVcpu) return this.opts.createVcpu(memory);
+    if (this.kvm) return this.kvm.createVcpu(memory);
     const backend = this.opts.backend ?? 'emu';
     if (backend === 'emu') return new EmuCpu(memory);
     throw new Error(`unknown CPU backend '${String(backend)}'`);
@@ -172,53 +221,78 @@ export class Yakima {
     for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
   }
 
-  /** One scheduling quantum of `vm`: enter, run until it idles, exits, faults or is preempted. */
+  /** One scheduling quantum of `vm` on a synchronous vCPU. */
   private runQuantum(vm: Vm): void {
-    if (!vm.enter()) {
-      const regs = vm.vcpu.getRegs();
-      this.faultVm(vm, 'triple-fault', 'cannot push the upcall frame: bad stack pointer', regs.eip);
-      return;
-    }
+    if (!this.enterVm(vm)) return;
     const start = vm.vcpu.instructionsRetired;
     for (;;) {
       const left = this.quantum - (vm.vcpu.instructionsRetired - start);
-      const exit = left > 0 ? vm.vcpu.run(left) : ({ kind: 'quantum' } as const);
-      switch (exit.kind) {
-        case 'quantum':
-          // Paper 3.1.1: after being descheduled the VM learns that "time has passed".
-          vm.stats.preemptions++;
-          vm.pendingIrqs |= IRQ.TIMER;
-          this.runQueue.push(vm);
-          return;
-        case 'halt':
-          vm.exitStatus = 0;
-          this.finish(vm, 'exited');
-          return;
-        case 'fault':
-          this.recordFault(vm, { vmId: vm.id, vmName: vm.name, cause: exit.cause, detail: exit.detail, eip: exit.eip, bytes: exit.bytes });
-          return;
-        case 'io-out': {
-          let outcome;
-          try {
-            outcome = dispatchHypercall(vm, exit.port, exit.value, exit.size);
-          } catch (e) {
-            if (!(e instanceof HypercallFault)) throw e;
-            // The out instruction has retired; report the address it started at (1 byte: `out dx, eax`).
-            const eip = (vm.vcpu.getRegs().eip - 1) >>> 0;
-            this.faultVm(vm, 'bad-hypercall', e.message, eip);
-            return;
-          }
-          if (outcome.action === 'continue') continue;
-          if (outcome.action === 'exit') {
-            vm.exitStatus = outcome.status;
-            this.finish(vm, 'exited');
-            return;
-          }
-          vm.stats.idles++;
-          vm.state = 'idle';
-          this.idleTable.add(vm, outcome.timeoutTicks === Infinity ? Infinity : hostTicks() + outcome.timeoutTicks);
-          return;
+      if (this.handleExit(vm, left > 0 ? vm.vcpu.run(left) : QUANTUM_OVER)) return;
+    }
+  }
+
+  /** One scheduling quantum of `vm` on a worker-thread vCPU; the quantum is wall-clock time. */
+  private async runQuantumAsync(vm: Vm): Promise<void> {
+    if (!this.enterVm(vm)) return;
+    const deadline = performance.now() + this.quantum / KVM_INSTRUCTIONS_PER_MICROSECOND / 1000;
+    for (;;) {
+      const leftUs = (deadline - performance.now()) * 1000;
+      const exit = leftUs > 0 ? await vm.vcpu.runAsync!(leftUs) : QUANTUM_OVER;
+      if (vm.finished) return;
+      if (this.handleExit(vm, exit)) return;
+      if (this.stopReason !== undefined) {
+        this.runQueue.push(vm);
+        return;
+      }
+    }
+  }
+
+  /** VM entry (clock, interrupts, upcall); false when the VM had to be faulted instead. */
+  private enterVm(vm: Vm): boolean {
+    if (vm.enter()) return true;
+    this.faultVm(vm, 'triple-fault', 'cannot push the upcall frame: bad stack pointer', vm.vcpu.getRegs().eip);
+    return false;
+  }
+
+  /**
+   * Act on one vCPU exit; the same for every backend (paper 3.2: only the CPU differs).
+   * @returns true when the VM's quantum is over (requeued, idle, or finished).
+   */
+  private handleExit(vm: Vm, exit: VcpuExit): boolean {
+    switch (exit.kind) {
+      case 'quantum':
+        // Paper 3.1.1: after being descheduled the VM learns that "time has passed".
+        vm.stats.preemptions++;
+        vm.pendingIrqs |= IRQ.TIMER;
+        this.runQueue.push(vm);
+        return true;
+      case 'halt':
+        vm.exitStatus = 0;
+        this.finish(vm, 'exited');
+        return true;
+      case 'fault':
+        this.recordFault(vm, { vmId: vm.id, vmName: vm.name, cause: exit.cause, detail: exit.detail, eip: exit.eip, bytes: exit.bytes });
+        return true;
+      case 'io-out': {
+        let outcome;
+        try {
+          outcome = dispatchHypercall(vm, exit.port, exit.value, exit.size);
+        } catch (e) {
+          if (!(e instanceof HypercallFault)) throw e;
+          // The out instruction has retired; report the address it started at (1 byte: `out dx, eax`).
+          this.faultVm(vm, 'bad-hypercall', e.message, (vm.vcpu.getRegs().eip - 1) >>> 0);
+          return true;
         }
+        if (outcome.action === 'continue') return false;
+        if (outcome.action === 'exit') {
+          vm.exitStatus = outcome.status;
+          this.finish(vm, 'exited');
+          return true;
+        }
+        vm.stats.idles++;
+        vm.state = 'idle';
+        this.idleTable.add(vm, outcome.timeoutTicks === Infinity ? Infinity : hostTicks() + outcome.timeoutTicks);
+        return true;
       }
     }
   }
@@ -244,6 +318,7 @@ export class Yakima {
       this.net.pump(); // frames the VM sent before it ended still leave, as from a real NIC's FIFO
       this.net.detachNic(vm.nic);
     }
+    vm.vcpu.destroy?.();
     vm.console.close();
     this.opts.onVmDone?.(vm);
   }

@@ -62,4 +62,11 @@ export interface Vcpu {
   setRegs(regs: VcpuRegs): void;
   /** Instructions retired since creation (emulator: exact; other backends may estimate). */
   readonly instructionsRetired: number;
+  /**
+   * Backends whose vCPUs run off the main thread (KVM workers): run for up to `quantumMicros`
+   * µs of guest time without blocking the event loop. Yakima prefers this when present.
+   */
+  runAsync?(quantumMicros: number): Promise<VcpuExit>;
+  /** Release host resources (file descriptors, memory) once the VM has finished. Idempotent. */
+  destroy?(): void;
 }

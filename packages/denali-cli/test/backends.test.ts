@@ -1,0 +1,68 @@
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readImageFile, type DenaliImage } from '@denali/image-format';
+import { buildService } from '@denali/ilwaco-sdk';
+import { MemoryConsoleSink, probeKvm, Yakima, type Backend } from '@denali/yakima';
+import { root } from './helpers.js';
+
+const EXAMPLES = ['hello', 'threads', 'sha256', 'sdk-tests'];
+/** Smaller inputs for the cross-backend comparison, where KVM may be the kernel's slow emulator. */
+const COMPARE_ARGS: Record<string, string[] | undefined> = { sha256: ['8'] };
+const probe = probeKvm();
+if (!probe.usable) console.log(`KVM backend comparison skipped: ${probe.reason}`);
+else if (!probe.native) console.log(`KVM note: ${probe.note ?? 'not native'}`);
+
+interface Outcome {
+  output: string;
+  state: string;
+  status: number | undefined;
+  fault: string | undefined;
+}
+
+async function runOn(backend: Backend, image: DenaliImage, args?: string[]): Promise<Outcome> {
+  const sink = new MemoryConsoleSink();
+  const y = new Yakima({ backend, sink });
+  try {
+    const vm = y.addVm(image, { args });
+    await y.run();
+    return { output: sink.text(vm.name), state: vm.state, status: vm.exitStatus, fault: vm.fault?.detail };
+  } finally {
+    await y.close();
+  }
+}
+
+const images = new Map<string, DenaliImage>();
+beforeAll(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'denali-backends-'));
+  for (const name of EXAMPLES) {
+    const r = await buildService(join(root, 'examples', name), { out: join(dir, `${name}.dni`), quiet: true });
+    images.set(name, await readImageFile(r.imagePath));
+  }
+});
+
+describe('every example gives the same console output and exit status on both backends', () => {
+  it.each(EXAMPLES)('%s on the emulator matches expected-output.txt', async (name) => {
+    const emu = await runOn('emu', images.get(name)!);
+    expect(emu.output).toBe(await readFile(join(root, 'examples', name, 'expected-output.txt'), 'utf8'));
+    expect([emu.state, emu.status]).toEqual(['exited', 0]);
+  });
+
+  it.skipIf(!probe.usable).each(EXAMPLES)('%s on KVM equals the emulator', async (name) => {
+    const image = images.get(name)!;
+    const kvm = await runOn('kvm', image, COMPARE_ARGS[name]);
+    // kvm-pvm has no hardware virtualization: the kernel emulates 32-bit guests and cannot
+    // emulate SSE. That is the host's gap, not a divergence; anything else must match.
+    if (probe.usable && !probe.native && kvm.state === 'faulted' && /could not emulate/.test(kvm.fault ?? '')) {
+      console.log(`KVM run of ${name} skipped: this kvm-pvm host cannot emulate an instruction it uses (${kvm.fault})`);
+      return;
+    }
+    const emu = await runOn('emu', image, COMPARE_ARGS[name]);
+    expect(kvm).toEqual(emu);
+  });
+});
+
+afterAll(() => {
+  images.clear();
+});

@@ -1,0 +1,172 @@
+import type { GuestMemory } from '../../boot/guest-memory.js';
+import { decodeInstr } from './decoder.js';
+import type { CompiledBlock } from './compiler.js';
+import type { Instr } from './instr.js';
+
+/** Most instructions in one decoded block (also bounds the quantum overshoot). */
+export const MAX_BLOCK_INSTRS = 64;
+/** Granularity of the per-page code map used to ignore writes near, but not on, code (bytes). */
+const LINE_SHIFT = 6;
+const LINES_PER_PAGE = 0x1000 >> LINE_SHIFT;
+/** Size of the direct-mapped EIP -> block array in front of the Map. */
+const FAST_SIZE = 1 << 14;
+
+/**
+ * A basic block: decoded instructions from `addr` up to and including the first block
+ * terminator (branch, call, ret, exit, fault) or `MAX_BLOCK_INSTRS` instructions.
+ * `instrs` carries everything a block compiler needs (see `Instr`).
+ */
+export class Block {
+  /** Executions so far (the block compiler takes over after `COMPILE_AFTER`). */
+  hits = 0;
+  /** The compiled form, once hot (see compiler.ts). */
+  fn: CompiledBlock | null = null;
+  constructor(
+    /** Guest address of the first instruction. */
+    readonly addr: number,
+    /** First guest address after the last instruction byte. */
+    readonly end: number,
+    readonly instrs: Instr[],
+    /** EIP after the block when its last instruction does not set EIP itself. */
+    readonly endEip: number,
+  ) {}
+}
+
+/**
+ * Decoded-block cache keyed by EIP, with self-modifying-code detection: `codePages` has one
+ * byte per 4 KiB page (non-zero when the page holds decoded bytes), so a guest write costs
+ * one array load in the common case; only writes to code pages consult the finer 64-byte
+ * line map and drop the blocks they overlap.
+ */
+export class BlockCache {
+  readonly codePages: Uint8Array;
+  private readonly fast: (Block | undefined)[] = new Array<Block | undefined>(FAST_SIZE).fill(undefined);
+  private readonly map = new Map<number, Block>();
+  private readonly pageBlocks = new Map<number, Block[]>();
+  private readonly pageLines = new Map<number, Uint8Array>();
+  /** Blocks decoded since creation (for tests and statistics). */
+  decoded = 0;
+  /** Blocks dropped because the guest wrote to their bytes. */
+  invalidated = 0;
+
+  constructor(private readonly mem: GuestMemory) {
+    this.codePages = new Uint8Array(Math.ceil(mem.size / 0x1000));
+  }
+
+  /** The block starting at `eip`, decoding it on a miss. */
+  lookup(eip: number): Block {
+    const slot = eip & (FAST_SIZE - 1);
+    const b = this.fast[slot];
+    if (b !== undefined && b.addr === eip) return b;
+    let m = this.map.get(eip);
+    if (m === undefined) m = this.decodeBlock(eip);
+    this.fast[slot] = m;
+    return m;
+  }
+
+  private decodeBlock(eip: number): Block {
+    const instrs: Instr[] = [];
+    let pc = eip;
+    for (;;) {
+      const i = decodeInstr(this.mem, pc);
+      // A fetch fault after the first instruction ends the block before it, so the
+      // instructions ahead of it run (and the fault is raised when EIP gets there).
+      if (i.faultCause === 'memory' && i.spec === null && instrs.length > 0) break;
+      i.idx = instrs.length;
+      instrs.push(i);
+      pc = i.next;
+      if (i.term || instrs.length >= MAX_BLOCK_INSTRS) break;
+    }
+    const last = instrs[instrs.length - 1];
+    const end = last.spec === null && last.faultCause === 'memory' ? last.addr : pc;
+    const b = new Block(eip, Math.max(end, eip + 1), instrs, pc);
+    this.decoded++;
+    this.map.set(eip, b);
+    this.register(b);
+    return b;
+  }
+
+  private register(b: Block): void {
+    if (b.addr < 0 || b.addr >= this.mem.size) return; // fetch-fault blocks cover no memory
+    const last = Math.min(b.end, this.mem.size) - 1;
+    for (let p = b.addr >>> 12; p <= last >>> 12; p++) {
+      this.codePages[p] = 1;
+      let list = this.pageBlocks.get(p);
+      if (list === undefined) this.pageBlocks.set(p, (list = []));
+      list.push(b);
+      let lines = this.pageLines.get(p);
+      if (lines === undefined) this.pageLines.set(p, (lines = new Uint8Array(LINES_PER_PAGE)));
+      const lo = Math.max(b.addr, p << 12);
+      const hi = Math.min(last, (p << 12) + 0xfff);
+      for (let l = (lo & 0xfff) >> LINE_SHIFT; l <= (hi & 0xfff) >> LINE_SHIFT; l++) lines[l] = 1;
+    }
+  }
+
+  /**
+   * The guest wrote `[addr, addr+len)` and at least one touched page holds code. Drops the
+   * blocks whose bytes overlap the write. @returns true when some block was dropped.
+   */
+  write(addr: number, len: number): boolean {
+    const lastByte = addr + len - 1;
+    let dropped = false;
+    for (let p = addr >>> 12; p <= lastByte >>> 12; p++) {
+      if (this.codePages[p] === 0) continue;
+      const lines = this.pageLines.get(p);
+      if (lines === undefined) continue;
+      const lo = Math.max(addr, p << 12) & 0xfff;
+      const hi = Math.min(lastByte, (p << 12) + 0xfff) & 0xfff;
+      let hit = false;
+      for (let l = lo >> LINE_SHIFT; l <= hi >> LINE_SHIFT; l++) if (lines[l]) hit = true;
+      if (!hit) continue;
+      const list = this.pageBlocks.get(p) ?? [];
+      for (const b of list.slice()) {
+        if (b.addr <= lastByte && addr < b.end) {
+          this.drop(b);
+          dropped = true;
+        }
+      }
+    }
+    return dropped;
+  }
+
+  /** Remove one block from every index and rebuild the code maps of its pages. */
+  private drop(b: Block): void {
+    this.invalidated++;
+    if (this.map.get(b.addr) === b) this.map.delete(b.addr);
+    const slot = b.addr & (FAST_SIZE - 1);
+    if (this.fast[slot] === b) this.fast[slot] = undefined;
+    const last = Math.min(b.end, this.mem.size) - 1;
+    for (let p = b.addr >>> 12; p <= last >>> 12; p++) {
+      const list = (this.pageBlocks.get(p) ?? []).filter((x) => x !== b);
+      const lines = this.pageLines.get(p);
+      if (lines) lines.fill(0);
+      if (list.length === 0) {
+        this.pageBlocks.delete(p);
+        this.pageLines.delete(p);
+        this.codePages[p] = 0;
+        continue;
+      }
+      this.pageBlocks.set(p, list);
+      for (const o of list) {
+        const olast = Math.min(o.end, this.mem.size) - 1;
+        const lo = Math.max(o.addr, p << 12);
+        const hi = Math.min(olast, (p << 12) + 0xfff);
+        for (let l = (lo & 0xfff) >> LINE_SHIFT; l <= (hi & 0xfff) >> LINE_SHIFT; l++) lines![l] = 1;
+      }
+    }
+  }
+
+  /** Every cached block (for tools, statistics and test coverage). */
+  blocks(): IterableIterator<Block> {
+    return this.map.values();
+  }
+
+  /** Forget every decoded block (e.g. after the VMM rewrote guest memory behind the CPU's back). */
+  clear(): void {
+    this.map.clear();
+    this.fast.fill(undefined);
+    this.pageBlocks.clear();
+    this.pageLines.clear();
+    this.codePages.fill(0);
+  }
+}

@@ -1,0 +1,420 @@
+/** Directed tests: memory rules, faults, VMM exits, self-modifying code, the budget. */
+import { describe, expect, it } from 'vitest';
+import { GuestMemory } from '../../src/boot/guest-memory.js';
+import { EmuCpu, MAX_BLOCK_INSTRS } from '../../src/cpu/emu/index.js';
+import type { VcpuExit } from '../../src/cpu/vcpu.js';
+import { DEPRECATED_CASES as deprecated, INVALID_CASES as invalid } from './fault-cases.js';
+import { LOAD_ADDR, assemble, cpuWith, haveToolchain } from './helpers.js';
+
+const MEM = 2 * 1024 * 1024;
+
+function fault(exit: VcpuExit): Extract<VcpuExit, { kind: 'fault' }> {
+  if (exit.kind !== 'fault') throw new Error(`expected a fault, got ${JSON.stringify(exit)}`);
+  return exit;
+}
+
+/** Run `src` (after a `nop` at LOAD_ADDR) and return the exit and the faulting offset check data. */
+function runAsm(src: string, opts: Parameters<typeof cpuWith>[1] = {}) {
+  const code = assemble(src);
+  const env = cpuWith(code, opts);
+  const exit = env.cpu.run(10_000);
+  return { ...env, exit, code };
+}
+
+describe('EmuCpu basics without a toolchain', () => {
+  it('starts with zero registers and EFLAGS 0x2; setRegs/getRegs round-trip flags', () => {
+    const cpu = new EmuCpu(new GuestMemory(MEM));
+    expect(cpu.getRegs()).toEqual({ gpr: [0, 0, 0, 0, 0, 0, 0, 0], eip: 0, eflags: 2 });
+    cpu.setRegs({ gpr: [1, 2, 3, 4, 5, 6, 7, 0xffffffff], eip: 0x100000, eflags: 0x8d5 | 0x400 });
+    expect(cpu.getRegs()).toEqual({ gpr: [1, 2, 3, 4, 5, 6, 7, 0xffffffff], eip: 0x100000, eflags: 0x8d7 | 0x400 });
+  });
+
+  it('faults on instruction fetch from page 0 and past the end of memory', () => {
+    const cpu = new EmuCpu(new GuestMemory(MEM));
+    cpu.setRegs({ gpr: [0, 0, 0, 0, 0, 0, 0, 0], eip: 0x10, eflags: 2 });
+    const f = fault(cpu.run(10));
+    expect(f).toMatchObject({ cause: 'memory', eip: 0x10, address: 0x10 });
+    expect(f.bytes.length).toBe(0);
+    cpu.setRegs({ gpr: [0, 0, 0, 0, 0, 0, 0, 0], eip: MEM, eflags: 2 });
+    expect(fault(cpu.run(10))).toMatchObject({ cause: 'memory', eip: MEM });
+    expect(cpu.instructionsRetired).toBe(0);
+  });
+
+  it('runs straight-line code into the end of memory and faults at the first unfetchable instruction', () => {
+    const mem = new GuestMemory(MEM);
+    mem.u8.fill(0x90, MEM - 8); // 8 nops, then the end of memory
+    const cpu = new EmuCpu(mem);
+    cpu.setRegs({ gpr: [0, 0, 0, 0, 0, 0, 0, 0], eip: MEM - 8, eflags: 2 });
+    const f = fault(cpu.run(100));
+    expect(f).toMatchObject({ cause: 'memory', eip: MEM });
+    expect(cpu.instructionsRetired).toBe(8);
+  });
+
+  it('an instruction straddling the end of memory is a fetch fault at its start, with the bytes that exist', () => {
+    const mem = new GuestMemory(MEM);
+    mem.u8.set([0xb8, 0x01, 0x02], MEM - 3); // mov eax, imm32 cut short
+    const cpu = new EmuCpu(mem);
+    cpu.setRegs({ gpr: [0, 0, 0, 0, 0, 0, 0, 0], eip: MEM - 3, eflags: 2 });
+    const f = fault(cpu.run(100));
+    expect(f).toMatchObject({ cause: 'memory', eip: MEM - 3, address: MEM });
+    expect(Array.from(f.bytes)).toEqual([0xb8, 0x01, 0x02]);
+  });
+
+  it('executes from the read-only page [0x1000, 0x2000)', () => {
+    const mem = new GuestMemory(MEM);
+    mem.u8.set([0xb8, 0x2a, 0, 0, 0, 0xf4], 0x1800); // mov eax, 42; hlt
+    const cpu = new EmuCpu(mem);
+    cpu.setRegs({ gpr: [0, 0, 0, 0, 0, 0, 0, 0], eip: 0x1800, eflags: 2 });
+    expect(cpu.run(100)).toEqual({ kind: 'halt' });
+    expect(cpu.getRegs().gpr[0]).toBe(42);
+    expect(cpu.getRegs().eip).toBe(0x1806);
+  });
+});
+
+describe.skipIf(!haveToolchain())('faults and exits', () => {
+  const memCases: [string, string, number][] = [
+    ['read of page 0', 'mov 0x10, %eax', 0x10],
+    ['read at address 0', 'mov (%ebx), %al', 0],
+    ['write to the read-only page', 'movl $1, 0x1000', 0x1000],
+    ['write to the last byte of the read-only page', 'movb $1, 0x1fff', 0x1fff],
+    ['word write straddling into the read-only page', 'movw $1, 0x1fff', 0x1fff],
+    ['read past the end', `mov ${MEM}, %eax`, MEM],
+    ['dword read straddling the end', `mov ${MEM - 2}, %eax`, MEM - 2],
+    ['dword write straddling the end', `movl $5, ${MEM - 3}`, MEM - 3],
+    ['read at a negative (huge) address', 'mov 0xfffffffc, %eax', 0xfffffffc],
+    ['push with ESP in page 1', 'mov $0x1ffe, %esp\n push %eax', 0x1ffa],
+    ['SSE store straddling the end', `movups %xmm0, ${MEM - 8}`, MEM - 8],
+    ['rep movsb reading page 0', 'mov $0x0ff0, %esi\n mov $0x3000, %edi\n mov $64, %ecx\n rep movsb', 0x0ff0],
+  ];
+  for (const [name, src, addr] of memCases) {
+    it(`memory fault: ${name}`, () => {
+      const prelude = assemble('nop');
+      const { exit, cpu } = runAsm(`nop\n${src}\nhlt`);
+      const f = fault(exit);
+      expect(f.cause).toBe('memory');
+      expect(f.address).toBe(addr >>> 0);
+      // EIP is the faulting instruction (the last one before hlt).
+      const lastLen = assemble(src.split('\n').at(-1)!.trim()).length;
+      const total = assemble(`nop\n${src}`).length;
+      expect(f.eip).toBe(LOAD_ADDR + total - lastLen);
+      expect(cpu.getRegs().eip).toBe(f.eip);
+      expect(f.bytes[0]).toBe(assemble(src.split('\n').at(-1)!.trim())[0]);
+      void prelude;
+    });
+  }
+
+  it('a faulting push leaves ESP unchanged (precise faults)', () => {
+    const { exit, cpu } = runAsm('mov $0x1ffe, %esp\n push %eax');
+    expect(fault(exit).cause).toBe('memory');
+    expect(cpu.getRegs().gpr[4]).toBe(0x1ffe);
+    expect(cpu.instructionsRetired).toBe(1);
+  });
+
+  it('rep movsb stopped by a fault has copied the accessible part, registers at the faulting element', () => {
+    const { exit, cpu, mem } = runAsm(`mov $${MEM - 4}, %esi\n mov $0x3000, %edi\n mov $16, %ecx\n rep movsb`, {});
+    mem.u8.set([1, 2, 3, 4], MEM - 4);
+    expect(fault(exit).cause).toBe('memory');
+    const r = cpu.getRegs().gpr;
+    expect(r[1]).toBe(12); // four bytes copied
+    expect(r[6]).toBe(MEM);
+  });
+
+  for (const [name, src] of deprecated) {
+    it(`deprecated instruction: ${name}`, () => {
+      const { exit, cpu } = runAsm(`mov $7, %eax\n${src}\nhlt`);
+      const f = fault(exit);
+      expect(f.cause).toBe('deprecated-instruction');
+      expect(f.eip).toBe(LOAD_ADDR + 5);
+      expect(cpu.instructionsRetired).toBe(1);
+    });
+  }
+
+  for (const [name, bytes] of invalid) {
+    it(`invalid opcode: ${name}`, () => {
+      const code = new Uint8Array([0x90, ...bytes, 0xf4]);
+      const { cpu } = cpuWith(code);
+      const f = fault(cpu.run(100));
+      expect(f.cause).toBe('invalid-opcode');
+      expect(f.eip).toBe(LOAD_ADDR + 1);
+      expect(Array.from(f.bytes.slice(0, bytes.length))).toEqual(bytes);
+    });
+  }
+
+  it('an instruction longer than 15 bytes is a general-protection fault', () => {
+    const code = new Uint8Array([...new Array(15).fill(0x66), 0x90, 0xf4]);
+    const { cpu } = cpuWith(code);
+    expect(fault(cpu.run(10))).toMatchObject({ cause: 'general-protection', eip: LOAD_ADDR });
+  });
+
+  it('lock is accepted on read-modify-write memory forms', () => {
+    const { exit, mem } = runAsm('movl $5, 0x3000\n lock addl $3, 0x3000\n lock incl 0x3000\n mov $1, %eax\n lock xaddl %eax, 0x3000\n lock btsl $4, 0x3000\n hlt');
+    expect(exit).toEqual({ kind: 'halt' });
+    expect(mem.readU32(0x3000)).toBe(10 | 16);
+  });
+
+  const divs: [string, string][] = [
+    ['div r8 by zero', 'mov $0, %bl\n div %bl'],
+    ['div r16 by zero', 'xor %bx, %bx\n div %bx'],
+    ['div r32 by zero', 'xor %ebx, %ebx\n div %ebx'],
+    ['div m32 by zero', 'movl $0, 0x3000\n divl 0x3000'],
+    ['div r8 quotient overflow', 'mov $0x1000, %ax\n mov $2, %bl\n div %bl'],
+    ['div r16 quotient overflow', 'mov $2, %dx\n mov $2, %bx\n div %bx'],
+    ['div r32 quotient overflow', 'mov $1, %edx\n mov $1, %ebx\n div %ebx'],
+    ['idiv r8 -128 / -1', 'mov $0xff80, %ax\n mov $-1, %bl\n idiv %bl'],
+    ['idiv r16 -32768 / -1', 'mov $0x8000, %ax\n mov $0xffff, %dx\n mov $-1, %bx\n idiv %bx'],
+    ['idiv r32 INT_MIN / -1', 'mov $0x80000000, %eax\n mov $-1, %edx\n mov $-1, %ebx\n idiv %ebx'],
+    ['idiv r32 by zero', 'mov $5, %eax\n cdq\n xor %ebx, %ebx\n idiv %ebx'],
+    ['idiv r32 positive overflow', 'mov $0, %eax\n mov $1, %edx\n mov $2, %ebx\n idiv %ebx'],
+    ['aam with base 0', 'mov $25, %al\n aam $0'],
+  ];
+  for (const [name, src] of divs) {
+    it(`#DE: ${name}`, () => {
+      const { exit, cpu, code } = runAsm(`${src}\n hlt`);
+      const f = fault(exit);
+      expect(f.cause).toBe('divide-error');
+      const lastLen = assemble(src.split('\n').at(-1)!.trim()).length;
+      expect(f.eip).toBe(LOAD_ADDR + code.length - 1 - lastLen);
+      expect(cpu.getRegs().eip).toBe(f.eip);
+    });
+  }
+
+  it('hlt exits with EIP after it; out exits with port, value, size', () => {
+    const { cpu } = cpuWith(assemble('mov $0x502, %dx\n mov $0x12345678, %eax\n out %eax, %dx\n out %ax, %dx\n out %al, %dx\n out %al, $0x80\n hlt'));
+    expect(cpu.run(100)).toEqual({ kind: 'io-out', port: 0x502, value: 0x12345678, size: 4 });
+    expect(cpu.instructionsRetired).toBe(3);
+    expect(cpu.run(100)).toEqual({ kind: 'io-out', port: 0x502, value: 0x5678, size: 2 });
+    expect(cpu.run(100)).toEqual({ kind: 'io-out', port: 0x502, value: 0x78, size: 1 });
+    expect(cpu.run(100)).toEqual({ kind: 'io-out', port: 0x80, value: 0x78, size: 1 });
+    expect(cpu.run(100)).toEqual({ kind: 'halt' });
+    expect(cpu.getRegs().eip).toBe(LOAD_ADDR + assemble('mov $0x502, %dx\n mov $0x12345678, %eax\n out %eax, %dx\n out %ax, %dx\n out %al, %dx\n out %al, $0x80\n hlt').length);
+    expect(cpu.instructionsRetired).toBe(7);
+  });
+
+  it('cpuid reports the vendor and i686 + SSE + SSE2; rdtsc returns instructions retired', () => {
+    const { cpu } = cpuWith(assemble('xor %eax, %eax\n cpuid\n mov %ebx, 0x3000\n mov %edx, 0x3004\n mov %ecx, 0x3008\n mov $1, %eax\n cpuid\n nop\n nop\n rdtsc\n hlt'));
+    expect(cpu.run(1000)).toEqual({ kind: 'halt' });
+    const m = (cpu as unknown as { mem: GuestMemory }).mem;
+    expect(Buffer.from(m.view(0x3000, 12)).toString('latin1')).toBe('DenaliEmuCPU');
+    const r = cpu.getRegs().gpr;
+    expect(r[0]).toBe(9); // instructions before rdtsc
+    expect(r[2]).toBe(0);
+  });
+
+  it('cpuid leaf 1 feature bits', () => {
+    const { cpu } = cpuWith(assemble('mov $1, %eax\n cpuid\n hlt'));
+    cpu.run(100);
+    const r = cpu.getRegs().gpr;
+    expect(r[2] & (1 << 26)).not.toBe(0); // SSE2
+    expect(r[2] & (1 << 25)).not.toBe(0); // SSE
+    expect(r[2] & (1 << 15)).not.toBe(0); // CMOV
+    expect(r[2] & (1 << 8)).not.toBe(0); // CX8
+    expect(r[1]).toBe(0); // no SSE3 and later
+  });
+
+  it('self-modifying code: patching an immediate that was already decoded', () => {
+    // Loop 3 times over `add $imm, %eax` while rewriting its imm8 each time.
+    const src = `
+      xor %eax, %eax
+      mov $1, %ecx
+    1:
+      movb %cl, patch+2
+    patch:
+      add $0, %eax
+      inc %ecx
+      cmp $4, %ecx
+      jne 1b
+      hlt`;
+    const { cpu } = cpuWith(assemble(src));
+    expect(cpu.run(1000)).toEqual({ kind: 'halt' });
+    expect(cpu.getRegs().gpr[0]).toBe(1 + 2 + 3);
+    expect(cpu.cache.invalidated).toBeGreaterThan(0);
+  });
+
+  it('self-modifying code: a store rewrites the very next instruction of the running block', () => {
+    const src = `
+      movb $0x40, next    # 0x40 = inc %eax
+    next:
+      nop
+      hlt`;
+    const { cpu } = cpuWith(assemble(src));
+    expect(cpu.run(1000)).toEqual({ kind: 'halt' });
+    expect(cpu.getRegs().gpr[0]).toBe(1);
+  });
+
+  it('self-modifying code via rep stosb and an SSE store over a decoded block', () => {
+    const src = `
+      jmp start
+    target:
+      mov $1, %eax
+      ret
+    start:
+      call target          # decode and cache target
+      mov $target+1, %edi  # overwrite the imm32 with 0x07070707 using rep stosb
+      mov $0x07, %al
+      mov $4, %ecx
+      rep stosb
+      call target
+      mov %eax, %ebx
+      pxor %xmm0, %xmm0    # now zero the immediate with an SSE store
+      movss %xmm0, target+1
+      call target
+      hlt`;
+    const { cpu } = cpuWith(assemble(src));
+    expect(cpu.run(1000)).toEqual({ kind: 'halt' });
+    expect(cpu.getRegs().gpr[3]).toBe(0x07070707);
+    expect(cpu.getRegs().gpr[0]).toBe(0);
+  });
+
+  it('writes to data next to code do not invalidate the code', () => {
+    const src = `
+      mov $1000, %ecx
+    1:
+      incl data
+      loop 1b
+      hlt
+      .balign 64
+    data: .long 0`;
+    const { cpu, mem } = cpuWith(assemble(src));
+    expect(cpu.run(100000)).toEqual({ kind: 'halt' });
+    expect(cpu.cache.invalidated).toBe(0);
+    const dataAddr = LOAD_ADDR + assemble(src).length - 4;
+    expect(mem.readU32(dataAddr)).toBe(1000);
+  });
+
+  it('the budget: quantum exits, exact instruction count, overshoot at most one block', () => {
+    const src = `
+      mov $10000, %ecx
+    1:
+      add %ecx, %eax
+      dec %ecx
+      jnz 1b
+      hlt`;
+    const { cpu } = cpuWith(assemble(src));
+    let quanta = 0;
+    let last = 0;
+    for (;;) {
+      const e = cpu.run(100);
+      if (e.kind === 'halt') break;
+      expect(e.kind).toBe('quantum');
+      const step = cpu.instructionsRetired - last;
+      expect(step).toBeGreaterThanOrEqual(100);
+      expect(step).toBeLessThan(100 + MAX_BLOCK_INSTRS);
+      last = cpu.instructionsRetired;
+      quanta++;
+    }
+    expect(cpu.instructionsRetired).toBe(1 + 3 * 10000 + 1);
+    expect(quanta).toBeGreaterThan(250);
+    expect(cpu.getRegs().gpr[0]).toBe((10000 * 10001) / 2);
+    expect(cpu.run(0)).toEqual({ kind: 'quantum' });
+  });
+
+  it('a long rep movsd yields to the budget and resumes where it stopped', () => {
+    const n = 300000;
+    const { cpu, mem } = cpuWith(assemble(`mov $0x100000, %esi\n mov $0x180000, %edi\n mov $${n}, %ecx\n std\n cld\n rep movsb\n hlt`), { memSize: 4 << 20 });
+    // Fill with a pattern and mark a code page to force the slow path? Here: the fast path.
+    let exits = 0;
+    for (;;) {
+      const e = cpu.run(1000);
+      if (e.kind === 'halt') break;
+      exits++;
+      if (exits > 1000) throw new Error('no progress');
+    }
+    expect(mem.u8[0x180000]).toBe(mem.u8[0x100000]);
+    expect(cpu.getRegs().gpr[1]).toBe(0);
+  });
+
+  it('rep stosb with DF=1 over a code page takes the slow path and yields in chunks', () => {
+    const n = 200000;
+    const { cpu, mem } = cpuWith(assemble(`mov $${0x100000 + 0x40000}, %edi\n mov $${n}, %ecx\n mov $0x5a, %al\n std\n rep stosb\n cld\n hlt`), { memSize: 4 << 20 });
+    let exits = 0;
+    for (;;) {
+      const e = cpu.run(100);
+      if (e.kind === 'halt') break;
+      expect(e.kind).toBe('quantum');
+      exits++;
+    }
+    expect(exits).toBeGreaterThanOrEqual(2);
+    expect(mem.u8[0x140000]).toBe(0x5a);
+    expect(mem.u8[0x140000 - n + 1]).toBe(0x5a);
+    expect(mem.u8[0x140000 - n]).not.toBe(0x5a);
+    expect(cpu.getRegs().gpr[7]).toBe(0x140000 - n);
+  });
+
+  it('ldmxcsr rejects rounding modes other than nearest; stmxcsr reads back 0x1f80', () => {
+    const ok = runAsm('stmxcsr 0x3000\n ldmxcsr 0x3000\n hlt');
+    expect(ok.exit).toEqual({ kind: 'halt' });
+    expect(ok.mem.readU32(0x3000)).toBe(0x1f80);
+    const bad = runAsm('movl $0x3f80, 0x3000\n ldmxcsr 0x3000\n hlt');
+    expect(fault(bad.exit).cause).toBe('general-protection');
+  });
+
+  it('misaligned 16-byte SSE operands raise general-protection; movups does not', () => {
+    expect(fault(runAsm('movaps 0x3001, %xmm0\n hlt').exit).cause).toBe('general-protection');
+    expect(fault(runAsm('addps 0x3008, %xmm0\n hlt').exit).cause).toBe('general-protection');
+    expect(runAsm('movups 0x3001, %xmm0\n addss 0x3001, %xmm0\n hlt').exit).toEqual({ kind: 'halt' });
+  });
+
+  it('bound raises general-protection when the index is out of range', () => {
+    const ok = runAsm('movl $2, 0x3000\n movl $9, 0x3004\n mov $5, %eax\n bound %eax, 0x3000\n hlt');
+    expect(ok.exit).toEqual({ kind: 'halt' });
+    const bad = runAsm('movl $2, 0x3000\n movl $9, 0x3004\n mov $10, %eax\n bound %eax, 0x3000\n hlt');
+    expect(fault(bad.exit).cause).toBe('general-protection');
+  });
+
+  it('segment override prefixes are accepted and flat (all bases 0)', () => {
+    const { exit, cpu } = runAsm('movl $0x1234, 0x3000\n mov %es:0x3000, %eax\n mov %fs:0x3000, %ebx\n mov %gs:0x3000, %ecx\n mov %ss:0x3000, %edx\n mov %cs:0x3000, %esi\n mov %ds:0x3000, %edi\n mov %es:0x3000, %ebp\n hlt');
+    expect(exit).toEqual({ kind: 'halt' });
+    expect(cpu.getRegs().gpr.filter((_, r) => r !== 4)).toEqual([0x1234, 0x1234, 0x1234, 0x1234, 0x1234, 0x1234, 0x1234]);
+  });
+
+  it('invalidateCode: the VMM rewriting code behind the CPU takes effect only after invalidation', () => {
+    const src = 'mov $1, %eax\n hlt';
+    const { cpu, mem } = cpuWith(assemble(src));
+    expect(cpu.run(100)).toEqual({ kind: 'halt' });
+    expect(cpu.getRegs().gpr[0]).toBe(1);
+    mem.u8[LOAD_ADDR + 1] = 2; // the VMM (not the guest) patches the immediate
+    cpu.setRegs({ ...cpu.getRegs(), eip: LOAD_ADDR });
+    cpu.run(100);
+    expect(cpu.getRegs().gpr[0]).toBe(1); // stale decoded block still cached
+    cpu.invalidateCode(LOAD_ADDR + 1, 1);
+    cpu.setRegs({ ...cpu.getRegs(), eip: LOAD_ADDR });
+    cpu.run(100);
+    expect(cpu.getRegs().gpr[0]).toBe(2);
+    mem.u8[LOAD_ADDR + 1] = 3;
+    cpu.flushCodeCache();
+    cpu.setRegs({ ...cpu.getRegs(), eip: LOAD_ADDR });
+    cpu.run(100);
+    expect(cpu.getRegs().gpr[0]).toBe(3);
+  });
+
+  it('compiled blocks: faults report the right instruction, SMC inside a compiled loop is seen', () => {
+    // A hot loop (compiled after COMPILE_AFTER iterations) that finally loads from page 0.
+    const src = `
+      mov $100, %ecx
+      mov $0x3000, %ebx
+    1:
+      mov (%ebx), %eax
+      add $4, %ebx
+      dec %ecx
+      jnz 1b
+      xor %ebx, %ebx
+      mov $50, %ecx
+    2:
+      add %ecx, %eax
+      dec %ecx
+      cmp $25, %ecx
+      jne 3f
+      mov (%ebx), %edx
+    3:
+      test %ecx, %ecx
+      jnz 2b
+      hlt`;
+    const { cpu } = cpuWith(assemble(src));
+    cpu.compileAfter = 2;
+    const f = fault(cpu.run(100000));
+    expect(f.cause).toBe('memory');
+    expect(f.address).toBe(0);
+    expect(f.bytes[0]).toBe(0x8b); // mov (%ebx), %edx
+    expect(cpu.getRegs().gpr[1]).toBe(25);
+  });
+});
