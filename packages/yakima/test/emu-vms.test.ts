@@ -1,27 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ABI_VERSION, ARCH_ID, FORMAT_VERSION, LAYOUT, type DenaliImage } from '@denali/image-format';
 import { MemoryConsoleSink } from '../src/devices/console-sink.js';
 import { Yakima } from '../src/control/yakima.js';
-
-/** An image of raw machine code at 1 MiB (one rwx segment), for VMM tests that need no compiler. */
-function rawImage(name: string, code: number[], memorySize = 2 << 20): DenaliImage {
-  const data = new Uint8Array(0x300);
-  data.set(code);
-  return {
-    manifest: {
-      formatVersion: FORMAT_VERSION,
-      name,
-      architecture: ARCH_ID,
-      abiVersion: ABI_VERSION,
-      entryPoint: LAYOUT.IMAGE_BASE,
-      memorySize,
-      stackSize: 0x10000,
-      args: [],
-      segments: [{ file: 'segments/0.bin', loadAddress: LAYOUT.IMAGE_BASE, fileSize: data.length, memorySize: data.length, flags: 'rwx', sha256: '' }],
-    },
-    segments: [data],
-  };
-}
+import { rawImage } from './images.js';
 
 const le32 = (v: number): number[] => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 const SPIN = [0xeb, 0xfe]; // jmp $

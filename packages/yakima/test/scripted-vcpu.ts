@@ -1,6 +1,7 @@
-import { FORMAT_VERSION, ARCH_ID, ABI_VERSION, LAYOUT, type DenaliImage } from '@denali/image-format';
+import type { DenaliImage } from '@denali/image-format';
 import type { GuestMemory } from '../src/boot/guest-memory.js';
 import type { Vcpu, VcpuExit, VcpuRegs } from '../src/cpu/vcpu.js';
+import { rawImage } from './images.js';
 
 /** A vCPU whose "guest" is a JS step function: lets scheduler tests script exits exactly. */
 export class ScriptedVcpu implements Vcpu {
@@ -21,20 +22,7 @@ export class ScriptedVcpu implements Vcpu {
   }
 }
 
-/** A minimal valid image (one 16-byte rx segment at 1 MiB) for VMs driven by scripted vCPUs. */
+/** A minimal image (`hlt` bytes at 1 MiB) for VMs driven by scripted vCPUs. */
 export function tinyImage(name = 'tiny', memorySize = 4 << 20): DenaliImage {
-  return {
-    manifest: {
-      formatVersion: FORMAT_VERSION,
-      name,
-      architecture: ARCH_ID,
-      abiVersion: ABI_VERSION,
-      entryPoint: LAYOUT.IMAGE_BASE,
-      memorySize,
-      stackSize: 64 * 1024,
-      args: [],
-      segments: [{ file: 'segments/0.bin', loadAddress: LAYOUT.IMAGE_BASE, fileSize: 16, memorySize: 16, flags: 'rx', sha256: '0'.repeat(64) }],
-    },
-    segments: [new Uint8Array(16).fill(0xf4)],
-  };
+  return rawImage(name, new Uint8Array(16).fill(0xf4), memorySize);
 }

@@ -1,5 +1,5 @@
 /** Shared helpers of the KVM backend tests: raw machine-code images and booting them on KVM memory. */
-import { ABI_VERSION, ARCH_ID, FORMAT_VERSION, LAYOUT, type DenaliImage } from '@denali/image-format';
+import type { DenaliImage } from '@denali/image-format';
 import { createBootImage, type BootImage } from '../../src/boot/boot-image.js';
 import { allocateGuestMemory } from '../../src/cpu/kvm/kvm-memory.js';
 import { probeKvm } from '../../src/cpu/kvm/probe.js';
@@ -10,35 +10,11 @@ export const kvmUsable = probe.usable;
 if (!probe.usable) console.log(`KVM tests skipped: ${probe.reason}`);
 else if (probe.note) console.log(`KVM note: ${probe.note}`);
 
-/** An image of raw machine code at 1 MiB (one rwx segment). */
-export function rawImage(name: string, code: number[] | Uint8Array, memorySize = 2 << 20, entryPoint: number = LAYOUT.IMAGE_BASE): DenaliImage {
-  const data = new Uint8Array(Math.max(0x1000, code.length));
-  data.set(code);
-  return {
-    manifest: {
-      formatVersion: FORMAT_VERSION,
-      name,
-      architecture: ARCH_ID,
-      abiVersion: ABI_VERSION,
-      entryPoint,
-      memorySize,
-      stackSize: 0x10000,
-      args: [],
-      segments: [{ file: 'segments/0.bin', loadAddress: LAYOUT.IMAGE_BASE, fileSize: data.length, memorySize: data.length, flags: 'rwx', sha256: '' }],
-    },
-    segments: [data],
-  };
-}
+export { rawImage } from '../images.js';
 
-/**
- * The boot image of `image` in KVM (mmap'd) guest memory. Until `createBootImage` takes the
- * memory to fill, the boot image is built as usual and copied over.
- */
+/** The boot image of `image` built directly in KVM (mmap'd) guest memory. */
 export function bootOnKvm(image: DenaliImage, vmId = 1): BootImage {
-  const boot = createBootImage(image, { vmId });
-  const memory = allocateGuestMemory(boot.memory.size);
-  memory.u8.set(boot.memory.u8);
-  return { ...boot, memory };
+  return createBootImage(image, { vmId, allocateMemory: allocateGuestMemory });
 }
 
 export const le32 = (v: number): number[] => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
