@@ -35,4 +35,37 @@ void __ilwaco_thread_trampoline(void);
 
 /** Write a string straight to the console (no buffering), for fatal messages. */
 void __ilwaco_fatal_write(const char *s);
+
+/* ---- scheduler hooks for the network stack (lib/net) ---- */
+
+/** A FIFO of threads sleeping until an event (socket readiness): lib/net's wait queues. */
+struct ilwaco_waitq {
+    struct ilwaco_thread *head, *tail;
+};
+/** No deadline for __ilwaco_waitq_sleep. */
+#define ILWACO_NO_DEADLINE UINT64_C(0xffffffffffffffff)
+/**
+ * Sleep the calling thread on `q` until __ilwaco_waitq_wake_all(q) or CLOCK reaches
+ * `deadline` (ticks; ILWACO_NO_DEADLINE: none). Returns 0 when woken, THREAD_TIMEDOUT at the
+ * deadline. While threads sleep here and a network hook is installed, the scheduler idles
+ * instead of declaring a deadlock: a frame may wake them.
+ */
+int __ilwaco_waitq_sleep(struct ilwaco_waitq *q, uint64_t deadline);
+/** Make every thread sleeping on `q` runnable (they run after the caller blocks or yields). */
+void __ilwaco_waitq_wake_all(struct ilwaco_waitq *q);
+/** True when some thread sleeps on `q`. */
+static inline int __ilwaco_waitq_busy(const struct ilwaco_waitq *q) { return q->head != 0; }
+
+/**
+ * Installed by the network stack when it starts. The scheduler calls `poll` each time it looks
+ * for work (interrupts disabled; must not block or switch threads) with the interrupt bits it
+ * collected, so NET_RX frames and expired network timers are handled in thread context, and
+ * folds `next_deadline` (earliest network timer in ticks, ILWACO_NO_DEADLINE for none) into
+ * the IDLE timeout.
+ */
+struct ilwaco_net_hooks {
+    void (*poll)(uint32_t irq_bits);
+    uint64_t (*next_deadline)(void);
+};
+extern const struct ilwaco_net_hooks *__ilwaco_net_hooks;
 #endif

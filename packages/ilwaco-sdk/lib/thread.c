@@ -32,6 +32,7 @@ struct ilwaco_thread {
     struct ilwaco_thread *joiner;  /* thread blocked in thread_join on us */
     struct ilwaco_thread *joining; /* thread we are joining */
     struct ilwaco_thread *zombie_next;
+    int net_wait; /* sleeping in __ilwaco_waitq_sleep */
 };
 
 /*
@@ -51,6 +52,8 @@ static struct ilwaco_thread *zombies; /* exited threads whose stacks are still a
 static int live_threads = 1, next_id = 1;
 static int main_exited, main_status;
 static struct thread_stats stats;
+const struct ilwaco_net_hooks *__ilwaco_net_hooks;
+static int net_waiters; /* threads in __ilwaco_waitq_sleep */
 
 /* ---- queues ---- */
 
@@ -136,6 +139,9 @@ static void poll_events(void) {
         struct ilwaco_thread *t;
         while ((t = q_pop(&console_head, &console_tail))) make_runnable(t);
     }
+    /* Frames and network timers are handled here, in thread context, so the stack needs no
+     * locks (threads are non-preemptive); it wakes socket waiters through wait queues. */
+    if (__ilwaco_net_hooks) __ilwaco_net_hooks->poll(bits);
     if (sleepers) {
         uint64_t now = ilwaco_ticks();
         while (sleepers && sleepers->deadline <= now) {
@@ -172,11 +178,18 @@ static struct ilwaco_thread *pick_next(void) {
             return t;
         }
         uint64_t timeout = ILWACO_IDLE_FOREVER;
-        if (sleepers) {
+        uint64_t deadline = sleepers ? sleepers->deadline : ILWACO_NO_DEADLINE;
+        if (__ilwaco_net_hooks) {
+            uint64_t nd = __ilwaco_net_hooks->next_deadline();
+            if (nd < deadline) deadline = nd;
+        }
+        if (deadline != ILWACO_NO_DEADLINE) {
             uint64_t now = ilwaco_ticks();
-            if (sleepers->deadline <= now) continue;
-            timeout = sleepers->deadline - now;
-        } else if (!console_head) {
+            if (deadline <= now) continue;
+            timeout = deadline - now;
+        } else if (!console_head && !(net_waiters > 0 && __ilwaco_net_hooks)) {
+            /* Threads waiting on sockets are not deadlocked: a frame may arrive any time,
+             * so a server blocked in accept() idles forever (paper 3.4). */
             deadlock();
         }
         uint64_t before = ilwaco_ticks();
@@ -331,6 +344,10 @@ void thread_yield(void) {
 int thread_kill(thread_t *t) {
     if (t == current) thread_exit(THREAD_KILLED);
     if (t->state == T_EXITED) return -1;
+    if (t->net_wait) {
+        t->net_wait = 0;
+        net_waiters--;
+    }
     q_unlink(t);
     sleep_remove(t);
     if (t->joining) {
@@ -430,4 +447,27 @@ void cond_signal(cond_t *c) {
 void cond_broadcast(cond_t *c) {
     struct ilwaco_thread *t;
     while ((t = q_pop(&c->wait_head, &c->wait_tail))) wake_waiter(t);
+}
+
+/* ---- wait queues for the network stack ---- */
+
+int __ilwaco_waitq_sleep(struct ilwaco_waitq *q, uint64_t deadline) {
+    current->timed_out = 0;
+    q_push(&q->head, &q->tail, current);
+    if (deadline != ILWACO_NO_DEADLINE) sleep_insert(current, deadline);
+    current->net_wait = 1;
+    net_waiters++;
+    block();
+    if (current->net_wait) {
+        current->net_wait = 0;
+        net_waiters--;
+    }
+    int r = current->timed_out ? THREAD_TIMEDOUT : 0;
+    current->timed_out = 0;
+    return r;
+}
+
+void __ilwaco_waitq_wake_all(struct ilwaco_waitq *q) {
+    struct ilwaco_thread *t;
+    while ((t = q_pop(&q->head, &q->tail))) wake_waiter(t);
 }

@@ -5,12 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { manifestFromInput, writeImageFile } from '@denali/image-format';
 import type { ImageInput, Manifest } from '@denali/image-format';
+import { assetsAssembly, collectAssets, packAssetFiles } from './assets.js';
 import { loadServiceConfig } from './config.js';
 import type { ServiceConfig } from './config.js';
 import { parseElf32 } from './elf.js';
@@ -35,6 +36,8 @@ export interface BuildResult {
   imageBytes: number;
   /** The image's manifest, as `readImage` will report it. */
   manifest: Manifest;
+  /** The packed assets (denali.json `assets`): paths in blob order and total file bytes. */
+  assets: { paths: string[]; bytes: number };
 }
 
 /** A C compiler as probed once per process. */
@@ -221,15 +224,26 @@ export async function compileAndLink(
   config: ServiceConfig,
   cc: string,
   quiet: boolean,
-): Promise<{ input: ImageInput; elf: Uint8Array }> {
+): Promise<{ input: ImageInput; elf: Uint8Array; assets: { paths: string[]; bytes: number } }> {
   const tc = await toolchain(cc);
   const lib = await buildSdkLibrary(cc, quiet);
+  // Walk the assets first so an oversized or escaping tree fails before compiling.
+  const assetFiles = config.assets === undefined ? [] : collectAssets(config.assets);
   const work = await mkdtemp(join(tmpdir(), 'ilwaco-build-'));
   try {
     const objects = config.sources.map((s, i) => join(work, `${i}-${basename(s).replace(/\.[^.]*$/, '')}.o`));
     await pool(config.sources, Math.max(2, cpus().length), async (src, i) => {
       await runCc(tc, [...tc.cflags, ...config.cflags, '-c', src, '-o', objects[i]!], `compiling ${basename(src)}`, quiet);
     });
+    if (config.assets !== undefined) {
+      // The blob goes into .rodata.ilwaco_assets via .incbin (src/assets.ts); lib/assets.c finds it.
+      const blobPath = join(work, 'assets.blob');
+      const asmPath = join(work, 'assets.S');
+      await writeFile(blobPath, packAssetFiles(assetFiles));
+      await writeFile(asmPath, assetsAssembly(blobPath));
+      objects.push(join(work, 'assets.o'));
+      await runCc(tc, [...tc.cflags, '-c', asmPath, '-o', objects[objects.length - 1]!], 'assembling assets', quiet);
+    }
     const elfPath = join(work, `${config.name}.elf`);
     await runCc(tc, [...tc.ldflags, lib.crt0, ...objects, lib.archive, '-o', elfPath], `linking ${config.name}`, quiet);
     const elf = new Uint8Array(await readFile(elfPath));
@@ -248,7 +262,7 @@ export async function compileAndLink(
       args: config.args,
       segments: exe.segments,
     };
-    return { input, elf };
+    return { input, elf, assets: { paths: assetFiles.map((f) => f.path), bytes: assetFiles.reduce((n, f) => n + f.size, 0) } };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -260,16 +274,18 @@ export async function compileAndLink(
  * Reads and validates `<serviceDir>/denali.json` (see `config.ts`), compiles its sources
  * with the Denali C ABI flags against the SDK headers, links them with `crt0.o` and
  * `libilwaco.a` using `lib/ilwaco.ld`, turns the ELF's PT_LOAD segments into image segments
- * and writes the image with `writeImageFile`.
+ * and writes the image with `writeImageFile`. The `assets` directory, if any, is packed into
+ * a blob (src/assets.ts) linked into the read-only segment for `ilwaco/assets.h`.
  *
- * @throws BuildError for a bad denali.json or missing source (one line), a compiler or linker
+ * @throws BuildError for a bad denali.json or missing source (one line), an assets tree that
+ *   is too large or has a symlink leading outside it (one line), a compiler or linker
  *   error (the message holds the compiler's stderr unchanged), a missing compiler (one line:
  *   "no C compiler found ..."), or an image the format rejects.
  */
 export async function buildService(serviceDir: string, opts: BuildOptions = {}): Promise<BuildResult> {
   const config = loadServiceConfig(serviceDir);
   const cc = opts.cc ?? process.env.CC ?? 'gcc';
-  const { input } = await compileAndLink(config, cc, opts.quiet ?? false);
+  const { input, assets } = await compileAndLink(config, cc, opts.quiet ?? false);
   const imagePath = resolve(opts.out ?? `${config.name}.dni`);
   let bytes: Uint8Array;
   let manifest: Manifest;
@@ -279,5 +295,5 @@ export async function buildService(serviceDir: string, opts: BuildOptions = {}):
   } catch (e) {
     throw new BuildError(`cannot write image for ${config.name}: ${(e as Error).message}`, { cause: e });
   }
-  return { imagePath, imageBytes: bytes.length, manifest };
+  return { imagePath, imageBytes: bytes.length, manifest, assets };
 }

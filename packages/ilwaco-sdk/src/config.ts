@@ -8,7 +8,9 @@
  *   "memory": "16M",                 // optional: guest memory, "512K" / "16M" / "1G" or bytes; default 16M
  *   "stack": "256K",                 // optional: main thread's stack; default 256K
  *   "cflags": ["-DNDEBUG"],          // optional: extra compiler flags for the service's sources
- *   "args": ["100"]                  // optional: default boot arguments (argv[1..])
+ *   "args": ["100"],                 // optional: default boot arguments (argv[1..])
+ *   "assets": "www"                  // optional: directory packed into the image (src/assets.ts);
+ *                                    //   default "assets" if that directory exists; false: none
  * }
  * ```
  * Unknown fields are rejected so that typos do not go unnoticed.
@@ -32,10 +34,18 @@ export interface ServiceConfig {
   stack: number;
   cflags: string[];
   args: string[];
+  /**
+   * Absolute path of the directory whose files are packed into the image (read-only, via
+   * `ilwaco/assets.h`), or undefined for none.
+   */
+  assets?: string;
 }
 
+/** The assets directory used when denali.json has no `assets` field and it exists. */
+export const DEFAULT_ASSETS_DIR = 'assets';
+
 const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
-const KNOWN = ['name', 'sources', 'memory', 'stack', 'cflags', 'args'];
+const KNOWN = ['name', 'sources', 'memory', 'stack', 'cflags', 'args', 'assets'];
 const SOURCE_RE = /\.(c|S|s)$/;
 
 function fail(msg: string): never {
@@ -60,6 +70,23 @@ function size(v: unknown, field: string): number {
   }
   if (bytes % PAGE_SIZE !== 0) fail(`'${field}' (${bytes} bytes) must be a multiple of the page size (${PAGE_SIZE})`);
   return bytes;
+}
+
+/**
+ * The `assets` field: a directory relative to the service directory (must exist), `false`
+ * for none, or absent: `assets/` when that directory exists.
+ */
+function assetsDir(v: unknown, dir: string): string | undefined {
+  if (v === false) return undefined;
+  if (v === undefined) {
+    const p = resolve(dir, DEFAULT_ASSETS_DIR);
+    return existsSync(p) && statSync(p).isDirectory() ? p : undefined;
+  }
+  if (typeof v !== 'string' || v === '') fail(`'assets' must be a directory path relative to the service directory, or false`);
+  if (isAbsolute(v)) fail(`'assets' (${v}) must be relative to the service directory`);
+  const p = resolve(dir, v);
+  if (!existsSync(p) || !statSync(p).isDirectory()) fail(`'assets': directory not found: ${v}`);
+  return p;
 }
 
 /**
@@ -98,7 +125,8 @@ export function validateServiceConfig(value: unknown, dir: string): ServiceConfi
   const args = v.args === undefined ? [] : stringArray(v.args, 'args');
   const argBytes = bootArgsBytes(name, args);
   if (argBytes > LAYOUT.BOOTARGS_MAX) fail(`'args' take ${argBytes} bytes with the name; at most ${LAYOUT.BOOTARGS_MAX} fit`);
-  return { name, sources, memory, stack, cflags, args };
+  const assets = assetsDir(v.assets, dir);
+  return { name, sources, memory, stack, cflags, args, ...(assets === undefined ? {} : { assets }) };
 }
 
 /**

@@ -1,0 +1,24 @@
+/*
+ * pool.h: the pre-allocated worker pool (paper 4.2.2: "a simple multi-threaded server that
+ * dispatches incoming requests to a pre-allocated thread pool"). The accepting thread hands
+ * connected sockets to the workers through a bounded queue guarded by a mutex and two
+ * condition variables (ilwaco/thread.h).
+ */
+#ifndef HTTPD_POOL_H
+#define HTTPD_POOL_H
+
+/** Connections accepted but not yet taken by a worker, at most. */
+#define POOL_QUEUE 32
+/** Stack of each worker thread, in bytes. */
+#define POOL_STACK (64 * 1024)
+
+/**
+ * Start `threads` workers, each with its own connection buffers. Returns 0, or -1 if memory
+ * for a thread or its buffers ran out.
+ */
+int pool_start(int threads);
+
+/** Queue connected socket `fd` for a worker, sleeping while the queue is full. */
+void pool_submit(int fd);
+
+#endif

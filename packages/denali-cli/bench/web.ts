@@ -1,0 +1,227 @@
+/**
+ * `pnpm bench:web`: web server throughput, after the paper's section 4.2.2 (Figure 7 and the
+ * Linux comparison). examples/httpd serves its 2 KB documents (page-00..39.html, rotated) over
+ * loopback to a load generator; each cell runs for a fixed time:
+ *  - keep-alive: HTTP/1.1 requests back to back on each connection (requests/s);
+ *  - new connection: `Connection: close`, one TCP connection per request (requests/s);
+ *  - 1 MiB file: big.bin over keep-alive connections (megabits/s).
+ * Targets (rows):
+ *  - native: the same C sources built for Linux (bench/native), the paper's baseline;
+ *  - denali emu / kvm: `denali run examples/httpd -p PORT:80 [--backend kvm]` (user-mode
+ *    uplink, port forwarding through Yakima);
+ *  - denali emu x8: eight httpd VMs on one Yakima, each forwarded from its own host port
+ *    (`-p PORT_i:i:80`), the load spread evenly, throughput summed (paper Figure 7, n = 8).
+ * A row that cannot run prints "n/a (reason)" instead of numbers.
+ *
+ * Options: --seconds N (per cell, default 5), --connections N (default 8; the server's pool
+ * gets at least as many threads), --client wrk|node (default: wrk if installed, else the
+ * Node client), --targets native,emu,kvm,emu8 (default: all), --boot-timeout S (default 90).
+ */
+import { createServer } from 'node:net';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { buildService, collectAssets } from '@denali/ilwaco-sdk';
+import { buildNative } from './native/build-native.js';
+import { runNodeClient, runWrk, wrkVersion, type LoadResult, type LoadSpec } from './web-load.js';
+
+const root = resolve(import.meta.dirname, '../../..');
+const HTTPD = join(root, 'examples/httpd');
+const DENALI = join(root, 'bin/denali');
+
+const argv = process.argv.slice(2);
+const opt = (name: string): string | undefined => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const seconds = Number(opt('--seconds') ?? 5);
+const connections = Number(opt('--connections') ?? 8);
+const bootTimeout = Number(opt('--boot-timeout') ?? 90);
+const targets = (opt('--targets') ?? 'native,emu,kvm,emu8').split(',');
+const BIG = '/big.bin';
+const BIG_BYTES = 1024 * 1024;
+
+/** A running server: its ports, and how to stop it. */
+interface Server {
+  ports: number[];
+  stop(): Promise<void>;
+}
+
+/** A row: a label and a way to start its server(s), or a reason it cannot run. */
+interface Target {
+  key: string;
+  label: string;
+  start(): Promise<Server>;
+}
+
+/** A free loopback TCP port (bound and released; a tiny race is acceptable for a bench). */
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolvePort(p));
+    });
+  });
+}
+
+/** First line of a process's complaint, for an "n/a (...)" cell. */
+function firstLine(text: string): string {
+  return (
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l && !l.startsWith('(run denali')) ?? 'no output'
+  ).slice(0, 120);
+}
+
+/** Stop a child we started: SIGINT, then SIGKILL after 3 s. */
+async function stopChild(child: ResultPromise): Promise<void> {
+  child.kill('SIGINT');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await child.catch(() => undefined);
+  clearTimeout(timer);
+}
+
+/**
+ * Wait until every port answers GET /page-00.html with the expected bytes, or the child exits
+ * (the reason is then its stderr), or `timeoutS` pass.
+ */
+async function waitReady(child: ResultPromise, ports: number[], expected: Buffer, timeoutS: number, output: () => string): Promise<void> {
+  let exited = false;
+  void child.then(
+    () => (exited = true),
+    () => (exited = true),
+  );
+  const deadline = Date.now() + timeoutS * 1000;
+  const pending = new Set(ports);
+  while (pending.size > 0) {
+    if (exited) throw new Error(firstLine(output()));
+    if (Date.now() > deadline) throw new Error(`no HTTP answer within ${timeoutS} s (${firstLine(output())})`);
+    for (const port of [...pending]) {
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}/page-00.html`, { signal: AbortSignal.timeout(2000) });
+        const body = Buffer.from(await r.arrayBuffer());
+        if (r.status !== 200 || !body.equals(expected)) throw new Error(`port ${port} served wrong content (status ${r.status})`);
+        pending.delete(port);
+      } catch (e) {
+        if ((e as Error).message.includes('wrong content')) throw e;
+      }
+    }
+    if (pending.size) await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+let help: Promise<string> | undefined;
+/** `denali run --help` (to see which networking options this CLI has). */
+function runHelp(): Promise<string> {
+  help ??= execa(DENALI, ['run', '--help'], { reject: false }).then((r) => r.stdout);
+  return help;
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'denali-bench-web-'));
+  try {
+    const files = collectAssets(join(HTTPD, 'assets'));
+    const pages = files.filter((f) => /^page-\d+\.html$/.test(f.path));
+    const paths = pages.map((f) => `/${f.path}`);
+    const mean = pages.reduce((n, f) => n + f.size, 0) / pages.length;
+    const expected = await readFile(join(HTTPD, 'assets/page-00.html'));
+    const threads = Math.max(8, connections);
+
+    const wrk = opt('--client') === 'node' ? undefined : await wrkVersion();
+    if (opt('--client') === 'wrk' && !wrk) {
+      console.log('bench:web: wrk is not installed (apt-get install -y wrk); falling back to the Node client');
+    }
+    const load = (spec: LoadSpec): Promise<LoadResult> => (wrk ? runWrk(spec) : runNodeClient(spec));
+    const clientName = wrk ?? 'built-in Node client (install wrk for a faster load generator: apt-get install -y wrk)';
+
+    const denaliTarget = (key: string, label: string, vms: number, backend: string): Target => ({
+      key,
+      label,
+      async start() {
+        let image = HTTPD;
+        if (vms > 1) image = (await buildService(HTTPD, { out: join(work, 'httpd.dni'), quiet: true })).imagePath;
+        const ports = await Promise.all(Array.from({ length: vms }, freePort));
+        const forwards = ports.flatMap((p, i) => ['-p', vms > 1 ? `${p}:${i + 1}:80` : `${p}:80`]);
+        const net = (await runHelp()).includes('--net') ? ['--net', 'user'] : [];
+        const args = ['run', ...Array(vms).fill(image), '--backend', backend, ...net, ...forwards, '--', '80', String(threads)];
+        let out = '';
+        const child = execa(DENALI, args, { reject: false, stdin: 'ignore', buffer: false, env: { DENALI_DEBUG: '' } });
+        child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr?.on('data', (d: Buffer) => (out = d.toString() + out));
+        try {
+          await waitReady(child, ports, expected, bootTimeout, () => out);
+        } catch (e) {
+          await stopChild(child);
+          throw e;
+        }
+        return { ports, stop: () => stopChild(child) };
+      },
+    });
+
+    const all: Target[] = [
+      {
+        key: 'native',
+        label: `native Linux httpd (${threads} threads)`,
+        async start() {
+          const exe = await buildNative(HTTPD, { outDir: join(work, 'native') });
+          const port = await freePort();
+          let out = '';
+          const child = execa(exe, [String(port), String(threads), '127.0.0.1'], { reject: false, stdin: 'ignore', buffer: false });
+          child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+          await waitReady(child, [port], expected, 10, () => out);
+          return { ports: [port], stop: () => stopChild(child) };
+        },
+      },
+      denaliTarget('emu', 'denali emu, 1 VM, -p', 1, 'emu'),
+      denaliTarget('kvm', 'denali kvm, 1 VM, -p', 1, 'kvm'),
+      denaliTarget('emu8', 'denali emu, 8 VMs, -p each', 8, 'emu'),
+    ];
+
+    console.log(
+      `bench:web: examples/httpd, ${pages.length} small documents (mean ${Math.round(mean)} B) rotated, ` +
+        `${connections} connections, ${seconds} s per cell, load generator: ${clientName}`,
+    );
+    const header = ['target', 'keep-alive req/s', 'new-connection req/s', '1 MiB file Mb/s'];
+    const widths = [30, 18, 22, 16];
+    const row = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+    console.log(row(header));
+    let failures = 0;
+    for (const t of all.filter((t) => targets.includes(t.key))) {
+      let server: Server;
+      try {
+        server = await t.start();
+      } catch (e) {
+        console.log(row([t.label, `n/a (${(e as Error).message})`]));
+        continue;
+      }
+      try {
+        const spec = { ports: server.ports, paths, connections, seconds, workDir: work };
+        // New connections first: each leaves a TIME_WAIT socket behind (the server closes
+        // first), and a loopback full of them slows later connection setup.
+        const nc = await load({ ...spec, keepAlive: false });
+        const ka = await load({ ...spec, keepAlive: true });
+        const big = await load({ ...spec, paths: [BIG], keepAlive: true });
+        const rate = (r: LoadResult): string => {
+          const s = Math.round(r.ok / r.seconds).toLocaleString('en-US');
+          return r.errors ? `${s} (${r.errors} errors)` : s;
+        };
+        const mbps = ((big.ok * BIG_BYTES * 8) / 1e6 / big.seconds).toFixed(0);
+        console.log(row([t.label, rate(ka), rate(nc), big.errors ? `${mbps} (${big.errors} errors)` : mbps]));
+        if (ka.ok === 0 || nc.ok === 0) failures++;
+      } catch (e) {
+        console.log(row([t.label, `n/a (${firstLine((e as Error).message)})`]));
+      } finally {
+        await server.stop();
+      }
+    }
+    if (failures) process.exitCode = 1;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
