@@ -55,10 +55,31 @@ export async function runCli(argv: string[]): Promise<number> {
     )
     .option('--memory <size>', 'guest memory per VM, e.g. 16M (default: from the image)', sizeArg)
     .option('--quantum <instructions>', 'preemption quantum in guest instructions', positiveInt)
+    .option(
+      '-p, --publish <spec>',
+      'forward host TCP port to a guest port: HOST_PORT:GUEST_PORT (first VM) or HOST_PORT:VM:GUEST_PORT (VM name or 1-based index); repeatable; implies --net user',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
+    .addOption(
+      new Option('--net <mode>', 'networking: user (loopback port forwards, no root) or tap (host TAP device, needs root)').choices(['user', 'tap']),
+    )
     .addHelpText('after', '\nArguments after -- are passed to every guest as argv[1..].')
-    .action(async (targets: string[], o: { backend: 'auto' | 'kvm' | 'emu'; memory?: number; quantum?: number }) => {
-      status = await runCommand(targets, { backend: o.backend, memorySize: o.memory, quantum: o.quantum, args: guestArgs });
-    });
+    .action(
+      async (
+        targets: string[],
+        o: { backend: 'auto' | 'kvm' | 'emu'; memory?: number; quantum?: number; publish: string[]; net?: 'user' | 'tap' },
+      ) => {
+        status = await runCommand(targets, {
+          backend: o.backend,
+          memorySize: o.memory,
+          quantum: o.quantum,
+          args: guestArgs,
+          publish: o.publish,
+          net: o.net,
+        });
+      },
+    );
 
   program
     .command('inspect')

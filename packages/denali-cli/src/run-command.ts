@@ -3,7 +3,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readImageFile, type DenaliImage } from '@denali/image-format';
 import { buildService } from '@denali/ilwaco-sdk';
-import { StreamConsoleSink, Yakima, probeKvm, type Backend, type Vm } from '@denali/yakima';
+import {
+  StreamConsoleSink,
+  Yakima,
+  attachTapUplink,
+  attachUserModeUplink,
+  formatIPv4,
+  parsePortForward,
+  probeKvm,
+  type Backend,
+  type PortForward,
+  type Vm,
+} from '@denali/yakima';
 
 /** Options of `denali run`. */
 export interface RunOptions {
@@ -15,6 +26,10 @@ export interface RunOptions {
   quantum?: number;
   /** argv[1..] for every guest (overrides the image's default args). */
   args?: string[];
+  /** `-p` specs: HOST_PORT:GUEST_PORT or HOST_PORT:VM:GUEST_PORT. Non-empty implies `net: 'user'`. */
+  publish?: string[];
+  /** Networking: user-mode port forwards on loopback, or a host TAP device. Default: none. */
+  net?: 'user' | 'tap';
 }
 
 /** Exit status when Ctrl-C stopped the run (128 + SIGINT). */
@@ -27,15 +42,24 @@ const INTERRUPTED = 130;
  *   else the first non-zero status (a faulted VM counts as 1); 130 after Ctrl-C.
  */
 export async function runCommand(targets: string[], opts: RunOptions): Promise<number> {
+  const forwards = (opts.publish ?? []).map(parsePortForward);
+  const net = opts.net ?? (forwards.length > 0 ? 'user' : undefined);
+  if (net === 'tap' && forwards.length > 0) {
+    throw new Error('-p is for --net user; with --net tap the host reaches every VM at its own address');
+  }
   const backend = chooseBackend(opts.backend);
   const images = await loadTargets(targets);
+  let onGuestGone: ((vm: Vm) => void) | undefined;
   const yakima = new Yakima({
     backend,
     quantumInstructions: opts.quantum,
+    network: net !== undefined,
     sink: new StreamConsoleSink(process.stdout, images.length > 1),
     log: (line) => process.stderr.write(line + '\n'),
+    onVmDone: (vm) => onGuestGone?.(vm),
   });
   const vms = images.map((img) => yakima.addVm(img, { args: opts.args, memorySize: opts.memorySize }));
+  const closeUplink = net ? await attachUplink(yakima, net, forwards, (f) => (onGuestGone = f)) : undefined;
   attachStdin(vms[0]!);
   for (const vm of vms.slice(1)) vm.console.endInput();
 
@@ -52,6 +76,7 @@ export async function runCommand(targets: string[], opts: RunOptions): Promise<n
     process.off('SIGINT', onSigint);
     process.stdin.pause();
     process.stdin.unref?.();
+    await closeUplink?.();
     await yakima.close();
   }
   if (interrupts > 0) return INTERRUPTED;
@@ -76,6 +101,34 @@ export function chooseBackend(asked: Backend | 'auto'): Backend {
   const why = probe.usable ? (probe.note ?? 'KVM does not run guests natively here') : probe.reason;
   process.stderr.write(`denali: using the emulator: ${why}\n`);
   return 'emu';
+}
+
+/**
+ * Connect the virtual switch to the host and say on stderr how to reach the VMs.
+ * @returns a function that closes the uplink.
+ * @throws UplinkError / Error with one line (port in use, no TAP privileges).
+ */
+async function attachUplink(
+  yakima: Yakima,
+  mode: 'user' | 'tap',
+  forwards: PortForward[],
+  setGuestGone: (f: (vm: Vm) => void) => void,
+): Promise<() => Promise<void>> {
+  const net = yakima.net!;
+  const where = yakima.vms.map((vm) => `${vm.name} at ${formatIPv4(net.addressOf(vm.id))}`).join(', ');
+  if (mode === 'tap') {
+    const tap = await attachTapUplink(yakima);
+    process.stderr.write(`denali: tap device ${tap.name} (${formatIPv4(tap.address)}/${tap.prefix}): ${where}\n`);
+    return () => tap.close();
+  }
+  const up = await attachUserModeUplink(yakima, forwards);
+  setGuestGone((vm) => up.guestGone(net.addressOf(vm.id)));
+  for (const l of up.listening) {
+    const f = l.forward;
+    const vm = f.guest === undefined ? yakima.vms[0] : yakima.vms.find((v) => v.name === f.guest || v.id === f.guest);
+    process.stderr.write(`denali: ${l.address}:${l.port} -> ${vm?.name ?? String(f.guest)} port ${f.guestPort}\n`);
+  }
+  return () => up.close();
 }
 
 function statusOf(vm: Vm): number {

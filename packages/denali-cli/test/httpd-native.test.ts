@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BuildError, C_FLAGS, buildService, collectAssets, loadServiceConfig, packAssets, sdkPaths } from '@denali/ilwaco-sdk';
+import { C_FLAGS, buildService, collectAssets, loadServiceConfig, packAssets, sdkPaths } from '@denali/ilwaco-sdk';
 import { buildNative } from '../bench/native/build-native.js';
 import { root } from './helpers.js';
 
@@ -336,24 +336,16 @@ describe('examples/httpd for the Ilwaco guest', () => {
     }
   });
 
-  it('links into an image with its assets (skipped while libilwaco has no sockets)', async (ctx) => {
-    const r = await buildService(HTTPD, { out: join(dir, 'httpd.dni'), quiet: true }).catch((e: unknown) => e);
-    if (r instanceof BuildError && /undefined reference to `(socket|bind|listen|accept|recv|send|poll|close|shutdown|setsockopt|getsockname|inet_pton)'/.test(r.message)) {
-      ctx.skip();
-    }
-    if (r instanceof Error) throw r;
-    const built = r as Awaited<ReturnType<typeof buildService>>;
+  it('links into an image with its assets', async () => {
+    const built = await buildService(HTTPD, { out: join(dir, 'httpd.dni'), quiet: true });
     expect(built.assets.paths).toEqual(collectAssets(ASSETS).map((f) => f.path));
     expect(built.manifest.memorySize).toBeGreaterThanOrEqual(built.imageBytes + 4 * 1024 * 1024);
   });
 });
 
-// The guest end to end through `denali run -p` (user-mode uplink). Skipped until the CLI
-// has -p; then every asset must come back byte for byte from the VM.
-const runHelp = await execa(join(root, 'bin/denali'), ['run', '--help'], { reject: false });
-const hasPublish = /(^|\s)-p[, ]/m.test(runHelp.stdout);
-
-describe.skipIf(!hasPublish)('examples/httpd in a Denali VM (denali run -p)', () => {
+// The guest end to end through `denali run -p` (user-mode uplink): every asset must come
+// back byte for byte from the VM.
+describe('examples/httpd in a Denali VM (denali run -p)', () => {
   let vm: ResultPromise | undefined;
   let vmBase = '';
   let vmOut = '';
@@ -361,7 +353,7 @@ describe.skipIf(!hasPublish)('examples/httpd in a Denali VM (denali run -p)', ()
   beforeAll(async () => {
     const hostPort = await freePort();
     vmBase = `http://127.0.0.1:${hostPort}`;
-    vm = execa(join(root, 'bin/denali'), ['run', HTTPD, '-p', `${hostPort}:80`, '--', '80', '4'], {
+    vm = execa(join(root, 'bin/denali'), ['run', '--backend', 'emu', HTTPD, '-p', `${hostPort}:80`, '--', '80', '4'], {
       reject: false,
       stdin: 'ignore',
       buffer: false,

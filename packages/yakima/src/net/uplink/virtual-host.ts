@@ -1,0 +1,420 @@
+import { randomBytes } from 'node:crypto';
+import { ETH_HEADER } from '../ethernet.js';
+import type { VirtualNetwork } from '../network.js';
+import { formatIPv4 } from '../network.js';
+import type { SwitchPort } from '../switch.js';
+import { ARP_OP, ArpCache, buildArpFrame, parseArp, type ArpCacheOptions } from './arp.js';
+import { internetChecksum } from './checksum.js';
+import { BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, etherTypeOf, newFrame, wr16 } from './frame.js';
+import { IPPROTO, IPV4_HEADER, parseIPv4Packet, writeIPv4Header } from './ipv4.js';
+import { TcpConnection, resolveTcpOptions, type TcpCounters, type TcpEndpointOptions, type TcpLink } from './tcp-endpoint.js';
+import { TCP_FLAG, buildTcpFrame, parseTcpSegment, seqAdd, type TcpSegment } from './tcp-segment.js';
+
+/** MAC of Yakima's user-mode virtual host: locally administered, unicast. */
+export const VIRTUAL_HOST_MAC = new Uint8Array([0x02, 0xde, 0x4e, 0xff, 0xff, 0xfe]);
+
+/** First ephemeral port of active opens (RFC 6335 dynamic range 49152–65535). */
+export const EPHEMERAL_FIRST = 49_152;
+/** Last ephemeral port. */
+export const EPHEMERAL_LAST = 65_535;
+
+/** Options of `VirtualHost`. */
+export interface VirtualHostOptions {
+  /** Our MAC. Default `VIRTUAL_HOST_MAC`. */
+  mac?: Uint8Array;
+  /** Our IPv4 address (host order). Default the network's gateway. Must be inside the subnet. */
+  ip?: number;
+  /** Switch port name. Default 'user-uplink'. */
+  name?: string;
+  /** TCP tunables for every connection. */
+  tcp?: TcpEndpointOptions;
+  /** ARP cache tunables. */
+  arp?: ArpCacheOptions;
+  /** Answer ICMP echo requests to our address (RFC 792). Default true. */
+  answerPing?: boolean;
+  /** Most simultaneous connections (further opens fail / SYNs are refused). Default 4096. */
+  maxConnections?: number;
+  /** Frames waiting to be processed before new ones are dropped. Default 8192. */
+  maxQueuedFrames?: number;
+}
+
+/** Counters of a virtual host. Bytes are TCP payload bytes. */
+export interface VirtualHostStats {
+  framesIn: number;
+  framesOut: number;
+  /** Connections opened (either way), currently open, refused or timed out at open, reset by the peer. */
+  connections: { opened: number; active: number; refused: number; reset: number; timedOut: number };
+  arpRequestsAnswered: number;
+  pingsAnswered: number;
+  tcp: TcpCounters;
+  /** Dropped input, by reason (malformed headers, bad checksums, fragments, unknown protocols …). */
+  drops: Record<string, number>;
+}
+
+/** Handler of new passive connections on a listening port. */
+export type TcpAcceptHandler = (conn: TcpConnection) => void;
+
+/** Options of `VirtualHost.connect`. */
+export interface ConnectOptions {
+  /** Our port; default the next free ephemeral port. */
+  localPort?: number;
+  /** Per-connection TCP tunables (merged over the host's). */
+  tcp?: TcpEndpointOptions;
+}
+
+/**
+ * A small user-space IPv4 host on the virtual switch (Yakima's half of the user-mode uplink):
+ * ARP (RFC 826) for its address and a resolver cache for peers, strict IPv4 input (RFC 791;
+ * no fragments, no options needed), ICMP echo replies (RFC 792) and a TCP endpoint
+ * (RFC 9293) with active and passive opens. It is a `SwitchPort` with its own MAC.
+ *
+ * An active open to an address that does not answer ARP (RFC 826; 4 requests 500 ms apart by
+ * default) fails with 'refused' at once rather than after all SYN retransmissions.
+ *
+ * Input is queued by `deliver` and processed in a `setImmediate` batch, so frames sent while
+ * processing never re-enter the switch recursively; ACKs are coalesced per batch. Anything
+ * malformed is dropped and counted in `stats.drops`; no input can throw out of `deliver`.
+ */
+export class VirtualHost implements SwitchPort {
+  readonly name: string;
+  readonly mac: Uint8Array;
+  /** Our IPv4 address, host order. */
+  readonly ip: number;
+  readonly stats: VirtualHostStats;
+  private readonly tcpOpts: TcpEndpointOptions;
+  private readonly arp: ArpCache;
+  private readonly conns = new Map<string, TcpConnection>();
+  private readonly listeners = new Map<number, TcpAcceptHandler>();
+  private readonly touched = new Set<TcpConnection>();
+  private rxQueue: Uint8Array[] = [];
+  private scheduled: ReturnType<typeof setImmediate> | undefined;
+  private arpTimer: ReturnType<typeof setTimeout> | undefined;
+  private nextPort = EPHEMERAL_FIRST + Math.floor(Math.random() * (EPHEMERAL_LAST - EPHEMERAL_FIRST));
+  private ipId = 0;
+  private attached = false;
+  private readonly maxConnections: number;
+  private readonly maxQueuedFrames: number;
+  private readonly answerPing: boolean;
+  private readonly link: TcpLink;
+
+  /** @throws RangeError when `ip` is outside the network's subnet or is its network/broadcast address. */
+  constructor(
+    private readonly net: VirtualNetwork,
+    opts: VirtualHostOptions = {},
+  ) {
+    this.name = opts.name ?? 'user-uplink';
+    this.mac = (opts.mac ?? VIRTUAL_HOST_MAC).slice(0, 6);
+    this.ip = opts.ip ?? net.gateway;
+    const broadcast = (net.network | ~net.netmask) >>> 0;
+    if (((this.ip & net.netmask) >>> 0) !== net.network || this.ip === net.network || this.ip === broadcast) {
+      throw new RangeError(`virtual host address ${formatIPv4(this.ip)} is not a host address of the virtual subnet`);
+    }
+    this.tcpOpts = opts.tcp ?? {};
+    resolveTcpOptions(this.tcpOpts);
+    this.maxConnections = opts.maxConnections ?? 4096;
+    this.maxQueuedFrames = opts.maxQueuedFrames ?? 8192;
+    this.answerPing = opts.answerPing ?? true;
+    const tcp: TcpCounters = {
+      retransmits: 0,
+      fastRetransmits: 0,
+      timeouts: 0,
+      zeroWindowProbes: 0,
+      zeroWindowsAdvertised: 0,
+      unacceptable: 0,
+      outOfOrderQueued: 0,
+      outOfOrderDropped: 0,
+      challengeAcks: 0,
+      bytesAcked: 0,
+      bytesReceived: 0,
+    };
+    this.stats = {
+      framesIn: 0,
+      framesOut: 0,
+      connections: { opened: 0, active: 0, refused: 0, reset: 0, timedOut: 0 },
+      arpRequestsAnswered: 0,
+      pingsAnswered: 0,
+      tcp,
+      drops: {},
+    };
+    this.arp = new ArpCache(
+      (ip) => this.sendArpRequest(ip),
+      opts.arp,
+      (ip) => this.unreachable(ip),
+    );
+    this.link = {
+      counters: tcp,
+      output: (seg, conn) => this.sendTcp(conn.remoteIp, seg),
+      closed: (c) => this.forget(c),
+      aborted: (_c, reason) => {
+        const k = reason === 'reset' ? 'reset' : reason === 'refused' ? 'refused' : 'timedOut';
+        this.stats.connections[k]++;
+      },
+    };
+  }
+
+  /** Attach to the network's switch. Idempotent. */
+  attach(): void {
+    if (this.attached) return;
+    this.net.switch.attach(this);
+    this.attached = true;
+  }
+
+  /** Number of open connections (any state but CLOSED). */
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  /** True while any timer or queued work is pending (tests check idleness). */
+  get busy(): boolean {
+    return this.conns.size > 0 || this.arpTimer !== undefined || this.scheduled !== undefined;
+  }
+
+  /**
+   * Reset every connection (RST to peers), stop timers and detach from the switch.
+   * Connections' `onClose` handlers run.
+   */
+  close(): void {
+    for (const c of [...this.conns.values()]) c.abort();
+    this.listeners.clear();
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    if (this.arpTimer !== undefined) clearTimeout(this.arpTimer);
+    this.arpTimer = undefined;
+    this.rxQueue = [];
+    this.arp.clear();
+    if (this.attached) this.net.switch.detach(this);
+    this.attached = false;
+  }
+
+  /**
+   * Reset every connection with peer `ip` (host order), e.g. when that VM finished: RST is sent
+   * (harmless if nobody listens) and the connections' `onClose` run. @returns how many.
+   */
+  abortPeer(ip: number): number {
+    let n = 0;
+    for (const c of [...this.conns.values()]) {
+      if (c.remoteIp === ip) {
+        c.abort();
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** ARP gave up on `ip`: opens to it fail now ('refused') instead of after SYN retries. */
+  private unreachable(ip: number): void {
+    for (const c of [...this.conns.values()]) if (c.remoteIp === ip && c.state === 'SYN-SENT') c.destroy('refused');
+  }
+
+  /** Accept connections to `port` (passive open, RFC 9293 3.5). @throws RangeError for a bad port or one taken. */
+  listen(port: number, onAccept: TcpAcceptHandler): void {
+    if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new RangeError(`port ${port} out of range 1..65535`);
+    if (this.listeners.has(port)) throw new RangeError(`port ${port} is already listening`);
+    this.listeners.set(port, onAccept);
+  }
+
+  /** Stop accepting on `port` (existing connections stay). */
+  unlisten(port: number): void {
+    this.listeners.delete(port);
+  }
+
+  /**
+   * Active open to `ip:port` (host order) from our address: sends SYN with the MSS option once
+   * the peer's MAC is resolved. Set the handlers on the returned connection right away.
+   * @throws RangeError for a bad port, an address outside the subnet, or when `maxConnections`
+   * connections are open or no ephemeral port is free.
+   */
+  connect(ip: number, port: number, opts: ConnectOptions = {}): TcpConnection {
+    if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new RangeError(`port ${port} out of range 1..65535`);
+    if (((ip & this.net.netmask) >>> 0) !== this.net.network) throw new RangeError(`${formatIPv4(ip)} is not on the virtual subnet`);
+    if (this.conns.size >= this.maxConnections) throw new RangeError(`too many connections (${this.maxConnections})`);
+    let local = opts.localPort;
+    if (local === undefined) {
+      for (let i = 0; i <= EPHEMERAL_LAST - EPHEMERAL_FIRST; i++) {
+        const p = this.nextPort;
+        this.nextPort = p >= EPHEMERAL_LAST ? EPHEMERAL_FIRST : p + 1;
+        if (!this.conns.has(key(ip, port, p))) {
+          local = p;
+          break;
+        }
+      }
+      if (local === undefined) throw new RangeError('no free ephemeral port');
+    } else if (this.conns.has(key(ip, port, local))) throw new RangeError(`port ${local} already connected to ${formatIPv4(ip)}:${port}`);
+    const k = key(ip, port, local);
+    this.attach();
+    const conn = new TcpConnection(this.link, local, ip, port, randomIss(), { ...this.tcpOpts, ...opts.tcp });
+    this.conns.set(k, conn);
+    this.stats.connections.opened++;
+    this.stats.connections.active = this.conns.size;
+    return conn;
+  }
+
+  /** Take a frame from the switch (queued; processed in a batch). Never throws. */
+  deliver(frame: Uint8Array): void {
+    if (this.rxQueue.length >= this.maxQueuedFrames) {
+      this.drop('rxQueueFull');
+      return;
+    }
+    this.rxQueue.push(frame);
+    this.scheduled ??= setImmediate(() => this.processBatch());
+  }
+
+  /** Process queued frames now (tests; normally run by `setImmediate`). */
+  processBatch(): void {
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    const batch = this.rxQueue;
+    this.rxQueue = [];
+    for (const f of batch) {
+      try {
+        this.handleFrame(f);
+      } catch (e) {
+        // A bug here must not take Yakima down; count it.
+        this.drop('internalError');
+        if (process.env['DENALI_UPLINK_DEBUG']) console.error(e);
+      }
+    }
+    for (const c of this.touched) {
+      try {
+        c.flush();
+      } catch {
+        this.drop('internalError');
+      }
+    }
+    this.touched.clear();
+  }
+
+  private drop(reason: string): void {
+    this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
+  }
+
+  private send(frame: Uint8Array): void {
+    this.stats.framesOut++;
+    this.net.switch.forward(this, frame);
+  }
+
+  private handleFrame(f: Uint8Array): void {
+    this.stats.framesIn++;
+    const type = etherTypeOf(f);
+    if (type === ETHERTYPE_ARP) return this.handleArp(f);
+    if (type !== ETHERTYPE_IPV4) return this.drop(type < 0 ? 'ethTruncated' : 'ethOtherProtocol');
+    const p = parseIPv4Packet(f, ETH_HEADER);
+    if (typeof p === 'string') return this.drop(p);
+    if (p.dst !== this.ip) return this.drop('ipNotForUs');
+    if (((p.src & this.net.netmask) >>> 0) !== this.net.network) return this.drop('ipSourceOffSubnet');
+    if (p.protocol === IPPROTO.TCP) return this.handleTcp(p.src, p.payload);
+    if (p.protocol === IPPROTO.ICMP) return this.handleIcmp(f, p.src, p.payload);
+    this.drop('ipOtherProtocol');
+  }
+
+  private handleArp(f: Uint8Array): void {
+    const a = parseArp(f, ETH_HEADER);
+    if (!a) return this.drop('arpMalformed');
+    if (a.senderIp === this.ip) return this.drop('arpAddressConflict');
+    const valid = a.senderIp !== 0 && ((a.senderIp & this.net.netmask) >>> 0) === this.net.network && !(a.senderMac[0]! & 1);
+    if (a.targetIp !== this.ip) {
+      if (valid) this.arp.learn(a.senderIp, a.senderMac, true);
+      return;
+    }
+    if (valid) this.arp.learn(a.senderIp, a.senderMac);
+    if (a.op === ARP_OP.REQUEST) {
+      this.stats.arpRequestsAnswered++;
+      this.send(buildArpFrame(a.senderMac, this.mac, { op: ARP_OP.REPLY, senderMac: this.mac, senderIp: this.ip, targetMac: a.senderMac, targetIp: a.senderIp }));
+    }
+  }
+
+  private sendArpRequest(ip: number): void {
+    this.send(buildArpFrame(BROADCAST_MAC, this.mac, { op: ARP_OP.REQUEST, senderMac: this.mac, senderIp: this.ip, targetMac: new Uint8Array(6), targetIp: ip }));
+    if (this.arpTimer === undefined) this.armArpTimer();
+  }
+
+  private armArpTimer(): void {
+    this.arpTimer = setTimeout(() => {
+      this.arpTimer = undefined;
+      this.arp.tick();
+      if (this.arp.hasPending) this.armArpTimer();
+    }, this.arp.retryMs);
+  }
+
+  /** Send an IPv4 frame built for the destination's MAC, resolving it first if needed. */
+  private sendIp(dst: number, build: (mac: Uint8Array) => Uint8Array): void {
+    if (!this.arp.resolve(dst, (mac) => this.send(build(mac)))) this.drop('arpQueueFull');
+  }
+
+  private handleIcmp(f: Uint8Array, src: number, icmp: Uint8Array): void {
+    if (icmp.length < 8) return this.drop('icmpTruncated');
+    if (internetChecksum(icmp, 0, icmp.length) !== 0) return this.drop('icmpBadChecksum');
+    if (icmp[0] !== 8 || icmp[1] !== 0) return this.drop('icmpOther');
+    if (!this.answerPing) return;
+    const srcMac = f.slice(6, 12);
+    const reply = newFrame(srcMac, this.mac, ETHERTYPE_IPV4, IPV4_HEADER + icmp.length);
+    writeIPv4Header(reply, ETH_HEADER, { src: this.ip, dst: src, protocol: IPPROTO.ICMP, payloadLength: icmp.length, id: this.ipId++ });
+    const o = ETH_HEADER + IPV4_HEADER;
+    reply.set(icmp, o);
+    reply[o] = 0; // echo reply
+    wr16(reply, o + 2, 0);
+    wr16(reply, o + 2, internetChecksum(reply, o, icmp.length));
+    this.stats.pingsAnswered++;
+    this.send(reply);
+  }
+
+  private handleTcp(src: number, b: Uint8Array): void {
+    const seg = parseTcpSegment(b, src, this.ip);
+    if (typeof seg === 'string') return this.drop(seg);
+    const k = key(src, seg.srcPort, seg.dstPort);
+    const conn = this.conns.get(k);
+    if (conn) {
+      this.touched.add(conn);
+      conn.input(seg);
+      return;
+    }
+    const f = seg.flags;
+    if (f & TCP_FLAG.RST) return this.drop('tcpNoConnection');
+    const accept = this.listeners.get(seg.dstPort);
+    if (accept && f & TCP_FLAG.SYN && !(f & TCP_FLAG.ACK)) {
+      if (this.conns.size >= this.maxConnections) {
+        this.drop('tcpTooManyConnections');
+        return this.rejectSegment(src, seg);
+      }
+      const c = new TcpConnection(this.link, seg.dstPort, src, seg.srcPort, randomIss(), this.tcpOpts, seg);
+      this.conns.set(k, c);
+      this.stats.connections.opened++;
+      this.stats.connections.active = this.conns.size;
+      accept(c);
+      return;
+    }
+    this.drop('tcpNoConnection');
+    this.rejectSegment(src, seg);
+  }
+
+  /** RST for a segment to no connection (RFC 9293 3.10.7.1). */
+  private rejectSegment(src: number, seg: TcpSegment): void {
+    const len = seg.payload.length + (seg.flags & TCP_FLAG.SYN ? 1 : 0) + (seg.flags & TCP_FLAG.FIN ? 1 : 0);
+    const rst: TcpSegment =
+      seg.flags & TCP_FLAG.ACK
+        ? { srcPort: seg.dstPort, dstPort: seg.srcPort, seq: seg.ack, ack: 0, flags: TCP_FLAG.RST, window: 0, payload: new Uint8Array(0) }
+        : { srcPort: seg.dstPort, dstPort: seg.srcPort, seq: 0, ack: seqAdd(seg.seq, len), flags: TCP_FLAG.RST | TCP_FLAG.ACK, window: 0, payload: new Uint8Array(0) };
+    this.sendTcp(src, rst);
+  }
+
+
+  private sendTcp(dst: number, seg: TcpSegment): void {
+    const id = this.ipId++ & 0xffff;
+    this.sendIp(dst, (mac) => buildTcpFrame({ srcMac: this.mac, dstMac: mac, srcIp: this.ip, dstIp: dst }, seg, id));
+  }
+
+  private forget(c: TcpConnection): void {
+    const k = key(c.remoteIp, c.remotePort, c.localPort);
+    if (this.conns.get(k) === c) this.conns.delete(k);
+    this.stats.connections.active = this.conns.size;
+  }
+}
+
+function key(ip: number, remotePort: number, localPort: number): string {
+  return `${ip}:${remotePort}:${localPort}`;
+}
+
+function randomIss(): number {
+  return randomBytes(4).readUInt32BE(0);
+}
+
