@@ -237,7 +237,17 @@ export class Yakima {
     const deadline = performance.now() + this.quantum / KVM_INSTRUCTIONS_PER_MICROSECOND / 1000;
     for (;;) {
       const leftUs = (deadline - performance.now()) * 1000;
-      const exit = leftUs > 0 ? await vm.vcpu.runAsync!(leftUs) : QUANTUM_OVER;
+      let exit: VcpuExit;
+      try {
+        // KvmVcpu.runAsync does not hang (its worker must answer within 10 × the quantum + 1 s,
+        // else it reports an 'unknown-exit' fault) and does not reject; a vCPU that rejects
+        // anyway faults its VM rather than the whole scheduler.
+        exit = leftUs > 0 ? await vm.vcpu.runAsync!(leftUs) : QUANTUM_OVER;
+      } catch (e) {
+        if (vm.finished) return;
+        this.faultVm(vm, 'unknown-exit', `vCPU run failed: ${e instanceof Error ? e.message : String(e)}`, 0);
+        return;
+      }
       if (vm.finished) return;
       if (this.handleExit(vm, exit)) return;
       if (this.stopReason !== undefined) {
@@ -345,14 +355,18 @@ export class Yakima {
     const deadline = this.idleTable.nextDeadline();
     const ms = deadline === Infinity ? MAX_WAIT_MS : Math.max(0, (deadline - hostTicks()) / 1000);
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, Math.min(ms, MAX_WAIT_MS));
-      function done(): void {
+      // `done` unregisters itself synchronously, and only if it is still the registered wake:
+      // clearing `wake` later (e.g. in a `.finally`, which runs a microtask after `poke`) would
+      // drop the wake of the *next* wait, which `runOnWorkers` starts synchronously after
+      // poking this one — an interrupt would then wake nobody until the next timeout (up to
+      // MAX_WAIT_MS: a VM that idles and gets a packet hangs for a minute, and Ctrl-C is lost).
+      const done = (): void => {
         clearTimeout(timer);
+        if (this.wake === done) this.wake = undefined;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, Math.min(ms, MAX_WAIT_MS));
       this.wake = done;
-    }).finally(() => {
-      this.wake = undefined;
     });
   }
 

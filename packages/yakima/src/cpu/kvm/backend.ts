@@ -47,9 +47,30 @@ export interface KvmBackendOptions {
    * 0 = sleep at once). Saves a thread wake-up per hypercall round trip.
    */
   spinMicros?: number;
+  /**
+   * How long to wait for a worker to answer one run request before giving up on it, in ms
+   * (default: 10 × the request's quantum + 1 s). A run that is not answered in time rejects
+   * with `KvmWorkerStuckError` (the vCPU then reports an 'unknown-exit' fault) and the worker
+   * is retired: it is never sent another request, since it may still be inside KVM_RUN.
+   * Tests lower it; there is no reason to change it otherwise.
+   */
+  answerTimeoutMs?: number;
 }
 
-type WaitAsync = (ta: Int32Array, index: number, value: number) => { async: boolean; value: Promise<string> | string };
+/** A worker thread did not answer a run request in time (see `KvmBackendOptions.answerTimeoutMs`). */
+export class KvmWorkerStuckError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KvmWorkerStuckError';
+  }
+}
+
+/** The answer bound for a request of `quantumNs`: 10 × the quantum + 1 s, in ms. */
+export function defaultAnswerTimeoutMs(quantumNs: number): number {
+  return (10 * quantumNs) / 1e6 + 1000;
+}
+
+type WaitAsync = (ta: Int32Array, index: number, value: number, timeout?: number) => { async: boolean; value: Promise<string> | string };
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
 /**
@@ -133,12 +154,18 @@ class VcpuWorker implements KvmExecutor {
   private readonly queue: (() => void)[] = [];
   private busy = false;
   private dead: Error | undefined;
+  /** Set when a request went unanswered: the worker gets no further requests. */
+  private stuck: KvmWorkerStuckError | undefined;
   /** vCPUs pinned here. */
   pinned = 0;
   /** Resolves when the worker has loaded koffi and prepared its run loop. */
   readonly ready: Promise<void>;
 
-  constructor(cfg: RunLoopConfig, spinMicros: number) {
+  constructor(
+    cfg: RunLoopConfig,
+    spinMicros: number,
+    private readonly answerTimeoutMs: number | undefined,
+  ) {
     const sab = new SharedArrayBuffer(CTL.BYTES);
     this.ctl = new Int32Array(sab, 0, 32);
     this.f64 = new Float64Array(sab);
@@ -160,11 +187,21 @@ class VcpuWorker implements KvmExecutor {
     this.worker.on('exit', (code) => die(new Error(`KVM worker thread exited (code ${code})`)));
   }
 
+  /** False once the worker died or was retired after an unanswered request. */
+  get usable(): boolean {
+    return this.dead === undefined && this.stuck === undefined;
+  }
+
   async run(vcpuFd: number, runAddress: bigint, quantumNs: number, result: Int32Array): Promise<number> {
-    if (this.busy) await new Promise<void>((resolve) => this.queue.push(resolve));
+    // Re-check after every wake-up: another caller may have taken the worker in between.
+    while (this.busy) await new Promise<void>((resolve) => this.queue.push(resolve));
     this.busy = true;
     this.worker.ref();
     try {
+      if (this.stuck) throw this.stuck;
+      if (this.dead) throw this.dead;
+      // A new worker serves requests only once it has loaded koffi: keep that out of the bound.
+      await this.ready;
       if (this.dead) throw this.dead;
       const ctl = this.ctl;
       ctl[CTL.FD] = vcpuFd;
@@ -173,9 +210,19 @@ class VcpuWorker implements KvmExecutor {
       this.f64[CTL.F64_QUANTUM_NS] = quantumNs;
       Atomics.store(ctl, CTL.STATE, STATE_REQUEST);
       Atomics.notify(ctl, CTL.STATE);
-      const w = waitAsync(ctl, CTL.STATE, STATE_REQUEST);
+      const limitMs = this.answerTimeoutMs ?? defaultAnswerTimeoutMs(quantumNs);
+      const w = waitAsync(ctl, CTL.STATE, STATE_REQUEST, limitMs);
       if (w.async) await w.value;
       if (this.dead) throw this.dead;
+      // The state is what counts, not how the wait ended (a lost notify is harmless here).
+      if (Atomics.load(ctl, CTL.STATE) === STATE_REQUEST) {
+        this.stuck = new KvmWorkerStuckError(
+          `KVM worker thread did not answer a run request within ${limitMs.toFixed(0)} ms (quantum ${(quantumNs / 1000).toFixed(0)} µs): ` +
+            `its vCPU is stuck in KVM_RUN (preemption timer did not fire) or the request was never seen; the worker is retired`,
+        );
+        this.failQueued();
+        throw this.stuck;
+      }
       for (let i = 0; i < RESULT.LENGTH; i++) result[i] = ctl[CTL.RESULT + i]!;
       const ns = this.f64[CTL.F64_ELAPSED_NS]!;
       Atomics.store(ctl, CTL.STATE, STATE_IDLE);
@@ -188,15 +235,36 @@ class VcpuWorker implements KvmExecutor {
     }
   }
 
+  /** Let every queued request run (each then fails at once: the worker is retired). */
+  private failQueued(): void {
+    for (const next of this.queue.splice(0)) queueMicrotask(next);
+  }
+
   /** Block (briefly) until the worker has completed the out exit it last reported. */
   settle(): void {
+    if (this.stuck) return; // never answered: nothing of its will be completed
     while (Atomics.load(this.ctl, CTL.COMPLETING) === 1) Atomics.wait(this.ctl, CTL.COMPLETING, 1, 100);
   }
 
   async close(): Promise<void> {
     Atomics.store(this.ctl, CTL.STATE, STATE_QUIT);
     Atomics.notify(this.ctl, CTL.STATE);
-    await this.worker.terminate();
+    const stopped = this.worker.terminate();
+    if (!this.stuck) {
+      await stopped;
+      return;
+    }
+    // A stuck worker stops only when its KVM_RUN returns (termination needs it back in JS):
+    // do not wait for that forever. It is unref'd, so it does not keep the process alive.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      stopped.then(
+        () => {},
+        () => {},
+      ),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000))),
+    ]);
+    clearTimeout(timer);
   }
 }
 
@@ -208,7 +276,10 @@ class VcpuWorker implements KvmExecutor {
 export class KvmBackend {
   readonly threads: number;
   private readonly spinMicros: number;
+  private readonly answerTimeoutMs: number | undefined;
   private readonly workers: VcpuWorker[] = [];
+  /** Workers taken out of the pool (stuck or dead); closed with the backend. */
+  private readonly retired: VcpuWorker[] = [];
   private closed = false;
 
   /** @throws KvmUnavailableError when KVM is not usable (see `probeKvm`). */
@@ -216,6 +287,11 @@ export class KvmBackend {
     kvmSystem();
     this.threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
     this.spinMicros = Math.max(0, opts.spinMicros ?? 50);
+    this.answerTimeoutMs = opts.answerTimeoutMs;
+  }
+
+  private newWorker(): VcpuWorker {
+    return new VcpuWorker(runLoopConfig(), this.spinMicros, this.answerTimeoutMs);
   }
 
   /**
@@ -224,7 +300,7 @@ export class KvmBackend {
    * @throws Error when a worker cannot start (e.g. koffi fails to load in it).
    */
   async start(): Promise<void> {
-    while (this.workers.length < this.threads) this.workers.push(new VcpuWorker(runLoopConfig(), this.spinMicros));
+    while (this.workers.length < this.threads) this.workers.push(this.newWorker());
     await Promise.all(this.workers.map((w) => w.ready));
   }
 
@@ -235,10 +311,14 @@ export class KvmBackend {
    */
   createVcpu(memory: GuestMemory): KvmVcpu {
     if (this.closed) throw new Error('KvmBackend is closed');
+    // A retired worker keeps serving nobody; a fresh one takes its place in the pool.
+    for (let i = this.workers.length - 1; i >= 0; i--) {
+      if (!this.workers[i]!.usable) this.retired.push(...this.workers.splice(i, 1));
+    }
     const idle = this.workers.find((w) => w.pinned === 0);
     let w: VcpuWorker | undefined = idle;
     if (!w && this.workers.length < this.threads) {
-      w = new VcpuWorker(runLoopConfig(), this.spinMicros);
+      w = this.newWorker();
       this.workers.push(w);
     }
     w ??= this.workers.reduce((a, b) => (b.pinned < a.pinned ? b : a));
@@ -251,7 +331,8 @@ export class KvmBackend {
   /** Stop the worker threads (destroy the vCPUs first). */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.workers.map((w) => w.close()));
+    await Promise.all([...this.workers, ...this.retired].map((w) => w.close()));
     this.workers.length = 0;
+    this.retired.length = 0;
   }
 }

@@ -153,6 +153,13 @@ export class KvmVcpu implements Vcpu {
   private ioPending = false;
   private destroyed = false;
   private destroyRequested = false;
+  /**
+   * The executor gave up on a run (its worker did not answer in time, or died): the worker
+   * may still be inside KVM_RUN on this vCPU, so its kvm_run area, fds and memory are never
+   * unmapped or closed (a leak, rather than a use-after-unmap crash of the whole process),
+   * and the vCPU runs no more.
+   */
+  private abandoned = false;
 
   /**
    * @param memory guest memory from `allocateGuestMemory` (already holding the boot image).
@@ -249,18 +256,34 @@ export class KvmVcpu implements Vcpu {
    * Only one run at a time per vCPU; `getRegs`/`setRegs` must wait until it resolves.
    */
   async runAsync(quantumMicros: number): Promise<VcpuExit> {
+    if (this.abandoned && !this.destroyed) return this.abandonedFault('the vCPU was abandoned after an earlier run failed');
     this.checkIdle();
     if (!this.executor) return this.run(quantumMicros * KVM_INSTRUCTIONS_PER_MICROSECOND);
     this.settleIo();
     this.running = true;
+    let failure: unknown;
     try {
       this.guestNs += await this.executor.run(this.vcpuFd, this.runAddress, Math.max(1, quantumMicros) * 1000, this.result);
+    } catch (e) {
+      // The worker did not answer in time (KvmWorkerStuckError) or is gone: never hang or
+      // throw into the scheduler; the VM faults with the reason.
+      failure = e;
+      this.abandoned = true;
     } finally {
       this.running = false;
       if (this.destroyRequested) this.destroy();
     }
+    if (failure !== undefined) return this.abandonedFault(failure instanceof Error ? failure.message : String(failure));
     if (this.destroyed) return { kind: 'fault', cause: 'unknown-exit', detail: 'vCPU destroyed while running', eip: 0, bytes: new Uint8Array() };
     return this.decode();
+  }
+
+  /** The fault of a run the executor gave up on (registers may be stale: the worker never finished). */
+  private abandonedFault(detail: string): VcpuExit {
+    const eip = this.destroyed && !this.abandoned ? 0 : this.runView.getUint32(KVM_RUN.SYNC_REGS + KVM_REGS.RIP, true);
+    const m = this.memory;
+    const bytes = !this.destroyed && m.canRead(eip, 1) ? m.u8.slice(eip, Math.min(eip + 15, m.size)) : new Uint8Array();
+    return { kind: 'fault', cause: 'unknown-exit', detail, eip, bytes };
   }
 
   getRegs(): VcpuRegs {
@@ -294,8 +317,13 @@ export class KvmVcpu implements Vcpu {
       this.destroyRequested = true;
       return;
     }
-    this.executor?.settle(); // the worker must be done with this vCPU's kvm_run
     this.destroyed = true;
+    if (this.abandoned) {
+      // See `abandoned`: a worker may still use this kvm_run area and memory. Leak them.
+      this.onDestroy?.();
+      return;
+    }
+    this.executor?.settle(); // the worker must be done with this vCPU's kvm_run
     const c = libc();
     c.munmap(this.runAddress, this.runSize);
     c.close(this.vcpuFd);
@@ -306,6 +334,7 @@ export class KvmVcpu implements Vcpu {
 
   /** Make a pending out exit complete (EIP past the instruction) before registers are used. */
   private settleIo(): void {
+    if (this.abandoned) return; // nothing the worker did is final (or will be completed)
     if (this.ioPending) {
       this.ioPending = false;
       localRunLoop().complete(this.vcpuFd, this.runView);
@@ -315,6 +344,7 @@ export class KvmVcpu implements Vcpu {
 
   private checkIdle(): void {
     if (this.destroyed) throw new Error('KvmVcpu used after destroy()');
+    if (this.abandoned) throw new Error('KvmVcpu was abandoned after its worker did not answer');
     if (this.running) throw new Error('KvmVcpu is running (runAsync in flight)');
   }
 
