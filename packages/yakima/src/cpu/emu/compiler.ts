@@ -246,7 +246,9 @@ export function compileBlock(c: EmuCpu, b: Block): CompiledBlock | null {
       if (g.code.includes('c.codeWrite')) body.push(`if (c.stop !== 0) return ${k + 1};`);
       inlined++;
       if (g.rec) lastRec = g.rec;
-      else if (g.kills !== 0) lastRec = null;
+      // Any other flag writer ends the fusable record (found by the differential tester: an
+      // inlined imul, which calls its handler, left the previous `or` record for jae to fuse on).
+      else if (g.kills !== 0 || (i.spec?.flagsOut ?? 0) !== 0) lastRec = null;
     } else {
       body.push(`k = ${k}; H[${k}](c, I[${k}]); if (c.stop !== 0) return ${k + 1};`);
       if ((i.spec?.flagsOut ?? ARITH) !== 0) lastRec = null;

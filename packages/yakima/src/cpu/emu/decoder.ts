@@ -218,6 +218,10 @@ function decode(addr: number, fetch: () => number, length: () => number): Instr 
     // A 0x66 prefix on a near branch truncates EIP to 16 bits (SDM vol. 2, JMP/Jcc/CALL).
     i.imm = opsize16 ? t & 0xffff : t;
   }
+  if (seg === 0x2e && i.mem && writesMemoryOperand(spec)) {
+    // CS is an execute/read code segment: writing through it is #GP on the processor (and so on KVM).
+    return faultRecord(addr, i.len, 'general-protection', `${spec.mnemonic} writes memory through a CS segment override (code segments are read-only)`);
+  }
   if (lock && !(spec.lockable && i.mem)) {
     return faultRecord(addr, i.len, 'invalid-opcode', `lock prefix on ${spec.mnemonic}${i.mem ? '' : ' with a register destination'}`);
   }
@@ -253,4 +257,25 @@ function decodeAddress(i: Instr, mod: number, rm: number, fetch: () => number): 
   i.base = base < 0 ? 0 : base;
   i.index = index < 0 ? 0 : index;
   i.eaKind = base >= 0 ? (index >= 0 ? 2 : 1) : index >= 0 ? 3 : 0;
+}
+
+/** Mnemonics whose memory operand (ModRM or moffs) is a destination, besides the ALU and mov forms below. */
+const WRITES_MEMORY = new Set([
+  'xchg', 'pop', 'rol', 'ror', 'rcl', 'rcr', 'shl', 'shr', 'sal', 'sar', 'not', 'neg', 'inc', 'dec', 'bts', 'btr', 'btc',
+  'shld', 'shrd', 'cmpxchg', 'cmpxchg8b', 'xadd', 'movnti', 'movntps', 'movntpd', 'movntdq', 'stmxcsr',
+  'fst', 'fstp', 'fist', 'fistp', 'fisttp', 'fnstcw', 'fnstsw',
+]);
+/** SSE store forms (opcode after 0F) that write their r/m operand. */
+const SSE_STORES = new Set([0x0f11, 0x0f13, 0x0f17, 0x0f29, 0x0f7f, 0x0fd6]);
+
+/** Does the instruction write its ModRM/moffs memory operand? (Found by the differential tester: a CS override on such a write must fault.) */
+function writesMemoryOperand(spec: OpSpec): boolean {
+  const op = spec.op, m = spec.mnemonic;
+  if (op < 0x40 && (op & 7) <= 1) return m !== 'cmp';
+  if (op >= 0x80 && op <= 0x83) return m !== 'cmp';
+  if (m === 'mov') return op === 0x88 || op === 0x89 || op === 0xc6 || op === 0xc7 || op === 0xa2 || op === 0xa3;
+  if (m.startsWith('set')) return true;
+  if (SSE_STORES.has(op)) return true;
+  if (op === 0x0f7e) return spec.pfx === 0x66; // movd r/m32, xmm (F3 0F 7E is a load)
+  return WRITES_MEMORY.has(m);
 }
