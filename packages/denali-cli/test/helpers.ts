@@ -1,4 +1,5 @@
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -24,4 +25,16 @@ export async function cService(name: string, source: string, extra: Record<strin
   await writeFile(join(dir, 'denali.json'), JSON.stringify({ name, sources: ['main.c'], memory: '4M', ...extra }));
   await writeFile(join(dir, 'main.c'), source);
   return dir;
+}
+
+/** A free loopback TCP port (bound, then released), for `-p` forwards and servers under test. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolvePort(p));
+    });
+  });
 }

@@ -8,14 +8,14 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Agent, get } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { C_FLAGS, buildService, collectAssets, loadServiceConfig, packAssets, sdkPaths } from '@denali/ilwaco-sdk';
 import { buildNative } from '../bench/native/build-native.js';
-import { root } from './helpers.js';
+import { freePort, root } from './helpers.js';
 
 const HTTPD = join(root, 'examples/httpd');
 const ASSETS = join(HTTPD, 'assets');
@@ -396,14 +396,3 @@ describe('examples/httpd in a Denali VM (denali run -p)', () => {
   });
 });
 
-/** A free loopback port for the forward (bound, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolvePort(p));
-    });
-  });
-}

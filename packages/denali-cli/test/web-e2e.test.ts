@@ -5,22 +5,11 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { root } from './helpers.js';
+import { freePort, root } from './helpers.js';
 
 const ASSETS = join(root, 'examples/httpd/assets');
 const INDEX = readFileSync(join(ASSETS, 'index.html'));
 
-/** A free loopback port (bound, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolvePort(p));
-    });
-  });
-}
 
 /** Start `denali run` with `args`; resolves once `ready(output)` holds. */
 async function startDenali(args: string[], ready: (out: string) => Promise<boolean> | boolean, prefix: string[] = []) {
