@@ -27,7 +27,8 @@ describe('VMs on the emulator', () => {
     const ib = b.vcpu.instructionsRetired;
     expect(ia).toBeGreaterThan(100_000);
     expect(ib).toBeGreaterThan(100_000);
-    expect(Math.abs(ia - ib)).toBeLessThanOrEqual(20_000 + 16);
+    // At most one quantum apart, plus the emulator's per-run overshoot (up to one block, 64 instructions) on each side.
+    expect(Math.abs(ia - ib)).toBeLessThanOrEqual(20_000 + 2 * 64);
   });
 
   it('console output via hypercall, then hlt exits 0', async () => {
