@@ -181,6 +181,21 @@ static int fail(int e) {
     return -1;
 }
 
+/*
+ * A stream send/recv loop that can make no progress now: fail with EAGAIN when non-blocking,
+ * else sleep until the socket changes or the deadline passes. Bytes already moved are
+ * reported rather than an error. Returns 1 to stop with `done`, 0 to retry, -1 (errno set).
+ */
+static int await_progress(struct sock *s, int nb, size_t done, uint32_t gen, uint64_t deadline) {
+    if (nb) {
+        if (done) return 1;
+        netif_flush();
+        return fail(EAGAIN);
+    }
+    if (sock_wait(s, gen, deadline) < 0) return done && errno == EAGAIN ? 1 : -1;
+    return 0;
+}
+
 static int get_sin(const struct sockaddr *addr, socklen_t len, struct sockaddr_in *out) {
     if (!addr || len < sizeof(struct sockaddr_in)) return fail(EINVAL);
     memcpy(out, addr, sizeof *out);
@@ -400,15 +415,9 @@ static ssize_t tcp_send_data(struct sock *s, const uint8_t *buf, size_t len, int
             if (done) break;
             return fail(EPIPE);
         }
-        if (nb) {
-            if (done) break;
-            netif_flush();
-            return fail(EAGAIN);
-        }
-        if (sock_wait(s, gen, deadline) < 0) {
-            if (done && errno == EAGAIN) break;
-            return -1;
-        }
+        int w = await_progress(s, nb, done, gen, deadline);
+        if (w > 0) break;
+        if (w < 0) return -1;
     }
     netif_flush();
     return (ssize_t)done;
@@ -438,15 +447,9 @@ static ssize_t tcp_recv_data(struct sock *s, uint8_t *buf, size_t len, int flags
             if (done || !t->error) break;
             return fail(t->error);
         }
-        if (nb) {
-            if (done) break;
-            netif_flush();
-            return fail(EAGAIN);
-        }
-        if (sock_wait(s, gen, deadline) < 0) {
-            if (done && errno == EAGAIN) break;
-            return -1;
-        }
+        int w = await_progress(s, nb, done, gen, deadline);
+        if (w > 0) break;
+        if (w < 0) return -1;
     }
     netif_flush();
     return (ssize_t)done;

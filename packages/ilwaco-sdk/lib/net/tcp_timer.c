@@ -37,18 +37,8 @@ static void rexmt_fire(void *arg) {
     struct tcb *t = arg;
     switch (t->state) {
     case TCPS_SYN_SENT:
-        if (++t->retries > TCP_SYN_RETRIES) {
-            NSTAT(tcp_timeouts);
-            tcp_close(t, ETIMEDOUT);
-            return;
-        }
-        backoff(t);
-        t->rtt_timing = 0;
-        t->snd_nxt = t->iss;
-        tcp_output(t);
-        return;
     case TCPS_SYN_RCVD:
-        if (++t->retries > TCP_SYNACK_RETRIES) {
+        if (++t->retries > (t->state == TCPS_SYN_SENT ? TCP_SYN_RETRIES : TCP_SYNACK_RETRIES)) {
             NSTAT(tcp_timeouts);
             tcp_close(t, ETIMEDOUT);
             return;
