@@ -5,29 +5,13 @@
  */
 import { ARITH, CF, DF, OF } from '../../src/cpu/emu/flags.js';
 import type { OpSpec } from '../../src/cpu/emu/instr.js';
+import { Rng as SeededRng } from '../../src/cpu/difftest/rng.js';
 import { REC, type OracleCase, type Piece } from './harness.js';
 
-/** xorshift32 PRNG: deterministic so built harnesses are cached across runs. */
-export class Rng {
-  constructor(private s: number) {
-    if (this.s === 0) this.s = 0x9e3779b9;
-  }
-  u32(): number {
-    let x = this.s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.s = x >>> 0;
-    return this.s;
-  }
-  int(n: number): number {
-    return this.u32() % n;
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)];
-  }
-  bool(): boolean {
-    return (this.u32() & 1) === 1;
+/** The difftest xorshift32 without warm-up: deterministic, so built harnesses are cached across runs. */
+export class Rng extends SeededRng {
+  constructor(seed: number) {
+    super(seed, 0);
   }
 }
 
