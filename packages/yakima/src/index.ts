@@ -3,6 +3,8 @@ export * from './boot/guest-memory.js';
 export * from './boot/boot-image.js';
 export * from './devices/console.js';
 export * from './devices/console-sink.js';
+export * from './devices/console-output.js';
+export * from './sched/heap-admission.js';
 export * from './devices/clock.js';
 export * from './control/fault-report.js';
 export * from './control/hypercalls.js';

@@ -11,10 +11,23 @@ export class GuestMemoryError extends Error {
     /** Length of the range in bytes. */
     readonly length: number,
     readonly access: 'read' | 'write',
+    /** The VM's memory size in bytes, to say which rule the range broke; unknown: "outside". */
+    memorySize = 0,
   ) {
-    super(`guest ${access} of ${length} bytes at 0x${(address >>> 0).toString(16)} is outside the VM's memory`);
+    super(`guest ${access} of ${length} bytes at 0x${(address >>> 0).toString(16)} ${whyBad(address, length, access, memorySize)}`);
     this.name = 'GuestMemoryError';
   }
+}
+
+/** Which access rule `[addr, addr+len)` breaks, as a phrase (see `GuestMemory`). */
+function whyBad(addr: number, len: number, access: 'read' | 'write', size: number): string {
+  const hex = (n: number): string => `0x${n.toString(16)}`;
+  if (!Number.isInteger(addr) || !Number.isInteger(len) || len < 0 || addr < 0 || addr + len > size) return "is outside the VM's memory";
+  if (addr < LAYOUT.NULL_PAGE_END) return `touches page 0 [0x0, ${hex(LAYOUT.NULL_PAGE_END)}), which the guest may not access`;
+  if (access === 'write' && addr < LAYOUT.VREG_RW_BASE) {
+    return `is into the read-only virtual-register page [${hex(LAYOUT.NULL_PAGE_END)}, ${hex(LAYOUT.VREG_RW_BASE)})`;
+  }
+  return "is outside the VM's memory";
 }
 
 /**
@@ -62,25 +75,25 @@ export class GuestMemory {
 
   /** Little-endian u32 at a guest-readable address. @throws GuestMemoryError */
   readU32(addr: number): number {
-    if (!this.canRead(addr, 4)) throw new GuestMemoryError(addr, 4, 'read');
+    if (!this.canRead(addr, 4)) throw new GuestMemoryError(addr, 4, 'read', this.size);
     return this.dv.getUint32(addr, true);
   }
 
   /** Store a little-endian u32 at a guest-writable address. @throws GuestMemoryError */
   writeU32(addr: number, value: number): void {
-    if (!this.canWrite(addr, 4)) throw new GuestMemoryError(addr, 4, 'write');
+    if (!this.canWrite(addr, 4)) throw new GuestMemoryError(addr, 4, 'write', this.size);
     this.dv.setUint32(addr, value >>> 0, true);
   }
 
   /** A view (not a copy) of a guest-readable range. @throws GuestMemoryError */
   view(addr: number, len: number): Uint8Array {
-    if (!this.canRead(addr, len)) throw new GuestMemoryError(addr, len, 'read');
+    if (!this.canRead(addr, len)) throw new GuestMemoryError(addr, len, 'read', this.size);
     return this.u8.subarray(addr, addr + len);
   }
 
   /** A view (not a copy) of a guest-writable range, for the VMM to fill. @throws GuestMemoryError */
   writableView(addr: number, len: number): Uint8Array {
-    if (!this.canWrite(addr, len)) throw new GuestMemoryError(addr, len, 'write');
+    if (!this.canWrite(addr, len)) throw new GuestMemoryError(addr, len, 'write', this.size);
     return this.u8.subarray(addr, addr + len);
   }
 }

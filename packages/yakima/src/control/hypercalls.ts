@@ -28,11 +28,21 @@ export type HypercallOutcome =
   | { action: 'continue' }
   /** Sleep until an interrupt or `timeoutTicks` ticks from now (`Infinity`: no timeout). */
   | { action: 'idle'; timeoutTicks: number }
+  /**
+   * A device has no room (the console buffer is full): park the VM until the device wakes it,
+   * then repeat the hypercall — the scheduler moves EIP back onto its `out` instruction, so
+   * the guest sees a write that simply took longer (like a blocking write(2)).
+   */
+  | { action: 'wait' }
   | { action: 'exit'; status: number };
 
 type Handler = (vm: Vm, args: number) => HypercallOutcome;
 
 const CONTINUE: HypercallOutcome = { action: 'continue' };
+const WAIT: HypercallOutcome = { action: 'wait' };
+
+/** Host cost of one hypercall's dispatch, charged to the VM's quantum, in instruction-equivalents. */
+export const HYPERCALL_COST = 64;
 
 /** Largest console write handled in one hypercall, in bytes; longer writes report a short count. */
 export const CONSOLE_WRITE_MAX = 1 << 20;
@@ -56,8 +66,16 @@ const handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
       const buf = vm.memory.readU32(a + CONSOLE_ARGS.BUF);
       const len = Math.min(vm.memory.readU32(a + CONSOLE_ARGS.LEN), CONSOLE_WRITE_MAX);
       vm.memory.writeU32(a + CONSOLE_ARGS.DONE, 0); // checks the out-field before any effect
-      vm.console.write(vm.memory.view(buf, len));
-      vm.memory.writeU32(a + CONSOLE_ARGS.DONE, len);
+      // The console buffer takes what it has room for (a partial write, DONE < LEN, which
+      // the guest continues); with no room at all the VM waits for the host to drain it.
+      const done = vm.console.write(vm.memory.view(buf, len));
+      if (done === 0 && len > 0) {
+        vm.stats.consoleWaits++;
+        return WAIT;
+      }
+      vm.memory.writeU32(a + CONSOLE_ARGS.DONE, done);
+      vm.stats.consoleBytes += done;
+      vm.chargeBytes(done);
       return CONTINUE;
     },
   ],
@@ -89,6 +107,7 @@ const handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
           continue;
         }
         if (!nic.transmit(vm.memory.view(vm.memory.readU32(d + FRAME_DESC.ADDR), len))) break;
+        vm.chargeBytes(len);
       }
       vm.memory.writeU32(a + NET_ARGS.DONE, done);
       return CONTINUE;
@@ -110,6 +129,7 @@ const handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
         const n = Math.min(cap, frame.length);
         buf.set(frame.subarray(0, n));
         vm.memory.writeU32(d + FRAME_DESC.LEN, n);
+        vm.chargeBytes(n);
       }
       vm.memory.writeU32(a + NET_ARGS.DONE, done);
       return CONTINUE;
@@ -146,6 +166,7 @@ export function dispatchHypercall(vm: Vm, port: number, value: number, size: num
   const handler = handlers.get(n);
   if (!handler) throw new HypercallFault(`unknown hypercall ${n}`);
   vm.stats.hypercalls++;
+  vm.charged += HYPERCALL_COST;
   try {
     return handler(vm, value >>> 0);
   } catch (e) {

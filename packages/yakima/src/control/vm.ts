@@ -21,7 +21,14 @@ export interface VmStats {
   idles: number;
   /** Upcalls delivered (virtual interrupt batches seen by an interrupt-enabled guest). */
   upcalls: number;
+  /** Console bytes the guest wrote (accepted by CONSOLE_WRITE). */
+  consoleBytes: number;
+  /** Times CONSOLE_WRITE found the console buffer full and the VM waited for the host to drain it. */
+  consoleWaits: number;
 }
+
+/** Hypercall data charged as one guest instruction of the quantum (a copy costs ~1 instruction per 4 bytes). */
+export const BYTES_PER_INSTRUCTION = 4;
 
 /**
  * One Denali virtual machine: its guest memory, its vCPU, its devices, and its scheduling state.
@@ -36,7 +43,12 @@ export class Vm {
   exitStatus: number | undefined;
   /** The fault that stopped the VM once `state` is 'faulted'. */
   fault: FaultReport | undefined;
-  readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0 };
+  readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0, consoleBytes: 0, consoleWaits: 0 };
+  /**
+   * Host work done for this VM in the current quantum (hypercall data moved), in
+   * instruction-equivalents; the scheduler subtracts it from the quantum (`chargeBytes`).
+   */
+  charged = 0;
   readonly console: ConsoleDevice;
   readonly clock = new ClockDevice();
   readonly memory: GuestMemory;
@@ -55,7 +67,20 @@ export class Vm {
     private readonly onInterrupt: (vm: Vm) => void,
   ) {
     this.memory = boot.memory;
-    this.console = new ConsoleDevice(name, sink, () => this.raise(IRQ.CONSOLE));
+    this.console = new ConsoleDevice(
+      name,
+      sink,
+      () => this.raise(IRQ.CONSOLE),
+      () => this.onInterrupt(this), // room in the console buffer: wake a VM waiting to write
+    );
+  }
+
+  /**
+   * Charge `bytes` of hypercall data movement to this VM's quantum, at `BYTES_PER_INSTRUCTION`
+   * bytes per instruction-equivalent, so a VM cannot move unbounded data in one quantum.
+   */
+  chargeBytes(bytes: number): void {
+    this.charged += Math.ceil(bytes / BYTES_PER_INSTRUCTION);
   }
 
   get finished(): boolean {

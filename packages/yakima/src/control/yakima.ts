@@ -7,6 +7,7 @@ import type { FaultCause, Vcpu, VcpuExit } from '../cpu/vcpu.js';
 import { hostTicks } from '../devices/clock.js';
 import type { ConsoleSink } from '../devices/console.js';
 import { MemoryConsoleSink } from '../devices/console-sink.js';
+import { admitVm, heapEmergency } from '../sched/heap-admission.js';
 import { IdleTable } from '../sched/idle-table.js';
 import { RunQueue } from '../sched/run-queue.js';
 import { VirtualNetwork, type NetworkOptions } from '../net/network.js';
@@ -59,7 +60,19 @@ const QUANTUM_OVER: VcpuExit = { kind: 'quantum' };
 export const DEFAULT_QUANTUM = 500_000;
 
 /** How long the scheduler runs VMs before letting the host event loop in (Ctrl-C, I/O), in ms. */
-const SLICE_MS = 15;
+const SLICE_MS = 4;
+
+/**
+ * Longest wall-clock time of one quantum, in ms: whatever the instruction count, a VM is
+ * preempted then, so no guest delays Ctrl-C, the network or other VMs by more than this.
+ */
+const QUANTUM_MAX_MS = 4;
+
+/** The emulator runs a quantum in pieces of at most this many instructions, checking the clock between. */
+const RUN_CHUNK = 20_000;
+
+/** How often the scheduler checks the V8 heap against its limit, in ms. */
+const HEAP_CHECK_MS = 500;
 
 /** Longest single host timer while waiting for idle VMs, in ms (a timer keeps Node alive). */
 const MAX_WAIT_MS = 60_000;
@@ -102,6 +115,7 @@ export class Yakima {
    * @throws BootError when the memory size or arguments do not fit (see `createBootImage`).
    */
   addVm(image: DenaliImage, opts: AddVmOptions = {}): Vm {
+    admitVm(opts.name ?? image.manifest.name, this.liveCount);
     const id = this.nextId++;
     const bootOpts: BootOptions = { vmId: id, args: opts.args, memorySize: opts.memorySize };
     if (this.kvm) bootOpts.allocateMemory = allocateGuestMemory;
@@ -157,6 +171,7 @@ export class Yakima {
   /** Synchronous vCPUs (the emulator): one VM at a time on the main thread. */
   private async runInline(): Promise<void> {
     let sliceStart = performance.now();
+    let heapChecked = sliceStart;
     while (this.stopReason === undefined && this.liveCount > 0) {
       this.expireIdle();
       const vm = this.runQueue.shift();
@@ -170,6 +185,10 @@ export class Yakima {
       if (performance.now() - sliceStart >= SLICE_MS) {
         await new Promise<void>((r) => setImmediate(r));
         sliceStart = performance.now();
+        if (sliceStart - heapChecked >= HEAP_CHECK_MS) {
+          heapChecked = sliceStart;
+          this.checkHeap();
+        }
       }
     }
   }
@@ -201,6 +220,14 @@ export class Yakima {
     await Promise.all(inflight);
   }
 
+  /** Stop every VM in order, with one line, before V8 would abort on its heap limit. */
+  private checkHeap(): void {
+    const why = heapEmergency();
+    if (why === undefined) return;
+    this.opts.log?.(`yakima: ${why}`);
+    this.stop('out of memory');
+  }
+
   /** Stop all VMs at the next quantum boundary (Ctrl-C). `run` then resolves. */
   stop(reason = 'stopped'): void {
     this.stopReason ??= reason;
@@ -221,13 +248,22 @@ export class Yakima {
     for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
   }
 
-  /** One scheduling quantum of `vm` on a synchronous vCPU. */
+  /**
+   * One scheduling quantum of `vm` on a synchronous vCPU: `quantum` instructions, less the
+   * hypercall work charged to the VM (`vm.charged`), and at most `QUANTUM_MAX_MS` of wall-clock
+   * time (checked every `RUN_CHUNK` instructions and after every hypercall).
+   */
   private runQuantum(vm: Vm): void {
     if (!this.enterVm(vm)) return;
     const start = vm.vcpu.instructionsRetired;
+    const deadline = performance.now() + QUANTUM_MAX_MS;
+    vm.charged = 0;
     for (;;) {
-      const left = this.quantum - (vm.vcpu.instructionsRetired - start);
-      if (this.handleExit(vm, left > 0 ? vm.vcpu.run(left) : QUANTUM_OVER)) return;
+      const left = this.quantum - (vm.vcpu.instructionsRetired - start) - vm.charged;
+      const timeUp = performance.now() >= deadline;
+      const exit = left > 0 && !timeUp ? vm.vcpu.run(Math.min(left, RUN_CHUNK)) : QUANTUM_OVER;
+      if (exit.kind === 'quantum' && left > RUN_CHUNK && !timeUp) continue; // a chunk, not the quantum, ended
+      if (this.handleExit(vm, exit)) return;
     }
   }
 
@@ -235,8 +271,9 @@ export class Yakima {
   private async runQuantumAsync(vm: Vm): Promise<void> {
     if (!this.enterVm(vm)) return;
     const deadline = performance.now() + this.quantum / KVM_INSTRUCTIONS_PER_MICROSECOND / 1000;
+    vm.charged = 0;
     for (;;) {
-      const leftUs = (deadline - performance.now()) * 1000;
+      const leftUs = (deadline - performance.now()) * 1000 - vm.charged / KVM_INSTRUCTIONS_PER_MICROSECOND;
       let exit: VcpuExit;
       try {
         // KvmVcpu.runAsync does not hang (its worker must answer within 10 × the quantum + 1 s,
@@ -294,6 +331,15 @@ export class Yakima {
           return true;
         }
         if (outcome.action === 'continue') return false;
+        if (outcome.action === 'wait') {
+          // Repeat the hypercall when woken: back onto its 1-byte `out dx, eax` (0xEF).
+          const regs = vm.vcpu.getRegs();
+          regs.eip = (regs.eip - 1) >>> 0;
+          vm.vcpu.setRegs(regs);
+          vm.state = 'idle';
+          this.idleTable.add(vm, Infinity);
+          return true;
+        }
         if (outcome.action === 'exit') {
           vm.exitStatus = outcome.status;
           this.finish(vm, 'exited');

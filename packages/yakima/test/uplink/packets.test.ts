@@ -112,7 +112,7 @@ describe('ARP cache', () => {
   it('queues while resolving (bounded), releases on reply, expires entries, gives up after retries', () => {
     let now = 0;
     const requests: number[] = [];
-    const arp = new ArpCache((ip) => requests.push(ip), { now: () => now, ttlMs: 1000, maxQueuedPerAddress: 2, maxRequests: 2, retryMs: 100 });
+    const arp = new ArpCache((ip) => requests.push(ip), { now: () => now, ttlMs: 1000, maxQueuedPerAddress: 2, maxRequests: 2, retryMs: 100, maxRetryMs: 100 });
     const sent: string[] = [];
     arp.resolve(GUEST_IP, () => sent.push('a'));
     arp.resolve(GUEST_IP, () => sent.push('b'));
@@ -132,6 +132,26 @@ describe('ARP cache', () => {
     arp.tick();
     expect(arp.hasPending).toBe(false);
     expect(arp.dropped).toBe(2);
+  });
+
+  it('backs off exponentially and by default keeps asking for about 40 s (a guest busy booting among thousands)', () => {
+    let now = 0;
+    const at: number[] = [];
+    let gaveUp = -1;
+    const arp = new ArpCache(() => at.push(now), { now: () => now }, () => (gaveUp = now));
+    arp.resolve(GUEST_IP, () => {});
+    for (; now <= 60_000 && gaveUp < 0; now += 100) arp.tick();
+    expect(at.slice(0, 5)).toEqual([0, 500, 1500, 3500, 7500]);
+    expect(at).toHaveLength(12);
+    expect(gaveUp).toBeGreaterThan(30_000);
+    // A reply after 20 s still releases the queued packet.
+    const late = new ArpCache(() => {}, { now: () => now });
+    let sent = false;
+    now = 0;
+    late.resolve(GUEST_IP, () => (sent = true));
+    for (; now < 20_000; now += 100) late.tick();
+    late.learn(GUEST_IP, GUEST_MAC);
+    expect(sent).toBe(true);
   });
 });
 

@@ -58,12 +58,18 @@ export interface ArpCacheOptions {
   maxEntries?: number;
   /** Packets queued per unresolved address; older ones are dropped. Default 16. */
   maxQueuedPerAddress?: number;
-  /** Addresses being resolved at once; more are refused. Default 64. */
+  /** Addresses being resolved at once; more are refused. Default 1024. */
   maxPendingAddresses?: number;
-  /** Requests sent before giving up on an address. Default 4. */
+  /**
+   * Requests sent before giving up on an address. Default 12: with the default backoff the
+   * cache waits about 40 s, so a guest busy booting among thousands (which answers ARP only
+   * when it is next scheduled) is still reached.
+   */
   maxRequests?: number;
-  /** Wait between requests, ms. Default 500. */
+  /** Wait before the first retry, ms; it doubles after each retry up to `maxRetryMs`. Default 500. */
   retryMs?: number;
+  /** Longest wait between requests, ms (exponential backoff cap). Default 4000. */
+  maxRetryMs?: number;
   /** Clock, ms. Default `performance.now`. */
   now?: () => number;
 }
@@ -72,6 +78,8 @@ interface Pending {
   queue: Array<(mac: Uint8Array) => void>;
   requests: number;
   nextAt: number;
+  /** Current wait between requests, ms. */
+  interval: number;
 }
 
 /**
@@ -96,9 +104,10 @@ export class ArpCache {
       ttlMs: 60_000,
       maxEntries: 1024,
       maxQueuedPerAddress: 16,
-      maxPendingAddresses: 64,
-      maxRequests: 4,
+      maxPendingAddresses: 1024,
+      maxRequests: 12,
       retryMs: 500,
+      maxRetryMs: 4000,
       now: () => performance.now(),
       ...opts,
     };
@@ -150,7 +159,7 @@ export class ArpCache {
         this.dropped++;
         return false;
       }
-      p = { queue: [], requests: 1, nextAt: this.o.now() + this.o.retryMs };
+      p = { queue: [], requests: 1, nextAt: this.o.now() + this.o.retryMs, interval: this.o.retryMs };
       this.pending.set(ip, p);
       this.sendRequest(ip);
     }
@@ -167,7 +176,7 @@ export class ArpCache {
     return this.pending.size > 0;
   }
 
-  /** Retry due requests; give up (drop queued packets) after `maxRequests`. */
+  /** Retry due requests (exponential backoff); give up (drop queued packets) after `maxRequests`. */
   tick(): void {
     const now = this.o.now();
     for (const [ip, p] of this.pending) {
@@ -179,7 +188,8 @@ export class ArpCache {
         continue;
       }
       p.requests++;
-      p.nextAt = now + this.o.retryMs;
+      p.interval = Math.min(p.interval * 2, Math.max(this.o.maxRetryMs, this.o.retryMs));
+      p.nextAt = now + p.interval;
       this.sendRequest(ip);
     }
   }
