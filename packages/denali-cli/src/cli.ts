@@ -1,8 +1,10 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseSize } from '@denali/image-format';
+import { LAYOUT, parseSize } from '@denali/image-format';
+import { parseForwardOption } from './run-command.js';
 import { buildCommand } from './build-command.js';
 import { inspectCommand } from './inspect-command.js';
 import { runCommand } from './run-command.js';
+import { UsageError } from './usage-error.js';
 
 const VERSION = '0.1.0';
 
@@ -12,6 +14,27 @@ function sizeArg(text: string): number {
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }
+}
+
+/** `--memory`: a size that a VM can have (page multiple within the architecture's bounds). */
+function memoryArg(text: string): number {
+  const n = sizeArg(text);
+  const mib = (b: number): string => `${b / (1024 * 1024)}M`;
+  if (n < LAYOUT.MIN_MEMORY || n > LAYOUT.MAX_MEMORY) {
+    throw new InvalidArgumentError(`'${text}' is not a VM memory size: it must be between ${mib(LAYOUT.MIN_MEMORY)} and ${mib(LAYOUT.MAX_MEMORY)}`);
+  }
+  if (n % 4096 !== 0) throw new InvalidArgumentError(`'${text}' is not a VM memory size: it must be a multiple of 4K`);
+  return n;
+}
+
+/** `-p`: checked at parse time, so a bad spec is a usage error like any other bad flag. */
+function publishArg(text: string, prev: string[]): string[] {
+  try {
+    parseForwardOption(text);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return [...prev, text];
 }
 
 function positiveInt(text: string): number {
@@ -53,12 +76,12 @@ export async function runCli(argv: string[]): Promise<number> {
     .addOption(
       new Option('--backend <backend>', 'CPU backend: kvm (native x86), emu (bundled emulator), or auto').choices(['auto', 'kvm', 'emu']).default('auto'),
     )
-    .option('--memory <size>', 'guest memory per VM, e.g. 16M (default: from the image)', sizeArg)
+    .option('--memory <size>', 'guest memory per VM, e.g. 16M (default: from the image)', memoryArg)
     .option('--quantum <instructions>', 'preemption quantum in guest instructions', positiveInt)
     .option(
       '-p, --publish <spec>',
       'forward host TCP port to a guest port: HOST_PORT:GUEST_PORT (first VM) or HOST_PORT:VM:GUEST_PORT (VM name or 1-based index); repeatable; implies --net user',
-      (v: string, prev: string[]) => [...prev, v],
+      publishArg,
       [] as string[],
     )
     .addOption(
@@ -91,7 +114,7 @@ export async function runCli(argv: string[]): Promise<number> {
     });
 
   if (guestArgs !== undefined && ours[0] !== 'run') {
-    throw new Error("arguments after '--' are only for 'denali run'");
+    throw new UsageError("arguments after '--' are only for 'denali run'");
   }
   await program.parseAsync(ours, { from: 'user' });
   return status;

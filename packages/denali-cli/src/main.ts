@@ -1,9 +1,10 @@
 import { CommanderError } from 'commander';
 import { runCli } from './cli.js';
+import { UsageError } from './usage-error.js';
 
 /**
  * Run the `denali` command line with `argv` (without node and script) and return the exit
- * status. Every expected failure becomes one line on stderr and a non-zero status, never a
+ * status: 0 success, 1 a run-time failure, 2 a usage error (bad flag or argument). Every expected failure becomes one line on stderr and a non-zero status, never a
  * stack trace (set DENALI_DEBUG=1 to see one).
  */
 export async function main(argv: string[]): Promise<number> {
@@ -13,6 +14,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`denali: ${msg}\n`);
+    if (e instanceof UsageError) {
+      process.stderr.write('(run denali --help for usage)\n');
+      return 2;
+    }
     if (process.env.DENALI_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
     return 1;
   }

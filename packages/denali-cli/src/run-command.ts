@@ -1,8 +1,7 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readImageFile, type DenaliImage } from '@denali/image-format';
-import { buildService } from '@denali/ilwaco-sdk';
+import type { DenaliImage } from '@denali/image-format';
+import { buildService, loadServiceConfig } from '@denali/ilwaco-sdk';
 import {
   StreamConsoleSink,
   Yakima,
@@ -11,10 +10,16 @@ import {
   formatIPv4,
   parsePortForward,
   probeKvm,
+  uniqueVmName,
   type Backend,
   type PortForward,
   type Vm,
 } from '@denali/yakima';
+import { bootIncrementally } from './boot-vms.js';
+import { loadImage } from './image-errors.js';
+import { RunTempDir } from './run-temp-dir.js';
+import { StopSignals } from './stop-signals.js';
+import { UsageError } from './usage-error.js';
 
 /** Options of `denali run`. */
 export interface RunOptions {
@@ -32,61 +37,213 @@ export interface RunOptions {
   net?: 'user' | 'tap';
 }
 
-/** Exit status when Ctrl-C stopped the run (128 + SIGINT). */
-const INTERRUPTED = 130;
+/** How long console output may take to reach a slow reader at exit before it is given up, in ms. */
+const CONSOLE_FLUSH_MS = 500;
+
+/** One target of `denali run`: an image file, or a service directory built first. */
+interface Target {
+  path: string;
+  /** The VM's base name (manifest or denali.json name). */
+  name: string;
+  image?: DenaliImage;
+}
 
 /**
- * `denali run`: load (or first build) each target, boot them all on one Yakima, wire the
- * console (stdin goes to the first VM), stop cleanly on Ctrl-C.
+ * `denali run`: check the command line against the targets (usage errors exit 2 before
+ * anything starts), build service directories in a private temp dir, then boot the VMs one
+ * by one on a running Yakima (early ones serve while later ones boot), wire the console
+ * (stdin goes to the first VM; stdout is flow-controlled) and stop in order on Ctrl-C or
+ * SIGTERM, leaving no temp files behind.
  * @returns the guest's exit status when one VM runs; with several, 0 when all exited 0,
- *   else the first non-zero status (a faulted VM counts as 1); 130 after Ctrl-C.
+ *   else the first non-zero status (a faulted VM counts as 1); 1 when Yakima refused VMs it
+ *   could not hold; 130 after SIGINT, 143 after SIGTERM.
+ * @throws UsageError for bad options; Error with one line for unreadable targets or a failed build.
  */
-export async function runCommand(targets: string[], opts: RunOptions): Promise<number> {
-  const forwards = (opts.publish ?? []).map(parsePortForward);
+export async function runCommand(targetPaths: string[], opts: RunOptions): Promise<number> {
+  const forwards = (opts.publish ?? []).map(parseForwardOption);
   const net = opts.net ?? (forwards.length > 0 ? 'user' : undefined);
   if (net === 'tap' && forwards.length > 0) {
-    throw new Error('-p is for --net user; with --net tap the host reaches every VM at its own address');
+    throw new UsageError('-p is for --net user; with --net tap the host reaches every VM at its own address');
   }
+  const targets = await resolveTargets(targetPaths);
+  const names = vmNames(targets);
+  checkForwards(forwards, names);
   const backend = chooseBackend(opts.backend);
-  const images = await loadTargets(targets);
+
+  let temp: RunTempDir | undefined;
+  const signals = new StopSignals(() => temp?.remove());
+  try {
+    if (targets.some((t) => !t.image)) {
+      temp = new RunTempDir();
+      const built = await buildTargets(targets, temp, signals);
+      temp.remove();
+      if (!built) return signals.status!;
+    }
+    return await runVms(
+      targets.map((t) => t.image!),
+      names,
+      { ...opts, net, backend },
+      forwards,
+      signals,
+    );
+  } finally {
+    signals.dispose();
+    temp?.remove();
+  }
+}
+
+/** Boot and run the VMs; see `runCommand`. */
+async function runVms(
+  images: DenaliImage[],
+  names: string[],
+  opts: RunOptions & { backend: Backend },
+  forwards: PortForward[],
+  signals: StopSignals,
+): Promise<number> {
+  const net = opts.net;
   let onGuestGone: ((vm: Vm) => void) | undefined;
+  let netlessTries: string[] = [];
+  const log = (line: string): void => void process.stderr.write(line + '\n');
+  const sink = new StreamConsoleSink(process.stdout, images.length > 1, { log });
   const yakima = new Yakima({
-    backend,
+    backend: opts.backend,
     quantumInstructions: opts.quantum,
     network: net !== undefined,
-    sink: new StreamConsoleSink(process.stdout, images.length > 1),
-    log: (line) => process.stderr.write(line + '\n'),
-    onVmDone: (vm) => onGuestGone?.(vm),
+    sink,
+    log,
+    onVmDone: (vm) => {
+      onGuestGone?.(vm);
+      if (!net && vm.stats.netWithoutNic > 0) netlessTries.push(vm.name);
+    },
   });
-  const vms = images.map((img) => yakima.addVm(img, { args: opts.args, memorySize: opts.memorySize }));
-  const closeUplink = net ? await attachUplink(yakima, net, forwards, (f) => (onGuestGone = f)) : undefined;
-  attachStdin(vms[0]!);
-  for (const vm of vms.slice(1)) vm.console.endInput();
-
-  let interrupts = 0;
-  const onSigint = (): void => {
-    if (++interrupts > 1) process.exit(INTERRUPTED);
-    process.stderr.write('\ndenali: interrupted, stopping VMs (Ctrl-C again to force)\n');
-    yakima.stop('interrupted');
-  };
-  process.on('SIGINT', onSigint);
+  const release = yakima.holdOpen();
+  let closeUplink: (() => Promise<void>) | undefined;
+  let refused = 0;
+  let vms: Vm[] = [];
   try {
-    await yakima.run();
+    if (net) closeUplink = await attachUplink(yakima, net, forwards, names, (f) => (onGuestGone = f));
+    if (signals.received) return signals.status!;
+    const running = yakima.run();
+    signals.onStop = () => yakima.stop('interrupted');
+    try {
+      const boot = await bootIncrementally(
+        yakima,
+        images,
+        { args: opts.args, memorySize: opts.memorySize },
+        () => signals.received !== undefined,
+        (vm, i) => (i === 0 ? attachStdin(vm) : vm.console.endInput()),
+      );
+      vms = boot.vms;
+      refused = boot.refused;
+    } finally {
+      release();
+    }
+    await running;
   } finally {
-    process.off('SIGINT', onSigint);
     process.stdin.pause();
     process.stdin.unref?.();
     await closeUplink?.();
     await yakima.close();
+    const left = await sink.flush(CONSOLE_FLUSH_MS);
+    if (left > 0) log(`denali: ${left} bytes of console output were not delivered: stdout did not take them within ${CONSOLE_FLUSH_MS} ms`);
+    if (sink.droppedBytes > 0) log(`denali: ${sink.droppedBytes} bytes of console output were dropped in all`);
   }
-  if (interrupts > 0) return INTERRUPTED;
+  if (netlessTries.length > 0) {
+    const who = netlessTries.length === 1 ? netlessTries[0]! : `${netlessTries.length} VMs (${netlessTries.slice(0, 3).join(', ')}…)`;
+    log(`denali: hint: ${who} tried to use the network, but this run has none: publish a port with -p HOST_PORT:GUEST_PORT, or use --net user`);
+  }
+  netlessTries = [];
+  if (signals.status !== undefined) return signals.status;
+  if (refused > 0 || vms.length === 0) return 1;
   if (vms.length === 1) return statusOf(vms[0]!);
   return vms.map(statusOf).find((s) => s !== 0) ?? 0;
 }
 
+/** Parse one `-p` value. @throws UsageError naming the spec and what is wrong. */
+export function parseForwardOption(spec: string): PortForward {
+  try {
+    return parsePortForward(spec);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/**
+ * Reject forwards that point at no VM of this run (a VM index past the last VM, or a name no
+ * VM will have) and two forwards of one host port, before anything starts.
+ * @param names the VMs' names in boot order (VM index n is `names[n - 1]`).
+ * @throws UsageError naming the forward and the VMs there are.
+ */
+export function checkForwards(forwards: readonly PortForward[], names: readonly string[]): void {
+  const shown = names.length <= 8 ? names.join(', ') : `${names.slice(0, 8).join(', ')}, …`;
+  const there = `this run has ${names.length} VM${names.length === 1 ? '' : 's'}: ${shown}`;
+  const ports = new Map<number, PortForward>();
+  for (const f of forwards) {
+    const text = `-p ${f.hostPort}:${f.guest === undefined ? '' : `${f.guest}:`}${f.guestPort}`;
+    if (typeof f.guest === 'number' && f.guest > names.length) throw new UsageError(`${text}: there is no VM ${f.guest} (${there})`);
+    if (typeof f.guest === 'string' && !names.includes(f.guest)) throw new UsageError(`${text}: there is no VM named '${f.guest}' (${there})`);
+    if (f.hostPort !== 0 && ports.has(f.hostPort)) throw new UsageError(`${text}: host port ${f.hostPort} is forwarded twice`);
+    ports.set(f.hostPort, f);
+  }
+}
+
+/** The names the VMs will get, in boot order (the rule of `Yakima.addVm`). */
+function vmNames(targets: readonly Target[]): string[] {
+  const taken = new Set<string>();
+  return targets.map((t) => {
+    const n = uniqueVmName(t.name, taken);
+    taken.add(n);
+    return n;
+  });
+}
+
+/**
+ * Read every image target and the name of every service directory (without building yet).
+ * @throws Error with one line naming the target (missing, unreadable, not an image, bad denali.json).
+ */
+async function resolveTargets(paths: string[]): Promise<Target[]> {
+  const out: Target[] = [];
+  const cache = new Map<string, DenaliImage>();
+  for (const path of paths) {
+    const st = await stat(path).catch(() => {
+      throw new Error(`'${path}' does not exist (expected a .dni image or a service directory)`);
+    });
+    if (st.isDirectory()) {
+      out.push({ path, name: loadServiceConfig(path).name });
+      continue;
+    }
+    let image = cache.get(path); // the same image many times: read it once
+    if (!image) cache.set(path, (image = await loadImage(path)));
+    out.push({ path, name: image.manifest.name, image });
+  }
+  return out;
+}
+
+/**
+ * Build the service-directory targets into `temp` (each directory once); abandoned at the
+ * first stop signal.
+ * @returns false when a signal stopped the build.
+ */
+async function buildTargets(targets: Target[], temp: RunTempDir, signals: StopSignals): Promise<boolean> {
+  const built = new Map<string, DenaliImage>();
+  for (const [i, t] of targets.entries()) {
+    if (t.image) continue;
+    let image = built.get(t.path);
+    if (!image) {
+      const build = buildService(t.path, { out: join(temp.path, `${i}.dni`), quiet: true, tempDir: temp.path }).then((r) => loadImage(r.imagePath));
+      build.catch(() => {}); // a build abandoned by a signal may still fail later
+      const r = await Promise.race([build, signals.stopped.then(() => undefined)]);
+      if (r === undefined) return false;
+      built.set(t.path, (image = r));
+    }
+    t.image = image;
+  }
+  return true;
+}
+
 /**
  * Resolve `--backend`. `auto` uses KVM only where guests run natively on the processor and
- * otherwise says in one line (stderr) why it falls back to the emulator.
+ * otherwise says in one short line (stderr) why it uses the emulator.
  * @throws Error with the probe's reason when `kvm` was asked for and KVM is unusable.
  */
 export function chooseBackend(asked: Backend | 'auto'): Backend {
@@ -94,17 +251,18 @@ export function chooseBackend(asked: Backend | 'auto'): Backend {
   const probe = probeKvm();
   if (asked === 'kvm') {
     if (!probe.usable) throw new Error(`--backend kvm: KVM is not usable: ${probe.reason}`);
-    if (probe.note) process.stderr.write(`denali: note: ${probe.note}\n`);
+    if (!probe.native) process.stderr.write('denali: note: KVM here is kvm-pvm: guests run in the kernel\'s instruction emulator (slow)\n');
     return 'kvm';
   }
   if (probe.usable && probe.native) return 'kvm';
-  const why = probe.usable ? (probe.note ?? 'KVM does not run guests natively here') : probe.reason;
+  const why = probe.usable ? 'KVM here is kvm-pvm, which does not run guests natively' : `KVM is not usable (${probe.reason})`;
   process.stderr.write(`denali: using the emulator: ${why}\n`);
   return 'emu';
 }
 
 /**
  * Connect the virtual switch to the host and say on stderr how to reach the VMs.
+ * @param names the VMs' names in boot order (VM n has id n and the n-th address).
  * @returns a function that closes the uplink.
  * @throws UplinkError / Error with one line (port in use, no TAP privileges).
  */
@@ -112,11 +270,13 @@ async function attachUplink(
   yakima: Yakima,
   mode: 'user' | 'tap',
   forwards: PortForward[],
+  names: string[],
   setGuestGone: (f: (vm: Vm) => void) => void,
 ): Promise<() => Promise<void>> {
   const net = yakima.net!;
-  const where = yakima.vms.map((vm) => `${vm.name} at ${formatIPv4(net.addressOf(vm.id))}`).join(', ');
   if (mode === 'tap') {
+    const listed = names.slice(0, 8).map((n, i) => `${n} at ${formatIPv4(net.addressOf(i + 1))}`);
+    const where = listed.join(', ') + (names.length > 8 ? `, … (${names.length} VMs)` : '');
     const tap = await attachTapUplink(yakima);
     process.stderr.write(`denali: tap device ${tap.name} (${formatIPv4(tap.address)}/${tap.prefix}): ${where}\n`);
     return () => tap.close();
@@ -125,8 +285,8 @@ async function attachUplink(
   setGuestGone((vm) => up.guestGone(net.addressOf(vm.id)));
   for (const l of up.listening) {
     const f = l.forward;
-    const vm = f.guest === undefined ? yakima.vms[0] : yakima.vms.find((v) => v.name === f.guest || v.id === f.guest);
-    process.stderr.write(`denali: ${l.address}:${l.port} -> ${vm?.name ?? String(f.guest)} port ${f.guestPort}\n`);
+    const name = f.guest === undefined ? names[0] : typeof f.guest === 'number' ? names[f.guest - 1] : f.guest;
+    process.stderr.write(`denali: ${l.address}:${l.port} -> ${name ?? String(f.guest)} port ${f.guestPort}\n`);
   }
   return () => up.close();
 }
@@ -147,26 +307,4 @@ function attachStdin(vm: Vm): void {
     stdin.on('error', () => vm.console.endInput());
     stdin.resume();
   };
-}
-
-async function loadTargets(targets: string[]): Promise<DenaliImage[]> {
-  const images: DenaliImage[] = [];
-  let buildDir: string | undefined;
-  try {
-    for (const t of targets) {
-      const st = await stat(t).catch(() => {
-        throw new Error(`'${t}' does not exist (expected a .dni image or a service directory)`);
-      });
-      if (st.isDirectory()) {
-        buildDir ??= await mkdtemp(join(tmpdir(), 'denali-run-'));
-        const r = await buildService(t, { out: join(buildDir, `${images.length}.dni`), quiet: true });
-        images.push(await readImageFile(r.imagePath));
-      } else {
-        images.push(await readImageFile(t));
-      }
-    }
-  } finally {
-    if (buildDir) await rm(buildDir, { recursive: true, force: true });
-  }
-  return images;
 }

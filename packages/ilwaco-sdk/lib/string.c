@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h> /* the network errno values */
 
 void *memcpy(void *restrict dst, const void *restrict src, size_t n) {
     unsigned char *d = dst;
@@ -272,6 +274,33 @@ char *strerror(int e) {
     case EDEADLK: return "Deadlock";
     case ENOSYS: return "Not implemented";
     case ETIMEDOUT: return "Timed out";
-    default: return "Unknown error";
+    case EMFILE: return "Too many open sockets";
+    case ENOTSOCK: return "Not a socket";
+    case EDESTADDRREQ: return "Destination address required";
+    case EMSGSIZE: return "Message too long";
+    case EPROTOTYPE: return "Protocol wrong type for socket";
+    case ENOPROTOOPT: return "Protocol not available";
+    case EPROTONOSUPPORT: return "Protocol not supported";
+    case EOPNOTSUPP: return "Operation not supported";
+    case EAFNOSUPPORT: return "Address family not supported";
+    case EADDRINUSE: return "Address in use";
+    case EADDRNOTAVAIL: return "Address not available";
+    case ENETDOWN: return "Network is down (this VM has no network interface)";
+    case ENETUNREACH: return "Network unreachable";
+    case ECONNABORTED: return "Connection aborted";
+    case ECONNRESET: return "Connection reset by peer";
+    case ENOBUFS: return "No buffer space available";
+    case EISCONN: return "Socket is connected";
+    case ENOTCONN: return "Socket is not connected";
+    case ECONNREFUSED: return "Connection refused";
+    case EHOSTUNREACH: return "Host unreachable";
+    case EALREADY: return "Operation already in progress";
+    case EINPROGRESS: return "Operation in progress";
+    default: {
+        /* Like glibc: say which number, so an unknown code can still be looked up. */
+        static char buf[32];
+        snprintf(buf, sizeof buf, "Unknown error %d", e);
+        return buf;
+    }
     }
 }

@@ -26,6 +26,8 @@ export interface BuildOptions {
   cc?: string;
   /** Do not copy compiler warnings to stderr. */
   quiet?: boolean;
+  /** Directory for intermediate files (objects, the linked ELF); default the OS temp directory. */
+  tempDir?: string;
 }
 
 /** What {@link buildService} produced. */
@@ -224,12 +226,13 @@ export async function compileAndLink(
   config: ServiceConfig,
   cc: string,
   quiet: boolean,
+  tempDir: string = tmpdir(),
 ): Promise<{ input: ImageInput; elf: Uint8Array; assets: { paths: string[]; bytes: number } }> {
   const tc = await toolchain(cc);
   const lib = await buildSdkLibrary(cc, quiet);
   // Walk the assets first so an oversized or escaping tree fails before compiling.
   const assetFiles = config.assets === undefined ? [] : collectAssets(config.assets);
-  const work = await mkdtemp(join(tmpdir(), 'ilwaco-build-'));
+  const work = await mkdtemp(join(tempDir, 'ilwaco-build-'));
   try {
     const objects = config.sources.map((s, i) => join(work, `${i}-${basename(s).replace(/\.[^.]*$/, '')}.o`));
     await pool(config.sources, Math.max(2, cpus().length), async (src, i) => {
@@ -285,7 +288,7 @@ export async function compileAndLink(
 export async function buildService(serviceDir: string, opts: BuildOptions = {}): Promise<BuildResult> {
   const config = loadServiceConfig(serviceDir);
   const cc = opts.cc ?? process.env.CC ?? 'gcc';
-  const { input, assets } = await compileAndLink(config, cc, opts.quiet ?? false);
+  const { input, assets } = await compileAndLink(config, cc, opts.quiet ?? false, opts.tempDir);
   const imagePath = resolve(opts.out ?? `${config.name}.dni`);
   let bytes: Uint8Array;
   let manifest: Manifest;

@@ -28,6 +28,13 @@ int net_start(void) {
     uint32_t mtu = DENALI_VREG_RO_U32(DENALI_VREG_RO_MTU);
     uint32_t addr = DENALI_VREG_RO_U32(DENALI_VREG_RO_IPV4_ADDR);
     if (mtu < 576 || addr == 0) {
+        /* No interface: tell the host once (an empty NET_SEND) so it can hint at -p / --net. */
+        static int told;
+        if (!told) {
+            struct denali_net_args a = {0, 0, 0};
+            told = 1;
+            denali_hypercall(DENALI_HYPERCALL_NET_SEND, &a);
+        }
         errno = ENETDOWN;
         return -1;
     }

@@ -96,7 +96,7 @@ const handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
     HYPERCALL.NET_SEND,
     (vm, a) => {
       const nic = vm.nic;
-      if (!nic) throw new HypercallFault('NET_SEND: this VM has no network interface');
+      if (!nic) return noNic(vm, a, 'NET_SEND');
       const { descs, count } = netBlock(vm, a);
       let done = 0;
       for (; done < count; done++) {
@@ -136,6 +136,19 @@ const handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
     },
   ],
 ]);
+
+/**
+ * NET_SEND on a VM without a NIC: an empty batch is the guest's library OS saying "a program
+ * wanted the network" (Ilwaco sends it when `socket()` finds no interface), so the host can
+ * hint at networking options; it completes with DONE = 0. Frames are a guest error (fault).
+ */
+function noNic(vm: Vm, a: number, what: string): HypercallOutcome {
+  const count = vm.memory.readU32(a + NET_ARGS.COUNT);
+  if (count !== 0) throw new HypercallFault(`${what}: this VM has no network interface`);
+  vm.memory.writeU32(a + NET_ARGS.DONE, 0);
+  vm.stats.netWithoutNic++;
+  return CONTINUE;
+}
 
 /** Read and check a NET_SEND/NET_RECV block: the descriptor array must lie in guest memory. */
 function netBlock(vm: Vm, a: number): { descs: number; count: number } {

@@ -25,6 +25,8 @@ export interface VmStats {
   consoleBytes: number;
   /** Times CONSOLE_WRITE found the console buffer full and the VM waited for the host to drain it. */
   consoleWaits: number;
+  /** Times the guest asked for its network (an empty NET_SEND) although it has no NIC; the CLI hints at -p / --net. */
+  netWithoutNic: number;
 }
 
 /** Hypercall data charged as one guest instruction of the quantum (a copy costs ~1 instruction per 4 bytes). */
@@ -43,7 +45,7 @@ export class Vm {
   exitStatus: number | undefined;
   /** The fault that stopped the VM once `state` is 'faulted'. */
   fault: FaultReport | undefined;
-  readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0, consoleBytes: 0, consoleWaits: 0 };
+  readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0, consoleBytes: 0, consoleWaits: 0, netWithoutNic: 0 };
   /**
    * Host work done for this VM in the current quantum (hypercall data moved), in
    * instruction-equivalents; the scheduler subtracts it from the quantum (`chargeBytes`).

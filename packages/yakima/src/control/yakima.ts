@@ -77,6 +77,12 @@ const HEAP_CHECK_MS = 500;
 /** Longest single host timer while waiting for idle VMs, in ms (a timer keeps Node alive). */
 const MAX_WAIT_MS = 60_000;
 
+/** The name a VM called `base` gets among `taken`: `base`, else `base-2`, `base-3`, … */
+export function uniqueVmName(base: string, taken: ReadonlySet<string>): string {
+  if (!taken.has(base)) return base;
+  for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
+}
+
 /**
  * Yakima, the Denali VMM (paper 3.2, Figure 3): owns the VMs of one instance and multiplexes
  * them onto the host CPU with a round-robin scheduler and a preemption quantum; VMs that
@@ -100,6 +106,7 @@ export class Yakima {
   private stopReason: string | undefined;
   private wake: (() => void) | undefined;
   private running = false;
+  private holds = 0;
 
   constructor(private readonly opts: YakimaOptions = {}) {
     this.quantum = opts.quantumInstructions ?? DEFAULT_QUANTUM;
@@ -139,6 +146,21 @@ export class Yakima {
     return vm;
   }
 
+  /**
+   * Keep `run` going while no VM is live, e.g. while VMs are still being added one by one.
+   * @returns the release function (idempotent); `run` may resolve once every hold is released.
+   */
+  holdOpen(): () => void {
+    this.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      this.poke();
+    };
+  }
+
   /** Number of VMs that have not finished. */
   get live(): number {
     return this.liveCount;
@@ -172,7 +194,7 @@ export class Yakima {
   private async runInline(): Promise<void> {
     let sliceStart = performance.now();
     let heapChecked = sliceStart;
-    while (this.stopReason === undefined && this.liveCount > 0) {
+    while (this.stopReason === undefined && (this.liveCount > 0 || this.holds > 0)) {
       this.expireIdle();
       const vm = this.runQueue.shift();
       if (vm === undefined) {
@@ -200,7 +222,7 @@ export class Yakima {
   private async runOnWorkers(kvm: KvmBackend): Promise<void> {
     await kvm.start();
     const inflight = new Set<Promise<void>>();
-    while (this.stopReason === undefined && this.liveCount > 0) {
+    while (this.stopReason === undefined && (this.liveCount > 0 || this.holds > 0)) {
       this.expireIdle();
       while (inflight.size < kvm.threads) {
         const vm = this.runQueue.shift();
@@ -243,9 +265,7 @@ export class Yakima {
   }
 
   private uniqueName(base: string): string {
-    const taken = new Set(this.vms.map((v) => v.name));
-    if (!taken.has(base)) return base;
-    for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
+    return uniqueVmName(base, new Set(this.vms.map((v) => v.name)));
   }
 
   /**
