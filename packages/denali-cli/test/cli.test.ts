@@ -110,7 +110,7 @@ int main(void) { printf("about to write\\n"); *(volatile int *)0x7ff00000 = 1; p
       [['run', junk], /.+/, 1],
       [['inspect', junk], /.+/, 1],
       [['run', 'examples/hello', '--memory', 'lots'], /not a size/, 2],
-      [['run', 'examples/hello', '--memory', '1M'], /memory size/, 1],
+      [['run', 'examples/hello', '--memory', '1M'], /memory size/, 2],
       [['run', 'examples/hello', '--backend', 'quantum'], /backend/, 2],
       [['build', dir], /denali\.json/, 1],
       [['frobnicate'], /unknown command/, 2],

@@ -1,0 +1,188 @@
+import { PassThrough, Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { HYPERCALL, HYPERCALL_PORT_BASE, LAYOUT } from '@denali/image-format';
+import { Yakima } from '../src/control/yakima.js';
+import { CONSOLE_OUTPUT_LIMIT } from '../src/devices/console.js';
+import { CONSOLE_LINE_MAX, MemoryConsoleSink, StreamConsoleSink } from '../src/devices/console-sink.js';
+import { admitVm, CapacityError, heapEmergency } from '../src/sched/heap-admission.js';
+import { rawImage } from './images.js';
+
+const BASE = LAYOUT.IMAGE_BASE;
+const ARGS = BASE + 0x800;
+const BUF = BASE + 0x1000;
+const BUF_LEN = 0x80000; // 512 KiB per CONSOLE_WRITE
+
+const le32 = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24];
+
+/**
+ * A hostile guest: `for (;;) console_write(buf, 512 KiB)` as raw code.
+ *   mov edx, 0x502 ; mov eax, ARGS ; out dx, eax ; jmp back to mov eax
+ * The args block {BUF, LEN, DONE, EOF} sits at ARGS; the buffer holds `fill` bytes.
+ */
+function floodImage(name: string, fill: (i: number) => number) {
+  const size = 0x1000 + BUF_LEN;
+  const code = new Uint8Array(size);
+  code.set([0xba, ...le32(HYPERCALL_PORT_BASE + HYPERCALL.CONSOLE_WRITE), 0xb8, ...le32(ARGS), 0xef, 0xeb, 0xf8]);
+  code.set([...le32(BUF), ...le32(BUF_LEN), 0, 0, 0, 0, 0, 0, 0, 0], 0x800);
+  for (let i = 0; i < BUF_LEN; i++) code[0x1000 + i] = fill(i);
+  return rawImage(name, code, 4 << 20);
+}
+
+/** A guest that spins forever (`jmp $`), to show other VMs keep being scheduled. */
+const spinImage = () => rawImage('spin', [0xeb, 0xfe]);
+
+const lines = (i: number): number => (i % 64 === 63 ? 0x0a : 0x41 + (i % 26));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('console backpressure (a guest flooding its console)', () => {
+  it('a sink that does not drain slows the guest, never grows host memory; draining resumes it', async () => {
+    const out = new PassThrough({ highWaterMark: 16 * 1024 }); // nobody reads: like a stuck pipe
+    const sink = new StreamConsoleSink(out, true);
+    const y = new Yakima({ sink });
+    const flood = y.addVm(floodImage('flood', lines));
+    const spin = y.addVm(spinImage());
+    const run = y.run();
+    await sleep(300);
+    const held = out.writableLength + out.readableLength + flood.console.pendingOutput;
+    // Bounded: the PassThrough's two 16 KiB high-water marks + one chunk of the per-VM buffer
+    // (+ line prefixes) + the VM's own buffer, whatever the guest asks to write.
+    expect(held).toBeLessThanOrEqual(2 * 16 * 1024 + 2 * CONSOLE_OUTPUT_LIMIT + 1024);
+    expect(flood.state).toBe('idle'); // waiting for room, like IDLE
+    expect(flood.stats.consoleWaits).toBeGreaterThan(0);
+    const spinEntries = spin.stats.entries;
+    await sleep(100);
+    expect(spin.stats.entries).toBeGreaterThan(spinEntries); // the neighbour keeps running
+    const before = flood.stats.consoleBytes;
+    let got = 0;
+    out.on('data', (d: Buffer) => (got += d.length)); // the reader starts reading
+    await sleep(200);
+    expect(flood.stats.consoleBytes).toBeGreaterThan(before + BUF_LEN); // woken when it drained
+    expect(got).toBeGreaterThan(BUF_LEN);
+    const t0 = performance.now();
+    y.stop();
+    await run;
+    expect(performance.now() - t0).toBeLessThan(100); // a stop is seen within a quantum's few ms
+    await y.close();
+  });
+
+  it('charges console bytes to the quantum and caps each quantum in wall-clock time', async () => {
+    const sink = new MemoryConsoleSink(); // never full: the flood runs flat out
+    const y = new Yakima({ sink, quantumInstructions: 50_000_000 });
+    const flood = y.addVm(floodImage('flood', lines));
+    const spin = y.addVm(spinImage());
+    const run = y.run();
+    const gaps: number[] = [];
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      gaps.push(now - last);
+      last = now;
+    }, 1);
+    await sleep(400);
+    clearInterval(timer);
+    y.stop();
+    await run;
+    await y.close();
+    // Even with a 50M-instruction quantum, the event loop gets in every few ms.
+    gaps.sort((a, b) => a - b);
+    expect(gaps[Math.floor(gaps.length * 0.9)]!).toBeLessThan(25);
+    expect(flood.stats.preemptions).toBeGreaterThan(5);
+    expect(spin.stats.entries).toBeGreaterThan(5);
+  });
+
+  it('a partial write completes partially: the guest sees DONE < LEN and continues', async () => {
+    const sink = new MemoryConsoleSink();
+    const y = new Yakima({ sink });
+    const vm = y.addVm(floodImage('flood', lines));
+    const run = y.run();
+    await sleep(50);
+    y.stop();
+    await run;
+    await y.close();
+    const text = sink.text('flood');
+    expect(text.length).toBeGreaterThan(BUF_LEN);
+    expect(vm.stats.consoleBytes).toBe(text.length);
+    // This guest ignores DONE and always writes from the start of its buffer: so each write
+    // took CONSOLE_OUTPUT_LIMIT bytes (the room of an empty buffer) and said so in DONE.
+    expect(vm.memory.readU32(ARGS + 8)).toBe(CONSOLE_OUTPUT_LIMIT);
+    for (let i = 0; i < text.length; i += 997) expect(text.charCodeAt(i)).toBe(lines(i % CONSOLE_OUTPUT_LIMIT));
+  });
+});
+
+describe('StreamConsoleSink', () => {
+  function collect(): { out: Writable; text: () => string } {
+    const chunks: Buffer[] = [];
+    const out = new Writable({
+      write(c: Buffer, _e, cb) {
+        chunks.push(c);
+        cb();
+      },
+    });
+    return { out, text: () => Buffer.concat(chunks).toString('latin1') };
+  }
+
+  it('flushes an unfinished line at CONSOLE_LINE_MAX bytes and at close, with its prefix', () => {
+    const { out, text } = collect();
+    const sink = new StreamConsoleSink(out, true);
+    const big = Buffer.alloc(CONSOLE_LINE_MAX * 2 + 100, 'x');
+    for (let i = 0; i < big.length; i += 1000) sink.write('a', big.subarray(i, i + 1000));
+    sink.write('b', Buffer.from('one\ntw'));
+    sink.close('a');
+    sink.close('b');
+    const got = text().split('\n').filter((l) => l !== '');
+    expect(got).toEqual([
+      `a | ${'x'.repeat(CONSOLE_LINE_MAX)}`,
+      `a | ${'x'.repeat(CONSOLE_LINE_MAX)}`,
+      'b | one',
+      `a | ${'x'.repeat(100)}`,
+      'b | tw',
+    ]);
+  });
+
+  it('no-newline output of two VMs: work and memory grow linearly, not quadratically', () => {
+    const time = (mib: number): number => {
+      const sink = new StreamConsoleSink(new Writable({ write: (_c, _e, cb) => cb() }), true);
+      const chunk = Buffer.alloc(CONSOLE_OUTPUT_LIMIT, 'y');
+      const t0 = performance.now();
+      for (let i = 0; i < (mib << 20) / chunk.length; i++) {
+        sink.write('a', chunk);
+        sink.write('b', chunk);
+      }
+      return performance.now() - t0;
+    };
+    time(4); // warm up
+    const t8 = time(8);
+    const t32 = time(32);
+    // Quadratic growth would make 4x the data cost 16x; allow noise up to 8x.
+    expect(t32 / t8).toBeLessThan(8);
+  });
+
+  it('EPIPE: drops and counts from then on, says so once, keeps writers moving', async () => {
+    const logs: string[] = [];
+    const out = new PassThrough();
+    const sink = new StreamConsoleSink(out, false, { log: (l) => logs.push(l) });
+    out.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    expect(sink.closed).toBe(true);
+    expect(sink.write('a', Buffer.alloc(10))).toBe(true);
+    out.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    expect(logs).toEqual(['denali: console output dropped from now on: stdout failed (EPIPE)']);
+  });
+});
+
+describe('heap admission', () => {
+  const MiB = 1 << 20;
+  const stats = (used: number, limit: number) => ({ used_heap_size: used * MiB, heap_size_limit: limit * MiB }) as ReturnType<typeof import('node:v8').getHeapStatistics>;
+
+  it('refuses a VM with one line when the heap is near its limit; admits otherwise', () => {
+    expect(() => admitVm('web', 10, stats(100, 4096))).not.toThrow();
+    expect(() => admitVm('web-5001', 5000, stats(2900, 4096))).toThrow(CapacityError);
+    expect(() => admitVm('web-5001', 5000, stats(2900, 4096))).toThrow(/^not enough memory for VM web-5001: .*2900 of its 4096 MiB limit with 5000 VMs; .*--max-old-space-size/);
+    expect(heapEmergency(stats(100, 4096))).toBeUndefined();
+    expect(heapEmergency(stats(4000, 4096))).toMatch(/stopping all VMs/);
+  });
+
+  it('Yakima.addVm applies it', () => {
+    const y = new Yakima();
+    expect(() => y.addVm(spinImage())).not.toThrow();
+  });
+});
