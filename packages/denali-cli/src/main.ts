@@ -26,6 +26,8 @@ export async function main(argv: string[]): Promise<number> {
 /** `bin/denali`: run `main` on the process arguments, flush stdout, exit with its status. */
 export async function runMain(): Promise<never> {
   const code = await main(process.argv.slice(2));
-  await new Promise<void>((r) => process.stdout.write('', () => r()));
+  // Deliver all output first, except after a stop signal (130, 143): `denali run` has then
+  // already given stdout its bounded chance, and a stuck reader must not hold the exit up.
+  if (code !== 130 && code !== 143) await new Promise<void>((r) => process.stdout.write('', () => r()));
   process.exit(code);
 }

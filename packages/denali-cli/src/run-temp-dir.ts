@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -15,9 +16,11 @@ export class RunTempDir {
   private watcher: ChildProcess | undefined;
   private removed = false;
 
-  /** @throws Error from mkdtemp (e.g. no space, no permission on the temp dir). */
+  /** @throws Error from mkdir (e.g. no space, no permission on the temp dir, EEXIST by a 2^-48 chance). */
   constructor(prefix = 'denali-run-') {
-    this.path = mkdtempSync(join(tmpdir(), prefix));
+    // The watcher starts before the directory exists, so a SIGKILL at any moment finds
+    // either no directory or one that a watcher will remove.
+    this.path = join(tmpdir(), prefix + randomBytes(6).toString('base64url'));
     try {
       // `$0` is the directory; `cat` returns when our end of its stdin closes.
       this.watcher = spawn('sh', ['-c', 'cat >/dev/null; rm -rf -- "$0"; sleep 1; rm -rf -- "$0"', this.path], {
@@ -30,6 +33,7 @@ export class RunTempDir {
     } catch {
       this.watcher = undefined;
     }
+    mkdirSync(this.path, { mode: 0o700 });
   }
 
   /** Remove the directory now (synchronous, so it also works from a signal handler). Idempotent. */
