@@ -4,7 +4,7 @@ import { HYPERCALL, HYPERCALL_PORT_BASE, LAYOUT } from '@denali/image-format';
 import { Yakima } from '../src/control/yakima.js';
 import { CONSOLE_OUTPUT_LIMIT } from '../src/devices/console.js';
 import { CONSOLE_LINE_MAX, MemoryConsoleSink, StreamConsoleSink } from '../src/devices/console-sink.js';
-import { admitVm, CapacityError, heapEmergency } from '../src/sched/heap-admission.js';
+import { admitVm, CapacityError, HeapAdmission, heapEmergency, VM_HEAP_ESTIMATE } from '../src/sched/heap-admission.js';
 import { rawImage } from './images.js';
 
 const BASE = LAYOUT.IMAGE_BASE;
@@ -175,8 +175,13 @@ describe('heap admission', () => {
 
   it('refuses a VM with one line when the heap is near its limit; admits otherwise', () => {
     expect(() => admitVm('web', 10, stats(100, 4096))).not.toThrow();
-    expect(() => admitVm('web-5001', 5000, stats(2900, 4096))).toThrow(CapacityError);
-    expect(() => admitVm('web-5001', 5000, stats(2900, 4096))).toThrow(/^not enough memory for VM web-5001: .*2900 of its 4096 MiB limit with 5000 VMs; .*--max-old-space-size/);
+    expect(() => admitVm('web-5001', 5000, stats(3100, 4096))).toThrow(CapacityError);
+    expect(() => admitVm('web-5001', 5000, stats(3100, 4096))).toThrow(/^not enough memory for VM web-5001: .*of its 4096 MiB limit with 5001 VMs; .*--max-old-space-size/);
+    // VMs just booted count at their estimated size, even before their heap has grown.
+    const a = new HeapAdmission(stats(100, 1000));
+    const fits = Math.floor((750 - 100) / (VM_HEAP_ESTIMATE / MiB)) - 1;
+    expect(() => a.admit('x', fits - 1, stats(100, 1000))).not.toThrow();
+    expect(() => a.admit('x', fits + 1, stats(100, 1000))).toThrow(CapacityError);
     expect(heapEmergency(stats(100, 4096))).toBeUndefined();
     expect(heapEmergency(stats(4000, 4096))).toMatch(/stopping all VMs/);
   });

@@ -7,7 +7,7 @@ import type { FaultCause, Vcpu, VcpuExit } from '../cpu/vcpu.js';
 import { hostTicks } from '../devices/clock.js';
 import type { ConsoleSink } from '../devices/console.js';
 import { MemoryConsoleSink } from '../devices/console-sink.js';
-import { admitVm, heapEmergency } from '../sched/heap-admission.js';
+import { HeapAdmission, heapEmergency } from '../sched/heap-admission.js';
 import { IdleTable } from '../sched/idle-table.js';
 import { RunQueue } from '../sched/run-queue.js';
 import { VirtualNetwork, type NetworkOptions } from '../net/network.js';
@@ -72,7 +72,7 @@ const QUANTUM_MAX_MS = 4;
 const RUN_CHUNK = 20_000;
 
 /** How often the scheduler checks the V8 heap against its limit, in ms. */
-const HEAP_CHECK_MS = 500;
+const HEAP_CHECK_MS = 100;
 
 /** Longest single host timer while waiting for idle VMs, in ms (a timer keeps Node alive). */
 const MAX_WAIT_MS = 60_000;
@@ -107,6 +107,7 @@ export class Yakima {
   private wake: (() => void) | undefined;
   private running = false;
   private holds = 0;
+  private readonly admission = new HeapAdmission();
 
   constructor(private readonly opts: YakimaOptions = {}) {
     this.quantum = opts.quantumInstructions ?? DEFAULT_QUANTUM;
@@ -122,7 +123,8 @@ export class Yakima {
    * @throws BootError when the memory size or arguments do not fit (see `createBootImage`).
    */
   addVm(image: DenaliImage, opts: AddVmOptions = {}): Vm {
-    admitVm(opts.name ?? image.manifest.name, this.liveCount);
+    const name = this.uniqueName(opts.name ?? image.manifest.name);
+    this.admission.admit(name, this.liveCount);
     const id = this.nextId++;
     const bootOpts: BootOptions = { vmId: id, args: opts.args, memorySize: opts.memorySize };
     if (this.kvm) bootOpts.allocateMemory = allocateGuestMemory;
@@ -135,7 +137,7 @@ export class Yakima {
     const boot = createBootImage(image, bootOpts);
     const vcpu = this.createVcpu(boot.memory);
     vcpu.setRegs(boot.regs);
-    const vm = new Vm(id, this.uniqueName(opts.name ?? image.manifest.name), image.manifest, boot, vcpu, this.sink, (v) =>
+    const vm = new Vm(id, name, image.manifest, boot, vcpu, this.sink, (v) =>
       this.onInterrupt(v),
     );
     if (this.net) vm.nic = this.net.attachNic(vm.name, mac, () => vm.raise(IRQ.NET_RX));
