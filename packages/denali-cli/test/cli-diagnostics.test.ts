@@ -147,3 +147,34 @@ describe('many VMs: booted incrementally with a progress line; Ctrl-C during the
     expect(err).toMatch(/^denali: \d+ of 500 VMs booted in [\d.]+ s/m);
   }, 120_000);
 });
+
+describe('-p to a VM that is slow to answer ARP (busy among hundreds of VMs)', () => {
+  it('the first request still gets through (ARP backs off instead of giving up after 2 s)', async () => {
+    const spin = await cService('spin', `int main(void) { for (;;) __asm__ volatile(""); }\n`, { memory: '2M' });
+    const spinImg = join(work, 'spin.dni');
+    expect((await denali(['build', spin, '-o', spinImg])).exitCode).toBe(0);
+    const httpd = join(work, 'httpd.dni');
+    expect((await denali(['build', 'examples/httpd', '-o', httpd])).exitCode).toBe(0);
+    const port = await freePort();
+    // httpd boots first and listens; 800 spinning VMs (4 ms quanta) make each of its turns ~3 s apart.
+    const proc = execa(denaliBin, ['run', '--backend', 'emu', httpd, ...Array<string>(800).fill(spinImg), '-p', `${port}:httpd:80`], {
+      reject: false,
+      stdin: 'ignore',
+      buffer: false,
+    });
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      const deadline = Date.now() + 90_000;
+      while (!out.includes('httpd | httpd: listening') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toContain('httpd | httpd: listening');
+      const t0 = Date.now();
+      const r = await fetch(`http://127.0.0.1:${port}/index.html`, { signal: AbortSignal.timeout(60_000) });
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    } finally {
+      proc.kill('SIGINT');
+      await proc;
+    }
+  }, 180_000);
+});
