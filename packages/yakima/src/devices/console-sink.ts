@@ -130,23 +130,46 @@ export class StreamConsoleSink implements ConsoleSink {
 
 const NEWLINE = Buffer.from('\n');
 
-/** Collects each VM's console output in memory (tests, benchmarks, `denali` library users). */
+/** Default bound of `MemoryConsoleSink`: bytes kept per VM (the newest). */
+export const MEMORY_SINK_LIMIT = 8 * 1024 * 1024;
+
+/**
+ * Collects each VM's console output in memory (tests, benchmarks, `denali` library users),
+ * keeping the newest `limit` bytes per VM; older bytes are dropped and counted in `truncated`,
+ * so a guest cannot grow host memory through it either.
+ */
 export class MemoryConsoleSink implements ConsoleSink {
-  private readonly chunks = new Map<string, Buffer[]>();
+  private readonly chunks = new Map<string, { list: Buffer[]; bytes: number }>();
+  /** Bytes dropped per VM because its output passed `limit`. */
+  readonly truncated = new Map<string, number>();
   /** Called on every write with the VM name and the bytes. */
   onWrite?: (vmName: string, bytes: Uint8Array) => void;
 
+  constructor(
+    /** Bytes kept per VM, newest first; default `MEMORY_SINK_LIMIT`. */
+    private readonly limit = MEMORY_SINK_LIMIT,
+  ) {}
+
   write(vmName: string, bytes: Uint8Array): void {
-    let list = this.chunks.get(vmName);
-    if (!list) this.chunks.set(vmName, (list = []));
-    list.push(Buffer.from(bytes));
+    let vm = this.chunks.get(vmName);
+    if (!vm) this.chunks.set(vmName, (vm = { list: [], bytes: 0 }));
+    vm.list.push(Buffer.from(bytes));
+    vm.bytes += bytes.length;
+    while (vm.bytes > this.limit) {
+      const head = vm.list[0]!;
+      const cut = Math.min(head.length, vm.bytes - this.limit);
+      if (cut === head.length) vm.list.shift();
+      else vm.list[0] = head.subarray(cut);
+      vm.bytes -= cut;
+      this.truncated.set(vmName, (this.truncated.get(vmName) ?? 0) + cut);
+    }
     this.onWrite?.(vmName, bytes);
   }
 
   close(): void {}
 
-  /** Everything `vmName` wrote, decoded as UTF-8. */
+  /** What `vmName` wrote (its newest `limit` bytes), decoded as UTF-8. */
   text(vmName: string): string {
-    return Buffer.concat(this.chunks.get(vmName) ?? []).toString('utf8');
+    return Buffer.concat(this.chunks.get(vmName)?.list ?? []).toString('utf8');
   }
 }
