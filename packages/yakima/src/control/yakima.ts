@@ -108,6 +108,7 @@ export class Yakima {
   private running = false;
   private holds = 0;
   private readonly admission = new HeapAdmission();
+  private heapCheckedAt = 0;
 
   constructor(private readonly opts: YakimaOptions = {}) {
     this.quantum = opts.quantumInstructions ?? DEFAULT_QUANTUM;
@@ -195,7 +196,6 @@ export class Yakima {
   /** Synchronous vCPUs (the emulator): one VM at a time on the main thread. */
   private async runInline(): Promise<void> {
     let sliceStart = performance.now();
-    let heapChecked = sliceStart;
     while (this.stopReason === undefined && (this.liveCount > 0 || this.holds > 0)) {
       this.expireIdle();
       const vm = this.runQueue.shift();
@@ -209,10 +209,7 @@ export class Yakima {
       if (performance.now() - sliceStart >= SLICE_MS) {
         await new Promise<void>((r) => setImmediate(r));
         sliceStart = performance.now();
-        if (sliceStart - heapChecked >= HEAP_CHECK_MS) {
-          heapChecked = sliceStart;
-          this.checkHeap();
-        }
+        this.checkHeap();
       }
     }
   }
@@ -240,12 +237,16 @@ export class Yakima {
         await work;
       }
       this.net?.pump();
+      this.checkHeap();
     }
     await Promise.all(inflight);
   }
 
-  /** Stop every VM in order, with one line, before V8 would abort on its heap limit. */
+  /** Every `HEAP_CHECK_MS`: stop every VM in order, with one line, before V8 would abort on its heap limit. */
   private checkHeap(): void {
+    const now = performance.now();
+    if (now - this.heapCheckedAt < HEAP_CHECK_MS) return;
+    this.heapCheckedAt = now;
     const why = heapEmergency();
     if (why === undefined) return;
     this.opts.log?.(`yakima: ${why}`);
