@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { DenaliImage } from '@denali/image-format';
 import { buildService, loadServiceConfig } from '@denali/ilwaco-sdk';
 import {
+  BootError,
   StreamConsoleSink,
   Yakima,
   attachTapUplink,
@@ -125,6 +126,7 @@ async function runVms(
     if (signals.received) return signals.status!;
     const running = yakima.run();
     signals.onStop = () => yakima.stop('interrupted');
+    let bootError: unknown;
     try {
       const boot = await bootIncrementally(
         yakima,
@@ -135,10 +137,14 @@ async function runVms(
       );
       vms = boot.vms;
       refused = boot.refused;
+    } catch (e) {
+      bootError = e;
+      yakima.stop('boot failed');
     } finally {
       release();
     }
     await running;
+    if (bootError !== undefined) throw bootProblem(bootError, opts);
   } finally {
     process.stdin.pause();
     process.stdin.unref?.();
@@ -161,6 +167,16 @@ async function runVms(
   if (refused > 0 || vms.length === 0) return 1;
   if (vms.length === 1) return statusOf(vms[0]!);
   return vms.map(statusOf).find((s) => s !== 0) ?? 0;
+}
+
+/**
+ * A VM that does not boot with this run's `--memory` or guest arguments is a usage error
+ * (the image itself was validated when it was read); anything else is passed on.
+ */
+function bootProblem(e: unknown, opts: RunOptions): unknown {
+  if (!(e instanceof BootError)) return e;
+  const flags = [opts.memorySize !== undefined ? '--memory' : '', opts.args ? "arguments after '--'" : ''].filter(Boolean).join(' or ');
+  return flags ? new UsageError(`${flags}: ${e.message}`) : e;
 }
 
 /** Parse one `-p` value. @throws UsageError naming the spec and what is wrong. */

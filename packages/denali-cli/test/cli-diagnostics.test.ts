@@ -29,6 +29,7 @@ describe('usage errors: one rule, exit status 2, nothing started, no backend not
     [['-p', '8081:80', '-p', '8081:81'], /host port 8081 is forwarded twice/],
     [['--net', 'tap', '-p', '8081:80'], /-p is for --net user/],
     [['--quantum', '-3'], /not a positive whole number/],
+    [['--', 'x'.repeat(20_000)], /^denali: arguments after '--': boot arguments take \d+ bytes; at most \d+ fit$/m],
   ])('run %j', async (flags, pattern) => {
     const r = await denali(['run', hello, ...flags]);
     expect(r.exitCode).toBe(2);
