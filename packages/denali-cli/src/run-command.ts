@@ -5,6 +5,7 @@ import { buildService, loadServiceConfig } from '@denali/ilwaco-sdk';
 import {
   BootError,
   StreamConsoleSink,
+  checkBootFit,
   Yakima,
   attachTapUplink,
   attachUserModeUplink,
@@ -69,7 +70,6 @@ export async function runCommand(targetPaths: string[], opts: RunOptions): Promi
   const targets = await resolveTargets(targetPaths);
   const names = vmNames(targets);
   checkForwards(forwards, names);
-  const backend = chooseBackend(opts.backend);
 
   let temp: RunTempDir | undefined;
   const signals = new StopSignals(() => temp?.remove());
@@ -80,6 +80,8 @@ export async function runCommand(targetPaths: string[], opts: RunOptions): Promi
       temp.remove();
       if (!built) return signals.status!;
     }
+    for (const t of targets) checkFit(t.image!, opts);
+    const backend = chooseBackend(opts.backend);
     return await runVms(
       targets.map((t) => t.image!),
       names,
@@ -177,6 +179,15 @@ function bootProblem(e: unknown, opts: RunOptions): unknown {
   if (!(e instanceof BootError)) return e;
   const flags = [opts.memorySize !== undefined ? '--memory' : '', opts.args ? "arguments after '--'" : ''].filter(Boolean).join(' or ');
   return flags ? new UsageError(`${flags}: ${e.message}`) : e;
+}
+
+/** Check before anything starts that `image` boots with this run's options. @throws see `bootProblem` */
+function checkFit(image: DenaliImage, opts: RunOptions): void {
+  try {
+    checkBootFit(image, { memorySize: opts.memorySize, args: opts.args });
+  } catch (e) {
+    throw bootProblem(e, opts);
+  }
 }
 
 /** Parse one `-p` value. @throws UsageError naming the spec and what is wrong. */

@@ -19,7 +19,7 @@ beforeAll(async () => {
 }, 120_000);
 
 describe('usage errors: one rule, exit status 2, nothing started, no backend note first', () => {
-  it.each([
+  const cases: [string[], RegExp][] = [
     [['--memory', '0'], /--memory.*'0' is not a VM memory size: it must be between 2M and 1024M/],
     [['--memory', '5000M'], /not a VM memory size/],
     [['--memory', '3000001'], /multiple of 4K/],
@@ -30,13 +30,21 @@ describe('usage errors: one rule, exit status 2, nothing started, no backend not
     [['--net', 'tap', '-p', '8081:80'], /-p is for --net user/],
     [['--quantum', '-3'], /not a positive whole number/],
     [['--', 'x'.repeat(20_000)], /^denali: arguments after '--': boot arguments take \d+ bytes; at most \d+ fit$/m],
-  ])('run %j', async (flags, pattern) => {
+  ];
+  it.each(cases.map(([flags, pattern]) => ({ flags, pattern, name: flags.join(' ').slice(0, 40) })))('run … $name', async ({ flags, pattern }) => {
     const r = await denali(['run', hello, ...flags]);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(pattern);
     expect(r.stderr).not.toMatch(/using the emulator|note:/);
     expect(r.stdout).toBe(''); // no VM ran
   });
+
+  it('--memory too small for the image (known only once built) is a usage error too, before any backend note', async () => {
+    const r = await denali(['run', '--memory', '2M', 'examples/httpd']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/^denali: --memory: image 'httpd' needs at least \d+ MiB of memory/);
+    expect(r.stderr).not.toMatch(/using the emulator|note:/);
+  }, 120_000);
 
   it('a -p naming a VM index or name that exists is accepted', async () => {
     const [p1, p2] = [await freePort(), await freePort()];

@@ -55,16 +55,22 @@ export function defaultMac(vmId: number): Uint8Array {
   return Uint8Array.of(0x02, 0xde, 0x4e, (vmId >>> 16) & 0xff, (vmId >>> 8) & 0xff, vmId & 0xff);
 }
 
+/** What `checkBootFit` found: memory size, argv and its NUL-separated encoding, end of the segments, bottom of the stack. */
+export interface BootFit {
+  memorySize: number;
+  encoded: Uint8Array;
+  argv: string[];
+  imageEnd: number;
+  stackBottom: number;
+}
+
 /**
- * Build a VM's boot image: no BIOS and no boot loader (paper 3.1.2) — Yakima copies each
- * segment to its load address (BSS stays zero), fills the read-only virtual register page
- * (memory size, tick rate, VM id, MAC, boot arguments), sets the stack at the top of memory
- * and points EIP at the entry point. Devices need no initialization by the guest.
- *
- * @throws BootError when the memory size is not a page multiple, too small for the
- *   segments plus the stack, or the boot arguments exceed `LAYOUT.BOOTARGS_MAX` bytes.
+ * Check that `image` boots with `opts.memorySize` and `opts.args` (or the manifest's),
+ * without allocating anything: what `createBootImage` checks first.
+ * @returns the layout the boot will use (sizes in bytes, addresses).
+ * @throws BootError as `createBootImage` does.
  */
-export function createBootImage(image: DenaliImage, opts: BootOptions): BootImage {
+export function checkBootFit(image: DenaliImage, opts: Pick<BootOptions, 'memorySize' | 'args'>): BootFit {
   const m = image.manifest;
   const memorySize = opts.memorySize ?? m.memorySize;
   if (!Number.isInteger(memorySize) || memorySize % PAGE_SIZE !== 0 || memorySize < LAYOUT.MIN_MEMORY || memorySize > LAYOUT.MAX_MEMORY) {
@@ -87,6 +93,21 @@ export function createBootImage(image: DenaliImage, opts: BootOptions): BootImag
   if (encoded.length > LAYOUT.BOOTARGS_MAX) {
     throw new BootError(`boot arguments take ${encoded.length} bytes; at most ${LAYOUT.BOOTARGS_MAX} fit`);
   }
+  return { memorySize, encoded, argv, imageEnd, stackBottom };
+}
+
+/**
+ * Build a VM's boot image: no BIOS and no boot loader (paper 3.1.2) — Yakima copies each
+ * segment to its load address (BSS stays zero), fills the read-only virtual register page
+ * (memory size, tick rate, VM id, MAC, boot arguments), sets the stack at the top of memory
+ * and points EIP at the entry point. Devices need no initialization by the guest.
+ *
+ * @throws BootError when the memory size is not a page multiple, too small for the
+ *   segments plus the stack, or the boot arguments exceed `LAYOUT.BOOTARGS_MAX` bytes.
+ */
+export function createBootImage(image: DenaliImage, opts: BootOptions): BootImage {
+  const m = image.manifest;
+  const { memorySize, encoded, argv, imageEnd, stackBottom } = checkBootFit(image, opts);
 
   const memory = opts.allocateMemory?.(memorySize) ?? new GuestMemory(memorySize);
   image.segments.forEach((data, i) => memory.u8.set(data, m.segments[i]!.loadAddress));
