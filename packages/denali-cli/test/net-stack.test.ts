@@ -293,10 +293,12 @@ describe('Ilwaco TCP/IP stack: echo server and net-tests client VMs on one Yakim
       const rnd = prng(1234);
       const bytes = (n: number): Uint8Array => Uint8Array.from({ length: n }, () => Math.floor(rnd() * 256));
       const burst = async (frames: Uint8Array[]): Promise<void> => {
-        // In chunks the Rx FIFO can hold, letting the server drain between them.
+        // In chunks the Rx FIFO can hold, letting the server drain between them (Yakima lets
+        // the event loop in mid-quantum, so a fixed pause would outrun the emulated server).
         for (let i = 0; i < frames.length; i += 128) {
           frames.slice(i, i + 128).forEach(inject);
           await sleep(15);
+          for (let t = 0; t < 200 && rig.server.nic!.rx.length > 0; t++) await sleep(5);
         }
       };
       const frames: Uint8Array[] = [];

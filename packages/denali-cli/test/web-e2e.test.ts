@@ -78,8 +78,8 @@ describe('several httpd VMs behind one Yakima (user-mode uplink)', () => {
 
   it('rejects a malformed -p with one line', async () => {
     const r = await execa(join(root, 'bin/denali'), ['run', 'examples/hello', '-p', '80'], { reject: false });
-    expect(r.exitCode).toBe(1);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.exitCode).toBe(2); // a usage error, like every bad flag
+    expect(r.stderr.trim().split('\n')).toHaveLength(2); // the problem, then "(run denali --help for usage)"
     expect(r.stderr).toMatch(/-p 80/);
   });
 });

@@ -63,10 +63,13 @@ export const DEFAULT_QUANTUM = 500_000;
 const SLICE_MS = 4;
 
 /**
- * Longest wall-clock time of one quantum, in ms: whatever the instruction count, a VM is
- * preempted then, so no guest delays Ctrl-C, the network or other VMs by more than this.
+ * Longest wall-clock time of one quantum, in ms, whatever its instruction count and charges: a
+ * safety net against slow instructions or hypercalls, bounding how long one VM can hold up the
+ * others. Ctrl-C and host I/O do not wait for it: a quantum pauses every `SLICE_MS` to let the
+ * event loop in. Well above a normal quantum (~10 ms): while the emulator still compiles a
+ * guest's code, quanta run slowly, and a guest's timer work must still fit in one.
  */
-const QUANTUM_MAX_MS = 4;
+const QUANTUM_MAX_MS = 100;
 
 /** The emulator runs a quantum in pieces of at most this many instructions, checking the clock between. */
 const RUN_CHUNK = 20_000;
@@ -109,6 +112,8 @@ export class Yakima {
   private holds = 0;
   private readonly admission = new HeapAdmission();
   private heapCheckedAt = 0;
+  /** The emulator quantum paused mid-way to let the event loop in (see `runQuantum`). */
+  private quantumOf: { vm: Vm; start: number; deadline: number } | undefined;
 
   constructor(private readonly opts: YakimaOptions = {}) {
     this.quantum = opts.quantumInstructions ?? DEFAULT_QUANTUM;
@@ -198,13 +203,14 @@ export class Yakima {
     let sliceStart = performance.now();
     while (this.stopReason === undefined && (this.liveCount > 0 || this.holds > 0)) {
       this.expireIdle();
-      const vm = this.runQueue.shift();
+      const paused = this.quantumOf?.vm;
+      const vm = paused && !paused.finished ? paused : this.runQueue.shift();
       if (vm === undefined) {
         await this.waitForWork();
         sliceStart = performance.now();
         continue;
       }
-      this.runQuantum(vm);
+      this.runQuantum(vm, sliceStart + SLICE_MS);
       this.net?.pump();
       if (performance.now() - sliceStart >= SLICE_MS) {
         await new Promise<void>((r) => setImmediate(r));
@@ -272,21 +278,35 @@ export class Yakima {
   }
 
   /**
-   * One scheduling quantum of `vm` on a synchronous vCPU: `quantum` instructions, less the
-   * hypercall work charged to the VM (`vm.charged`), and at most `QUANTUM_MAX_MS` of wall-clock
-   * time (checked every `RUN_CHUNK` instructions and after every hypercall).
+   * Run `vm` on a synchronous vCPU until its quantum ends — `quantum` instructions less the
+   * hypercall work charged to it (`vm.charged`), at most `QUANTUM_MAX_MS` of wall-clock time —
+   * or until `sliceEnd` (performance.now() ms) passes mid-quantum: then the quantum is kept in
+   * `quantumOf` and `runInline` resumes it, without a new VM entry, after letting the event
+   * loop in. The clock is read every `RUN_CHUNK` instructions and after every hypercall.
    */
-  private runQuantum(vm: Vm): void {
-    if (!this.enterVm(vm)) return;
-    const start = vm.vcpu.instructionsRetired;
-    const deadline = performance.now() + QUANTUM_MAX_MS;
-    vm.charged = 0;
+  private runQuantum(vm: Vm, sliceEnd: number): void {
+    let q = this.quantumOf;
+    if (q?.vm !== vm) {
+      if (!this.enterVm(vm)) return;
+      q = this.quantumOf = { vm, start: vm.vcpu.instructionsRetired, deadline: performance.now() + QUANTUM_MAX_MS };
+      vm.charged = 0;
+    } else if (vm.pendingIrqs !== 0 && !this.enterVm(vm)) {
+      // Interrupts raised while the quantum was paused are delivered now, as on a VM entry
+      // (else a guest in its IDLE loop would spin: IDLE returns at once while they are queued).
+      this.quantumOf = undefined;
+      return;
+    }
     for (;;) {
-      const left = this.quantum - (vm.vcpu.instructionsRetired - start) - vm.charged;
-      const timeUp = performance.now() >= deadline;
+      const left = this.quantum - (vm.vcpu.instructionsRetired - q.start) - vm.charged;
+      const now = performance.now();
+      const timeUp = now >= q.deadline;
+      if (left > 0 && !timeUp && now >= sliceEnd) return; // paused: the event loop goes first
       const exit = left > 0 && !timeUp ? vm.vcpu.run(Math.min(left, RUN_CHUNK)) : QUANTUM_OVER;
       if (exit.kind === 'quantum' && left > RUN_CHUNK && !timeUp) continue; // a chunk, not the quantum, ended
-      if (this.handleExit(vm, exit)) return;
+      if (this.handleExit(vm, exit)) {
+        this.quantumOf = undefined;
+        return;
+      }
     }
   }
 
