@@ -224,6 +224,15 @@ static int hypercall(uint32_t nr, uint32_t block) {
         wr32(block + 12, eof);
         return 0;
     }
+    case DENALI_HYPERCALL_NET_SEND:
+        /* No NIC here, as in Yakima without networking: an empty batch is Ilwaco saying a
+         * program wanted the network (DONE = 0); frames are a guest error. */
+        if (rd32(block + DENALI_NET_ARGS_COUNT) != 0) {
+            fprintf(stderr, "hostrun: NET_SEND: no network interface\n");
+            return -1;
+        }
+        wr32(block + DENALI_NET_ARGS_DONE, 0);
+        return 0;
     default:
         fprintf(stderr, "hostrun: bad hypercall %u\n", nr);
         return -1;
