@@ -112,9 +112,11 @@ export interface FloodResult {
 /**
  * The flood guest next to httpd (`-p port:httpd:80`), stdout a slow pipe: wait for httpd,
  * then `requests` GETs `gapMs` apart while sampling RSS, then SIGINT and time the exit.
+ * Without `flood`, httpd alone (the baseline).
  */
-export async function floodNextToHttpd(flood: string, httpd: string, port: number, opts: { requests: number; gapMs: number; bytesPerTick: number; backend?: string }): Promise<FloodResult> {
-  const run = startSlowPipe(['--backend', opts.backend ?? 'emu', flood, httpd, '-p', `${port}:httpd:80`], opts.bytesPerTick);
+export async function floodNextToHttpd(flood: string | undefined, httpd: string, port: number, opts: { requests: number; gapMs: number; bytesPerTick: number; backend?: string }): Promise<FloodResult> {
+  const images = flood === undefined ? [httpd] : [flood, httpd];
+  const run = startSlowPipe(['--backend', opts.backend ?? 'emu', ...images, '-p', `${port}:httpd:80`], opts.bytesPerTick);
   let maxRss = 0;
   const sampler = setInterval(() => (maxRss = Math.max(maxRss, rssOf(run.proc.pid!))), 20);
   try {

@@ -32,18 +32,14 @@ function freePort(): Promise<number> {
 
 const flood = await buildFlood('flood', { newlines: true, mib: 0 });
 const httpd = await buildHttpd();
-const r = await floodNextToHttpd(flood, httpd, await freePort(), {
-  requests: Number(opt('--requests') ?? 50),
-  gapMs: Number(opt('--gap') ?? 100),
-  bytesPerTick: 2048,
-  backend: opt('--backend'),
-});
+const load = { requests: Number(opt('--requests') ?? 50), gapMs: Number(opt('--gap') ?? 100), bytesPerTick: 2048, backend: opt('--backend') };
 const ms = (n: number): string => `${n.toFixed(1)} ms`;
+const latency = (l: number[]): string => `p50 ${ms(percentile(l, 50))}, p99 ${ms(percentile(l, 99))}, max ${ms(l.at(-1) ?? NaN)}`;
+const base = await floodNextToHttpd(undefined, httpd, await freePort(), load);
+const r = await floodNextToHttpd(flood, httpd, await freePort(), load);
 console.log('flood guest next to httpd, stdout a slow pipe (~200 KiB/s):');
-console.log(
-  `  httpd latency over ${r.latencies.length} GETs: p50 ${ms(percentile(r.latencies, 50))}, p99 ${ms(percentile(r.latencies, 99))}, max ${ms(r.latencies.at(-1) ?? NaN)}`,
-);
-console.log(`  max RSS of denali run: ${(r.maxRss / MiB).toFixed(0)} MiB; console bytes the reader got: ${r.received}`);
+console.log(`  httpd latency over ${r.latencies.length} GETs: ${latency(r.latencies)} (httpd alone: ${latency(base.latencies)})`);
+console.log(`  max RSS of denali run: ${(r.maxRss / MiB).toFixed(0)} MiB (httpd alone: ${(base.maxRss / MiB).toFixed(0)} MiB); console bytes the reader got: ${r.received}`);
 console.log(`  Ctrl-C to exit: ${ms(r.stopMs)} (exit status ${r.exitCode})`);
 
 console.log('two VMs, no newline, stdout read flat out:');
