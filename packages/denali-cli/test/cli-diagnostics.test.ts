@@ -187,3 +187,28 @@ describe('-p to a VM that is slow to answer ARP (busy among hundreds of VMs)', (
     }
   }, 180_000);
 });
+
+describe('more VMs than the V8 heap can hold', () => {
+  it('refuses the rest with one line and keeps the admitted VMs running; no heap out-of-memory abort', async () => {
+    const dir = await cService('idle', `#include <stdio.h>\n#include <time.h>\nint main(void) { printf("up\\n"); for (;;) sleep(1000); }\n`, { memory: '2M' });
+    const img = join(work, 'idle-heap.dni');
+    expect((await denali(['build', dir, '-o', img])).exitCode).toBe(0);
+    const proc = execa(denaliBin, ['run', '--backend', 'emu', ...Array<string>(1500).fill(img)], {
+      reject: false,
+      stdin: 'ignore',
+      buffer: false,
+      env: { NODE_OPTIONS: '--max-old-space-size=100' },
+    });
+    let err = '';
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    proc.stdout!.resume();
+    const deadline = Date.now() + 60_000;
+    while (!/VMs booted in/.test(err) && proc.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 3000)); // the admitted VMs run (and grow their heap) a while
+    proc.kill('SIGINT');
+    const r = await proc;
+    expect(err).not.toMatch(/heap out of memory|FATAL ERROR/);
+    expect(err).toMatch(/^denali: refusing \d+ of 1500 VMs: not enough memory for VM idle-\d+: Yakima's JavaScript heap would hold \d+ of its \d+ MiB limit with \d+ VMs; run fewer VMs per instance, or raise the limit with NODE_OPTIONS=--max-old-space-size=<MiB>$/m);
+    expect(r.exitCode).toBe(130);
+  }, 120_000);
+});
