@@ -5,7 +5,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { execa } from 'execa';
+import { execa, execaSync } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cService, denali, denaliBin, freePort } from './helpers.js';
 
@@ -210,5 +210,33 @@ describe('more VMs than the V8 heap can hold', () => {
     expect(err).not.toMatch(/heap out of memory|FATAL ERROR/);
     expect(err).toMatch(/^denali: refusing \d+ of 1500 VMs: not enough memory for VM idle-\d+: Yakima's JavaScript heap would hold \d+ of its \d+ MiB limit with \d+ VMs; run fewer VMs per instance, or raise the limit with NODE_OPTIONS=--max-old-space-size=<MiB>$/m);
     expect(r.exitCode).toBe(130);
+  }, 120_000);
+});
+
+const hasTmux = execaSync('tmux', ['-V'], { reject: false }).exitCode === 0;
+if (!hasTmux) console.log('boot progress on a terminal skipped: tmux is not installed');
+
+describe.skipIf(!hasTmux)('boot progress on a terminal (tmux)', () => {
+  it('one line redrawn in place, then the summary', async () => {
+    const dir = await cService('idle', `#include <stdio.h>\n#include <time.h>\nint main(void) { printf("up\\n"); for (;;) sleep(1000); }\n`, { memory: '2M' });
+    const img = join(work, 'idle-tty.dni');
+    expect((await denali(['build', dir, '-o', img])).exitCode).toBe(0);
+    const session = `denali-boot-${process.pid}`;
+    const cmd = `${denaliBin} run --backend emu ${Array<string>(300).fill(img).join(' ')} >/dev/null`;
+    await execa('tmux', ['new-session', '-d', '-s', session, '-x', '120', '-y', '20', cmd]);
+    try {
+      let screen = '';
+      const deadline = Date.now() + 60_000;
+      while (!/VMs booted in/.test(screen) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+        screen = (await execa('tmux', ['capture-pane', '-p', '-t', session], { reject: false })).stdout;
+      }
+      const lines = screen.split('\n').filter((l) => l.trim() !== '');
+      expect(lines.filter((l) => /^denali: 300 of 300 VMs booted in [\d.]+ s$/.test(l))).toHaveLength(1);
+      expect(lines.some((l) => /booting VMs \d+\/300/.test(l))).toBe(false); // the progress line was replaced, not left behind
+      expect(lines).not.toContain('denali: booting 300 VMs'); // the form for a pipe or file, not a terminal
+    } finally {
+      await execa('tmux', ['kill-session', '-t', session], { reject: false });
+    }
   }, 120_000);
 });
