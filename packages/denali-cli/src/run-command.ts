@@ -105,7 +105,7 @@ async function runVms(
 ): Promise<number> {
   const net = opts.net;
   let onGuestGone: ((vm: Vm) => void) | undefined;
-  let netlessTries: string[] = [];
+  const netlessTries: string[] = [];
   const log = (line: string): void => void process.stderr.write(line + '\n');
   const sink = new StreamConsoleSink(process.stdout, images.length > 1, { log });
   const yakima = new Yakima({
@@ -164,7 +164,6 @@ async function runVms(
     const who = netlessTries.length === 1 ? netlessTries[0]! : `${netlessTries.length} VMs (${netlessTries.slice(0, 3).join(', ')}…)`;
     log(`denali: hint: ${who} tried to use the network, but this run has none: publish a port with -p HOST_PORT:GUEST_PORT, or use --net user`);
   }
-  netlessTries = [];
   if (signals.status !== undefined) return signals.status;
   if (refused > 0 || vms.length === 0) return 1;
   if (vms.length === 1) return statusOf(vms[0]!);
