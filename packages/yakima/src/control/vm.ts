@@ -7,8 +7,11 @@ import { ConsoleDevice, type ConsoleSink } from '../devices/console.js';
 import type { NicDevice } from '../net/nic.js';
 import type { FaultReport } from './fault-report.js';
 
-/** Life of a VM: runnable (in the run queue or running), idle (in the idle table), or finished. */
-export type VmState = 'runnable' | 'idle' | 'exited' | 'faulted' | 'stopped';
+/**
+ * Life of a VM: runnable (in the run queue or running), idle (in the idle table), paused by the
+ * operator (in neither; resumes as runnable), or finished (exited, faulted, stopped).
+ */
+export type VmState = 'runnable' | 'idle' | 'paused' | 'exited' | 'faulted' | 'stopped';
 
 /** Counters kept per VM; cheap enough to update on every VM exit. */
 export interface VmStats {
@@ -21,6 +24,10 @@ export interface VmStats {
   idles: number;
   /** Upcalls delivered (virtual interrupt batches seen by an interrupt-enabled guest). */
   upcalls: number;
+  /** VM exits handled by Yakima (hypercalls, quantum ends, halts, faults). */
+  exits: number;
+  /** Host time spent running this VM's vCPU (guest CPU time), in µs. */
+  cpuTimeUs: number;
 }
 
 /**
@@ -36,7 +43,10 @@ export class Vm {
   exitStatus: number | undefined;
   /** The fault that stopped the VM once `state` is 'faulted'. */
   fault: FaultReport | undefined;
-  readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0 };
+  readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0, exits: 0, cpuTimeUs: 0 };
+  /** `performance.now()` (ms) when the VM was created; `endedAt` when it finished. */
+  readonly startedAt = performance.now();
+  endedAt: number | undefined;
   readonly console: ConsoleDevice;
   readonly clock = new ClockDevice();
   readonly memory: GuestMemory;
@@ -56,6 +66,14 @@ export class Vm {
   ) {
     this.memory = boot.memory;
     this.console = new ConsoleDevice(name, sink, () => this.raise(IRQ.CONSOLE));
+  }
+
+  /**
+   * Host bytes this VM holds now, approximated by its guest memory size (all of it is
+   * allocated at boot). The scale branch's memory model (resident pages, swap) replaces this.
+   */
+  residentBytes(): number {
+    return this.finished ? 0 : this.memory.size;
   }
 
   get finished(): boolean {
