@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { readImageFile, type DenaliImage } from '@denali/image-format';
 import { buildService } from '@denali/ilwaco-sdk';
 import {
+  ConsoleTailSink,
   StreamConsoleSink,
   Yakima,
   attachTapUplink,
@@ -15,6 +16,7 @@ import {
   type PortForward,
   type Vm,
 } from '@denali/yakima';
+import { openControl } from './control/instance.js';
 
 /** Options of `denali run`. */
 export interface RunOptions {
@@ -30,6 +32,13 @@ export interface RunOptions {
   publish?: string[];
   /** Networking: user-mode port forwards on loopback, or a host TAP device. Default: none. */
   net?: 'user' | 'tap';
+  /** Instance name for the control socket (default: generated). */
+  name?: string;
+  /**
+   * A long-running host (`denali serve`): keep running with no VMs until Ctrl-C, SIGTERM or
+   * the API's shutdown; say the instance name; console input is not read.
+   */
+  serve?: boolean;
 }
 
 /** Exit status when Ctrl-C stopped the run (128 + SIGINT). */
@@ -50,18 +59,24 @@ export async function runCommand(targets: string[], opts: RunOptions): Promise<n
   const backend = chooseBackend(opts.backend);
   const images = await loadTargets(targets);
   let onGuestGone: ((vm: Vm) => void) | undefined;
+  let tail!: ConsoleTailSink;
   const yakima = new Yakima({
     backend,
     quantumInstructions: opts.quantum,
     network: net !== undefined,
-    sink: new StreamConsoleSink(process.stdout, images.length > 1),
+    sink: (tail = new ConsoleTailSink(new StreamConsoleSink(process.stdout, images.length > 1 || opts.serve === true))),
+    keepAlive: opts.serve,
     log: (line) => process.stderr.write(line + '\n'),
     onVmDone: (vm) => onGuestGone?.(vm),
   });
+  const control = await openControl(yakima, { name: opts.name, tail, backend });
+  if (opts.serve || (opts.name === undefined && process.stderr.isTTY)) {
+    process.stderr.write(`denali: instance ${control.name} (control socket ${control.socket})\n`);
+  }
   const vms = images.map((img) => yakima.addVm(img, { args: opts.args, memorySize: opts.memorySize }));
   const closeUplink = net ? await attachUplink(yakima, net, forwards, (f) => (onGuestGone = f)) : undefined;
-  attachStdin(vms[0]!);
-  for (const vm of vms.slice(1)) vm.console.endInput();
+  if (vms[0] && !opts.serve) attachStdin(vms[0]);
+  for (const vm of opts.serve ? vms : vms.slice(1)) vm.console.endInput();
 
   let interrupts = 0;
   const onSigint = (): void => {
@@ -69,17 +84,22 @@ export async function runCommand(targets: string[], opts: RunOptions): Promise<n
     process.stderr.write('\ndenali: interrupted, stopping VMs (Ctrl-C again to force)\n');
     yakima.stop('interrupted');
   };
+  const onSigterm = (): void => yakima.stop('terminated');
   process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
   try {
     await yakima.run();
   } finally {
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
+    await control.close();
     process.stdin.pause();
     process.stdin.unref?.();
     await closeUplink?.();
     await yakima.close();
   }
   if (interrupts > 0) return INTERRUPTED;
+  if (opts.serve) return 0;
   if (vms.length === 1) return statusOf(vms[0]!);
   return vms.map(statusOf).find((s) => s !== 0) ?? 0;
 }

@@ -1,0 +1,1 @@
+export async function topCommand(_i: string | undefined, _ms: number): Promise<number> { return 0; }
