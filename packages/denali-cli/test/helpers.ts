@@ -38,3 +38,19 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** A service that prints `tick N` every 200 ms forever (idles between ticks): for long-running VMs. */
+export const TICKER_C = `#include <stdio.h>
+#include <time.h>
+int main(void) { for (unsigned i = 0;; i++) { printf("tick %u\\n", i); usleep(200000); } }`;
+
+/** A service that spins forever without idling (CPU-bound). */
+export const SPINNER_C = `#include <stdio.h>
+int main(void) { volatile unsigned x = 0; printf("spinning\\n"); for (;;) x++; }`;
+
+/** Build a one-file C service into `<dir>/<name>.dni`; returns the image path. */
+export async function cImage(name: string, source: string, dir: string): Promise<string> {
+  const { buildService } = await import('@denali/ilwaco-sdk');
+  const svc = await cService(name, source);
+  return (await buildService(svc, { out: join(dir, `${name}.dni`), quiet: true })).imagePath;
+}

@@ -134,7 +134,7 @@ export function createRoutes(yakima: Yakima, ctx: RouteContext): (req: IncomingM
     const followText = q.get('follow');
     if (followText !== null && followText !== 'true' && followText !== 'false') throw new ApiError(400, `bad follow '${followText}': expected true or false`);
     const tail = ctx.tail.tail(vm.name, bytes);
-    if (followText !== 'true') {
+    if (followText !== 'true' || vm.finished) {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': tail.length });
       res.end(tail);
       return;
@@ -142,24 +142,18 @@ export function createRoutes(yakima: Yakima, ctx: RouteContext): (req: IncomingM
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
     res.write(tail);
     ctx.followers.add(res);
-    const end = (): void => {
-      stop();
-      ctx.followers.delete(res);
-      res.end();
-    };
     // A slow reader must not make the instance buffer without bound: drop it instead.
-    const stop = ctx.tail.follow(vm.name, {
+    const unfollow = ctx.tail.follow(vm.name, {
       data: (chunk) => {
         if (res.writableLength > 4 * ctx.tail.capacity) res.destroy();
         else res.write(chunk);
       },
-      end,
+      end: () => res.end(),
     });
     res.on('close', () => {
-      stop();
+      unfollow();
       ctx.followers.delete(res);
     });
-    if (vm.finished) end();
   });
   on('GET', '/metrics', (_req, res) => {
     const vms = yakima.vms.map(counters);
