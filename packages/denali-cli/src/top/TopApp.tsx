@@ -22,6 +22,8 @@ export interface TopProps {
   intervalMs?: number;
   /** Use colors (false under NO_COLOR). */
   color?: boolean;
+  /** Fixed terminal size (tests); default the terminal's, following resizes. */
+  size?: { columns: number; rows: number };
 }
 
 const NO_KEY: Key = {
@@ -146,9 +148,10 @@ function rowCells(r: Row): string[] {
  * table of VMs; a detail view). Renders only the rows that fit the terminal and polls once a
  * period, so 10,000 VMs cost one request and one sort a second.
  */
-export function TopApp({ source, intervalMs = 1000, color = true }: TopProps) {
+export function TopApp({ source, intervalMs = 1000, color = true, size }: TopProps) {
   const { exit } = useApp();
-  const { columns, rows: termRows } = useTerminalSize();
+  const terminal = useTerminalSize();
+  const { columns, rows: termRows } = size ?? terminal;
   const c = (name: string | undefined) => (color ? name : undefined);
 
   const prevSample = useRef<Sample | undefined>(undefined);
@@ -253,7 +256,10 @@ export function TopApp({ source, intervalMs = 1000, color = true }: TopProps) {
   // A fast typist, a paste or tmux send-keys can deliver several keys in one input chunk.
   useInput((input, key) => {
     if (input.length > 1 && !key.ctrl && !key.meta) {
-      for (const ch of input) onKey(ch === '\r' ? '' : ch, { ...NO_KEY, return: ch === '\r' });
+      for (const ch of input) {
+        const special = ch === '\r' || ch === '\x7f' || ch === '\b' || ch === '\x1b';
+        onKey(special ? '' : ch, { ...NO_KEY, return: ch === '\r', backspace: ch === '\x7f' || ch === '\b', escape: ch === '\x1b' });
+      }
     } else {
       onKey(input, key);
     }
