@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// Bundles the denali CLI (packages/denali-cli/src/bin.ts and everything it imports) into one
+// ES module, packages/denali-cli/dist/denali.mjs, so `bin/denali` starts without compiling
+// TypeScript (issue 9: `denali --version` in ≤ 150 ms). Runs at install (root `postinstall`)
+// and with `pnpm build:cli`. Also writes dist/inputs.json: the source files the bundle was made
+// from, so bin/denali can tell a stale bundle (a source edited since) and use the sources.
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = join(root, 'packages/denali-cli/dist');
+const outFile = join(outDir, 'denali.mjs');
+
+/**
+ * Modules find files beside their source (the SDK's C library, koffi for KVM workers) through
+ * `import.meta.url`; in one bundle that would be the bundle's URL, so pin each module's own.
+ */
+const keepImportMetaUrl = {
+  name: 'keep-import-meta-url',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]packages[\\/][^\\/]+[\\/]src[\\/].*\.tsx?$/ }, async (args) => {
+      const { readFile } = await import('node:fs/promises');
+      const text = await readFile(args.path, 'utf8');
+      if (!text.includes('import.meta.url')) return undefined;
+      return { contents: text.replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href)), loader: args.path.endsWith('x') ? 'tsx' : 'ts' };
+    });
+  },
+};
+
+/**
+ * ink loads its devtools bridge (react-devtools-core, ws) only under DEV=true, which the CLI
+ * never sets: leave them out (smaller bundle, faster start).
+ */
+const noDevtools = {
+  name: 'no-react-devtools',
+  setup(b) {
+    b.onResolve({ filter: /^react-devtools-core$|^\.\/devtools\.js$/ }, (args) =>
+      args.path === 'react-devtools-core' || /[\\/]ink[\\/]/.test(args.importer) ? { path: args.path, namespace: 'denali-stub' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'denali-stub' }, () => ({
+      contents: "const off = () => { throw new Error('React devtools are not part of the denali bundle'); }; export default { initialize: off, connectToDevTools: off }; export const connectToDevTools = off;",
+      loader: 'js',
+    }));
+  },
+};
+
+mkdirSync(outDir, { recursive: true });
+const started = performance.now();
+const result = await build({
+  entryPoints: [join(root, 'packages/denali-cli/src/bin.ts')],
+  outfile: outFile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  jsx: 'automatic',
+  // koffi loads a native addon from its own package directory.
+  external: ['koffi'],
+  // CommonJS dependencies bundled into an ES module still call require() for Node built-ins.
+  banner: { js: "import { createRequire as __denaliRequire } from 'node:module'; const require = __denaliRequire(import.meta.url);" },
+  define: { 'process.env.NODE_ENV': '"production"' },
+  metafile: true,
+  logLevel: 'warning',
+  legalComments: 'none',
+  minify: true,
+  plugins: [keepImportMetaUrl, noDevtools],
+});
+const inputs = Object.keys(result.metafile.inputs)
+  .filter((p) => !p.includes(':')) // stubs
+  .map((p) => resolve(root, p))
+  .filter((p) => !p.includes(`${'/'}node_modules${'/'}`));
+writeFileSync(join(outDir, 'inputs.json'), JSON.stringify({ built: Date.now(), inputs: inputs.map((p) => relative(root, p)) }) + '\n');
+const size = statSync(outFile).size;
+console.log(`denali CLI bundled: ${relative(process.cwd(), outFile)} (${(size / 1024).toFixed(0)} KiB, ${inputs.length} sources) in ${Math.round(performance.now() - started)} ms`);
