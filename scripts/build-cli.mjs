@@ -4,7 +4,7 @@
 // TypeScript (issue 9: `denali --version` in ≤ 150 ms). Runs at install (root `postinstall`)
 // and with `pnpm build:cli`. Also writes dist/inputs.json: the source files the bundle was made
 // from, so bin/denali can tell a stale bundle (a source edited since) and use the sources.
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -62,15 +62,28 @@ const result = await build({
   banner: { js: "import { createRequire as __denaliRequire } from 'node:module'; const require = __denaliRequire(import.meta.url);" },
   define: { 'process.env.NODE_ENV': '"production"' },
   metafile: true,
+  write: false,
   logLevel: 'warning',
   legalComments: 'none',
   minify: true,
   plugins: [keepImportMetaUrl, noDevtools],
+}).catch((e) => {
+  // At install, a failed bundle must not fail the install: bin/denali then runs the sources.
+  if (process.env.npm_lifecycle_event === 'postinstall') {
+    console.warn(`denali: could not bundle the CLI (${e.message.split('\n')[0]}); bin/denali will run the TypeScript sources`);
+    process.exit(0);
+  }
+  throw e;
 });
+// Replace the bundle atomically: a denali started meanwhile runs the old file or the new one.
+const tmp = `${outFile}.${process.pid}.tmp`;
+writeFileSync(tmp, result.outputFiles[0].contents);
+renameSync(tmp, outFile);
 const inputs = Object.keys(result.metafile.inputs)
   .filter((p) => !p.includes(':')) // stubs
   .map((p) => resolve(root, p))
   .filter((p) => !p.includes(`${'/'}node_modules${'/'}`));
-writeFileSync(join(outDir, 'inputs.json'), JSON.stringify({ built: Date.now(), inputs: inputs.map((p) => relative(root, p)) }) + '\n');
+writeFileSync(`${tmp}.json`, JSON.stringify({ built: Date.now(), inputs: inputs.map((p) => relative(root, p)) }) + '\n');
+renameSync(`${tmp}.json`, join(outDir, 'inputs.json'));
 const size = statSync(outFile).size;
 console.log(`denali CLI bundled: ${relative(process.cwd(), outFile)} (${(size / 1024).toFixed(0)} KiB, ${inputs.length} sources) in ${Math.round(performance.now() - started)} ms`);
