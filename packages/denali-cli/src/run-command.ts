@@ -69,8 +69,8 @@ export async function runCommand(targets: string[], opts: RunOptions): Promise<n
     log: (line) => process.stderr.write(line + '\n'),
     onVmDone: (vm) => onGuestGone?.(vm),
   });
-  const control = await openControl(yakima, { name: opts.name, tail, backend });
-  if (opts.serve || (opts.name === undefined && process.stderr.isTTY)) {
+  const control = await openControl(yakima, { name: opts.name, tail, backend, required: opts.serve || opts.name !== undefined });
+  if (control && (opts.serve || (opts.name === undefined && process.stderr.isTTY))) {
     process.stderr.write(`denali: instance ${control.name} (control socket ${control.socket})\n`);
   }
   const vms = images.map((img) => yakima.addVm(img, { args: opts.args, memorySize: opts.memorySize }));
@@ -92,7 +92,7 @@ export async function runCommand(targets: string[], opts: RunOptions): Promise<n
   } finally {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigterm);
-    await control.close();
+    await control?.close();
     process.stdin.pause();
     process.stdin.unref?.();
     await closeUplink?.();

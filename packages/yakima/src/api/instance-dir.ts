@@ -19,7 +19,12 @@ export function runtimeDir(): string {
   const dir =
     process.env.DENALI_RUNTIME_DIR ||
     (process.env.XDG_RUNTIME_DIR ? join(process.env.XDG_RUNTIME_DIR, 'denali') : join(tmpdir(), `denali-${userInfo().uid}`));
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(code === 'EEXIST' || code === 'ENOTDIR' ? `control socket directory ${dir} is not a directory` : `cannot make control socket directory ${dir}: ${(e as Error).message}`);
+  }
   const st = lstatSync(dir);
   const uid = process.getuid?.();
   if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
