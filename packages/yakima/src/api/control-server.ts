@@ -8,6 +8,9 @@ import { socketPath } from './instance-dir.js';
 import { ApiError, sendError } from './http-util.js';
 import { createRoutes } from './routes.js';
 
+/** Most connections the control socket holds at once (operators' tools need a handful). */
+export const MAX_CONNECTIONS = 256;
+
 /** Options of `startControlServer`. */
 export interface ControlServerOptions {
   /** Instance name (the socket is `<runtime dir>/<name>.sock`). */
@@ -62,8 +65,9 @@ export async function startControlServer(yakima: Yakima, opts: ControlServerOpti
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n' + JSON.stringify({ error: `bad HTTP request: ${err.message}` }));
     else socket.destroy();
   });
-  // Follow streams are long-lived: they must not keep the instance from exiting.
   server.keepAliveTimeout = 5_000;
+  // Each connection holds buffers: bound how many a client can open (more are refused).
+  server.maxConnections = MAX_CONNECTIONS;
   const oldMask = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => {
