@@ -48,9 +48,7 @@ const noDevtools = {
 
 mkdirSync(outDir, { recursive: true });
 const started = performance.now();
-const result = await build({
-  entryPoints: [join(root, 'packages/denali-cli/src/bin.ts')],
-  outfile: outFile,
+const common = {
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -58,28 +56,67 @@ const result = await build({
   jsx: 'automatic',
   // koffi loads a native addon from its own package directory.
   external: ['koffi'],
-  // CommonJS dependencies bundled into an ES module still call require() for Node built-ins.
-  banner: { js: "import { createRequire as __denaliRequire } from 'node:module'; const require = __denaliRequire(import.meta.url);" },
   define: { 'process.env.NODE_ENV': '"production"' },
   metafile: true,
   write: false,
+  minify: true,
   logLevel: 'warning',
   legalComments: 'none',
-  minify: true,
-  plugins: [keepImportMetaUrl, noDevtools],
-}).catch((e) => {
+};
+
+/**
+ * Two bundles in one file. The inner one holds every command (the VMM, the SDK driver, the
+ * TUI: about 1 MB); the outer one is the command line parser, which imports the inner one from
+ * a data: URL only when a command runs. V8 must parse a module's code before running any of
+ * it, but a string literal is only scanned: `denali --version` then costs little more than
+ * starting Node.
+ */
+const onFailure = (e) => {
   // At install, a failed bundle must not fail the install: bin/denali then runs the sources.
   if (process.env.npm_lifecycle_event === 'postinstall') {
     console.warn(`denali: could not bundle the CLI (${e.message.split('\n')[0]}); bin/denali will run the TypeScript sources`);
     process.exit(0);
   }
   throw e;
-});
+};
+const inner = await build({
+  ...common,
+  entryPoints: [join(root, 'packages/denali-cli/src/commands.ts')],
+  outfile: join(outDir, 'commands.mjs'),
+  // CommonJS dependencies bundled into an ES module still call require() for Node built-ins;
+  // a data: URL module has no file URL of its own, so give require() the outer bundle's.
+  banner: { js: `import { createRequire as __denaliRequire } from 'node:module'; const require = __denaliRequire(${JSON.stringify(pathToFileURL(outFile).href)});` },
+  plugins: [keepImportMetaUrl, noDevtools],
+}).catch(onFailure);
+// Name the inner module in stack traces (DENALI_DEBUG=1) instead of printing its data: URL.
+const innerCode = inner.outputFiles[0].text + `\n//# sourceURL=${pathToFileURL(join(outDir, 'denali-commands.mjs')).href}\n`;
+const innerUrl = 'data:text/javascript;base64,' + Buffer.from(innerCode).toString('base64');
+
+/** Replace commands-loader.ts with a loader of the inner bundle. */
+const embedCommands = {
+  name: 'embed-commands',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]commands-loader\.ts$/ }, () => ({
+      contents: `const url = ${JSON.stringify(innerUrl)};\nexport function loadCommands() { return import(url); }\n`,
+      loader: 'js',
+    }));
+  },
+};
+const result = await build({
+  ...common,
+  entryPoints: [join(root, 'packages/denali-cli/src/bin.ts')],
+  outfile: outFile,
+  banner: { js: "import { createRequire as __denaliRequire } from 'node:module'; const require = __denaliRequire(import.meta.url);" },
+  plugins: [embedCommands, keepImportMetaUrl],
+  // The data: URL import is meant to stay a runtime import.
+  logOverride: { 'unsupported-dynamic-import': 'silent' },
+}).catch(onFailure);
+
 // Replace the bundle atomically: a denali started meanwhile runs the old file or the new one.
 const tmp = `${outFile}.${process.pid}.tmp`;
 writeFileSync(tmp, result.outputFiles[0].contents);
 renameSync(tmp, outFile);
-const inputs = Object.keys(result.metafile.inputs)
+const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(inner.metafile.inputs)])]
   .filter((p) => !p.includes(':')) // stubs
   .map((p) => resolve(root, p))
   .filter((p) => !p.includes(`${'/'}node_modules${'/'}`));

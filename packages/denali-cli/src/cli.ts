@@ -1,17 +1,12 @@
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseSize } from '@denali/image-format';
+import { parseSize } from '@denali/image-format/size';
+import { loadCommands } from './commands-loader.js';
 import { VERSION } from './version.js';
 
 // Commands load their modules when they run, so `denali --version` and `--help` do not pay for
 // the VMM, the SDK driver or the TUI (issue 9: the CLI starts in ≤ 150 ms).
-const commands = {
-  build: () => import('./build-command.js'),
-  inspect: () => import('./inspect-command.js'),
-  run: () => import('./run-command.js'),
-  host: () => import('./host-commands.js'),
-  ops: () => import('./ops-commands.js'),
-};
+const commands = loadCommands;
 
 
 function sizeArg(text: string): number {
@@ -51,7 +46,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .argument('<service-dir>', 'directory holding denali.json and the C sources')
     .option('-o, --output <file>', 'image file to write (default: <name>.dni in the current directory)')
     .action(async (dir: string, o: { output?: string }) => {
-      status = await (await commands.build()).buildCommand(dir, o.output);
+      status = await (await commands()).buildCommand(dir, o.output);
     });
 
   type RunFlags = {
@@ -86,9 +81,9 @@ export async function runCli(argv: string[]): Promise<number> {
   /** Start (or detach) an instance, or add to one with --host. */
   const startInstance = async (targets: string[], o: RunFlags, serve: boolean): Promise<number> => {
     const run = { backend: o.backend, memorySize: o.memory, quantum: o.quantum, args: guestArgs, publish: o.publish, net: o.net };
-    if (o.host !== undefined) return (await commands.host()).addToHost(o.host, targets, { ...run, vmName: o.name });
-    if (o.detach) return (await commands.host()).detach(o.name, detachArgs(targets, o, guestArgs));
-    return (await commands.run()).runCommand(targets, { ...run, name: o.name, serve });
+    if (o.host !== undefined) return (await commands()).addToHost(o.host, targets, { ...run, vmName: o.name });
+    if (o.detach) return (await commands()).detach(o.name, detachArgs(targets, o, guestArgs));
+    return (await commands()).runCommand(targets, { ...run, name: o.name, serve });
   };
 
   runOptions(
@@ -117,7 +112,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .argument('[instance]', 'only this instance')
     .option('--json', 'print instances and VMs as JSON (the control API\'s shapes)')
     .action(async (instance: string | undefined, o: { json?: boolean }) => {
-      status = await (await commands.ops()).psCommand(instance, o.json === true);
+      status = await (await commands()).psCommand(instance, o.json === true);
     });
 
   program
@@ -126,7 +121,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .argument('<targets...>', 'VM names, INSTANCE/VM, or instance names')
     .option('--host <instance>', 'look for the VMs in this instance')
     .action(async (targets: string[], o: { host?: string }) => {
-      status = await (await commands.ops()).stopCommand(targets, o.host);
+      status = await (await commands()).stopCommand(targets, o.host);
     });
 
   program
@@ -137,7 +132,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--host <instance>', 'look for the VM in this instance')
     .option('--bytes <n>', 'at most this many bytes of the recent output', positiveInt)
     .action(async (vm: string, o: { follow?: boolean; host?: string; bytes?: number }) => {
-      status = await (await commands.ops()).logsCommand(vm, { follow: o.follow === true, host: o.host, bytes: o.bytes });
+      status = await (await commands()).logsCommand(vm, { follow: o.follow === true, host: o.host, bytes: o.bytes });
     });
 
   program
@@ -146,8 +141,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .argument('[instance]', 'instance to watch (default: the only one running)')
     .option('--interval <ms>', 'refresh period in ms', positiveInt, 1000)
     .action(async (instance: string | undefined, o: { interval: number }) => {
-      const { topCommand } = await import('./top/top-command.js');
-      status = await topCommand(instance, o.interval);
+      status = await (await commands()).topCommand(instance, o.interval);
     });
 
   program
@@ -156,7 +150,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .argument('<image>', '.dni image file')
     .option('--json', 'print the manifest as JSON')
     .action(async (file: string, o: { json?: boolean }) => {
-      status = await (await commands.inspect()).inspectCommand(file, o.json === true);
+      status = await (await commands()).inspectCommand(file, o.json === true);
     });
 
   if (guestArgs !== undefined && ours[0] !== 'run' && ours[0] !== 'serve') {

@@ -20,6 +20,11 @@ export async function main(argv: string[]): Promise<number> {
 
 /** `bin/denali`: run `main` on the process arguments, flush stdout, exit with its status. */
 export async function runMain(): Promise<never> {
+  // A reader that goes away (`denali logs -f VM | head`) ends the command quietly, as for cat.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   const code = await main(process.argv.slice(2));
   await new Promise<void>((r) => process.stdout.write('', () => r()));
   process.exit(code);
