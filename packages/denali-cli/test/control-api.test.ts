@@ -169,6 +169,14 @@ describe('control API (openapi.json) over the real socket', () => {
       expect(v.instructionsRetired).toBeGreaterThan(0);
       expect(v.exits).toBeGreaterThan(0);
     }
+    // The full list is every counter of every VM.
+    const full = ajv.getSchema('openapi.json#/components/schemas/Vm')!;
+    for (const v of vms) expect(full(v), ajv.errorsText(full.errors)).toBe(true);
+    const some = await api('GET', '/v1/vms?fields=state,cpuTimeUs,drops', '/v1/vms');
+    for (const v of (some.json as { vms: object[] }).vms) expect(Object.keys(v)).toEqual(['id', 'name', 'state', 'cpuTimeUs', 'drops']);
+    const badField = await api('GET', '/v1/vms?fields=state,secret', '/v1/vms');
+    expect(badField.status).toBe(400);
+    expect((badField.json as { error: string }).error).toMatch(/bad field 'secret'/);
     const running = await api('GET', '/v1/vms?state=runnable', '/v1/vms');
     expect((running.json as { vms: { name: string }[] }).vms.map((v) => v.name)).toContain('spinner');
     const b = await api('GET', '/v1/vms?state=sleepy', '/v1/vms');

@@ -2,7 +2,7 @@ import { render } from 'ink-testing-library';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { InstanceInfo, VmCounters } from '../src/control/client.js';
 import { TopApp, type TopSource } from '../src/top/TopApp.js';
-import { arrange, computeRows, type Sample } from '../src/top/model.js';
+import { arrange, computeRows, SUMMARY_FIELDS, type Sample, type VmSummary } from '../src/top/model.js';
 
 /** Component tests of `denali top` against a scripted instance (ink-testing-library). */
 
@@ -84,7 +84,9 @@ class FakeSource implements TopSource {
     if (this.down) throw new Error('connect ECONNREFUSED');
     const t = ++this.polls;
     const vms = this.vms.map((v) => ({ ...v, cpuTimeUs: v.cpuTimeUs * t, instructionsRetired: v.instructionsRetired * t, rxBytes: v.id * 100 * t }));
-    return { instance: instance(vms, t), vms, at: t * 1000 };
+    // As `denali top` polls: only the table's fields.
+    const rows = vms.map((v) => Object.fromEntries(['id', 'name', ...SUMMARY_FIELDS].map((k) => [k, v[k as keyof VmCounters]])) as VmSummary);
+    return { instance: instance(vms, t), vms: rows, at: t * 1000 };
   }
   async action(name: string, action: 'stop' | 'pause' | 'resume' | 'swap-out' | 'swap-in'): Promise<VmCounters> {
     this.actions.push(`${action} ${name}`);
@@ -92,6 +94,11 @@ class FakeSource implements TopSource {
     const v = this.vms.find((x) => x.name === name)!;
     v.state = action === 'stop' ? 'stopped' : action === 'pause' ? 'paused' : 'runnable';
     return v;
+  }
+  async vm(name: string): Promise<VmCounters> {
+    const v = this.vms.find((x) => x.name === name);
+    if (!v) throw new Error(`no VM named '${name}'`);
+    return { ...v, hypercalls: 4242 };
   }
   async consoleTail(name: string): Promise<string> {
     return `hello from ${name}\nline two\n`;
@@ -175,6 +182,7 @@ describe('denali top (component)', () => {
     await tick(150);
     expect(a.lastFrame()).toMatch(/VM svc-00001 \(id 1\)/);
     expect(a.lastFrame()).toMatch(/instr\/s/);
+    expect(a.lastFrame()).toMatch(/hypercalls 4\.2k/);
     expect(a.lastFrame()).toMatch(/hello from svc-00001/);
     a.stdin.write('\x1b');
     await tick(100);

@@ -3,7 +3,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import sparkly from 'sparkly';
 import type { VmCounters } from '../control/client.js';
 import { formatBytes, formatCount, formatDuration } from '../control/format.js';
-import { arrange, COLUMNS, computeRows, pushHistory, summarize, type Row, type Sample, type SortKey, type Summary } from './model.js';
+import { arrange, COLUMNS, computeRows, pushHistory, summarize, type Row, type Sample, type SortKey, type Summary, type VmSummary } from './model.js';
 
 /** What `TopApp` watches: an instance behind its control socket (or a fake one in tests). */
 export interface TopSource {
@@ -12,6 +12,8 @@ export interface TopSource {
   sample(): Promise<Sample>;
   /** A lifecycle action on a VM. @throws with the API's message when refused. */
   action(vm: string, action: 'stop' | 'pause' | 'resume' | 'swap-out' | 'swap-in'): Promise<VmCounters>;
+  /** All counters of one VM (the detail view). */
+  vm(name: string): Promise<VmCounters>;
   /** The last `bytes` of a VM's console. */
   consoleTail(vm: string, bytes: number): Promise<string>;
 }
@@ -170,6 +172,7 @@ export function TopApp({ source, intervalMs = 1000, color = true, size }: TopPro
   const [offset, setOffset] = useState(0);
   const [message, setMessage] = useState('');
   const [tail, setTail] = useState('');
+  const [detail, setDetail] = useState<VmCounters | undefined>(undefined);
 
   const poll = useCallback(async () => {
     let s: Sample;
@@ -229,12 +232,16 @@ export function TopApp({ source, intervalMs = 1000, color = true, size }: TopPro
       .consoleTail(selected.vm.name, 4096)
       .then((t) => live && setTail(t))
       .catch(() => live && setTail(''));
+    source
+      .vm(selected.vm.name)
+      .then((v) => live && setDetail(v))
+      .catch(() => live && setDetail(undefined));
     return () => {
       live = false;
     };
   }, [mode, selected?.vm.name, sample, source]);
 
-  const act = (action: 'stop' | 'pause' | 'resume' | 'swap-out' | 'swap-in', vm: VmCounters) => {
+  const act = (action: 'stop' | 'pause' | 'resume' | 'swap-out' | 'swap-in', vm: VmSummary) => {
     setMessage(`${action} ${vm.name}…`);
     source.action(vm.name, action).then(
       (after) => {
@@ -314,6 +321,7 @@ export function TopApp({ source, intervalMs = 1000, color = true, size }: TopPro
     if (key.end || input === 'G') return moveTo(shown.length - 1);
     if (key.return && selected) {
       setTail('');
+      setDetail(undefined);
       return setMode('detail');
     }
     if (input === '/') {
@@ -409,7 +417,16 @@ export function TopApp({ source, intervalMs = 1000, color = true, size }: TopPro
   }
 
   if (mode === 'detail' && selected) {
-    const v = selected.vm;
+    const v = detail && detail.id === selected.vm.id ? { ...detail, ...selected.vm } : undefined;
+    if (!v) {
+      return (
+        <Box flexDirection="column" width={width}>
+          {headerBlock}
+          <Text inverse>{cell(`VM ${selected.vm.name} (id ${selected.vm.id}) · Esc back`, width, false)}</Text>
+          <Text dimColor>loading…</Text>
+        </Box>
+      );
+    }
     const pairs: [string, string][] = [
       ['state', v.state + (v.exitStatus !== null ? ` (status ${v.exitStatus})` : '') + (v.fault ? ` (${v.fault.cause}: ${v.fault.detail})` : '')],
       ['image', v.image],

@@ -1,15 +1,21 @@
 import type { InstanceInfo, VmCounters } from '../control/client.js';
 
+/** The counters a table row shows (`GET /v1/vms?fields=…`: half the bytes of all of them). */
+export const SUMMARY_FIELDS = ['state', 'residentBytes', 'cpuTimeUs', 'instructionsRetired', 'exits', 'rxBytes', 'txBytes', 'drops', 'swapIns', 'uptimeSeconds'] as const;
+
+/** A VM as the table polls it: id, name and `SUMMARY_FIELDS`. */
+export type VmSummary = Pick<VmCounters, 'id' | 'name' | (typeof SUMMARY_FIELDS)[number]>;
+
 /** One poll of an instance: its info, its VMs, and when it was taken (`performance.now()`, ms). */
 export interface Sample {
   instance: InstanceInfo;
-  vms: VmCounters[];
+  vms: VmSummary[];
   at: number;
 }
 
 /** A VM as a table row: its counters and the rates since the previous sample (per second). */
 export interface Row {
-  vm: VmCounters;
+  vm: VmSummary;
   /** Host CPU time share over the last interval, % of one core. */
   cpuPct: number;
   /** Instructions retired per second (emulator) or VM exits per second (KVM). */
@@ -47,14 +53,14 @@ export type SortKey = (typeof COLUMNS)[number]['key'];
 /** Samples of history kept for the header sparklines (one a refresh: about a minute). */
 export const HISTORY = 60;
 
-const sumDrops = (v: VmCounters): number => v.drops.txFifoFull + v.drops.txBadLength + v.drops.txSpoofed + v.drops.rxFifoFull;
+const sumDrops = (v: VmSummary): number => v.drops.txFifoFull + v.drops.txBadLength + v.drops.txSpoofed + v.drops.rxFifoFull;
 
 /**
  * Rows with rates over the interval from `prev` to `cur`. A VM new in `cur` has rates over its
  * whole life. `kvm` selects exits/s instead of instructions/s.
  */
 export function computeRows(prev: Sample | undefined, cur: Sample): Row[] {
-  const before = new Map<number, VmCounters>();
+  const before = new Map<number, VmSummary>();
   for (const v of prev?.vms ?? []) before.set(v.id, v);
   const dtSec = prev ? Math.max(1e-3, (cur.at - prev.at) / 1000) : 0;
   const kvm = cur.instance.backend === 'kvm';

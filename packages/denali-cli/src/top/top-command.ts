@@ -2,16 +2,21 @@ import { createElement } from 'react';
 import { render } from 'ink';
 import { resolveInstance, type ControlClient } from '../control/client.js';
 import { TopApp, type TopSource } from './TopApp.js';
+import { SUMMARY_FIELDS, type VmSummary } from './model.js';
 
 /** A `TopSource` over an instance's control socket. */
 export function controlSource(client: ControlClient): TopSource {
   return {
     name: client.name,
     async sample() {
-      const [instance, vms] = await Promise.all([client.instance(), client.vms()]);
+      const [instance, { vms }] = await Promise.all([
+        client.instance(),
+        client.call<{ vms: VmSummary[] }>('GET', `/v1/vms?fields=${SUMMARY_FIELDS.join(',')}`),
+      ]);
       return { instance, vms, at: performance.now() };
     },
     action: (vm, action) => client.action(vm, action),
+    vm: (name) => client.call('GET', `/v1/vms/${encodeURIComponent(name)}`),
     consoleTail: (vm, bytes) => client.consoleTail(vm, bytes),
   };
 }
