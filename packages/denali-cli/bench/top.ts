@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { SUMMARY_FIELDS } from '../src/top/model.js';
 
 const root = resolve(import.meta.dirname, '../../..');
 const arg = (name: string, def: number) => {
@@ -42,10 +43,15 @@ const host = spawn(process.execPath, ['--import', 'tsx', join(root, 'packages/de
 const bootT0 = performance.now();
 await new Promise<void>((r) => host.stdout!.on('data', (c: Buffer) => c.toString().includes('ready') && r()));
 console.log(`instance with ${vms} VMs up in ${((performance.now() - bootT0) / 1000).toFixed(1)} s`);
-const refresh: number[] = [];
-for (let i = 0; i < 5; i++) refresh.push((await get('/v1/instance')) + (await get('/v1/vms')));
-refresh.sort((a, b) => a - b);
-console.log(`one refresh (GET /v1/instance + /v1/vms, ${vms} VMs): median ${refresh[2]!.toFixed(0)} ms`);
+for (const [what, path] of [
+  ['all counters', '/v1/vms'],
+  ["the table's fields", `/v1/vms?fields=${SUMMARY_FIELDS.join(',')}`],
+]) {
+  const refresh: number[] = [];
+  for (let i = 0; i < 5; i++) refresh.push((await get('/v1/instance')) + (await get(path!)));
+  refresh.sort((a, b) => a - b);
+  console.log(`one refresh (GET /v1/instance + /v1/vms, ${what}, ${vms} VMs): median ${refresh[2]!.toFixed(0)} ms`);
+}
 
 const session = `denali-bench-top-${process.pid}`;
 execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-e', `DENALI_RUNTIME_DIR=${rt}`, `exec ${join(root, 'bin/denali')} top`]);
