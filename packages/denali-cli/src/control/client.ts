@@ -127,7 +127,7 @@ export async function resolveInstance(name?: string): Promise<ControlClient> {
   }
   const live = await liveInstances();
   if (live.length === 0) throw new Error(NO_INSTANCE);
-  if (live.length > 1) throw new Error(`several instances are running (${live.join(', ')}): name one with --host NAME`);
+  if (live.length > 1) throw new Error(`several instances are running (${live.join(', ')}): say which one`);
   return new ControlClient(live[0]!);
 }
 
