@@ -1,3 +1,4 @@
+import { mkdtempSync } from 'node:fs';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -5,6 +6,10 @@ import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 
 export const root = resolve(import.meta.dirname, '../../..');
+
+// Every denali run has a control socket: keep the tests' sockets in a private directory of
+// their own, whatever XDG_RUNTIME_DIR the machine has (children inherit it).
+process.env.DENALI_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), 'denali-test-rt-'));
 export const denaliBin = join(root, 'bin/denali');
 
 /** Run `bin/denali` with args; never throws on a non-zero exit. */
