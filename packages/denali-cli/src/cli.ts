@@ -1,12 +1,16 @@
+import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { LAYOUT, parseSize } from '@denali/image-format';
-import { parseForwardOption } from './run-command.js';
-import { buildCommand } from './build-command.js';
-import { inspectCommand } from './inspect-command.js';
-import { runCommand } from './run-command.js';
+import { LAYOUT } from '@denali/image-format/abi';
+import { parseSize } from '@denali/image-format/size';
+import { parsePortForward } from '@denali/yakima/port-forward';
+import { loadCommands } from './commands-loader.js';
 import { UsageError } from './usage-error.js';
+import { VERSION } from './version.js';
 
-const VERSION = '0.1.0';
+// Commands load their modules when they run, so `denali --version` and `--help` do not pay for
+// the VMM, the SDK driver or the TUI (issue 9: the CLI starts in ≤ 150 ms).
+const commands = loadCommands;
+
 
 function sizeArg(text: string): number {
   try {
@@ -30,7 +34,7 @@ function memoryArg(text: string): number {
 /** `-p`: checked at parse time, so a bad spec is a usage error like any other bad flag. */
 function publishArg(text: string, prev: string[]): string[] {
   try {
-    parseForwardOption(text);
+    parsePortForward(text);
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }
@@ -66,43 +70,103 @@ export async function runCli(argv: string[]): Promise<number> {
     .argument('<service-dir>', 'directory holding denali.json and the C sources')
     .option('-o, --output <file>', 'image file to write (default: <name>.dni in the current directory)')
     .action(async (dir: string, o: { output?: string }) => {
-      status = await buildCommand(dir, o.output);
+      status = await (await commands()).buildCommand(dir, o.output);
+    });
+
+  type RunFlags = {
+    backend: 'auto' | 'kvm' | 'emu';
+    memory?: number;
+    quantum?: number;
+    publish: string[];
+    net?: 'user' | 'tap';
+    name?: string;
+    detach?: boolean;
+    host?: string;
+  };
+  const runOptions = (cmd: Command): Command =>
+    cmd
+      .addOption(
+        new Option('--backend <backend>', 'CPU backend: kvm (native x86), emu (bundled emulator), or auto').choices(['auto', 'kvm', 'emu']).default('auto'),
+      )
+      .option('--memory <size>', 'guest memory per VM, e.g. 16M (default: from the image)', memoryArg)
+      .option('--quantum <instructions>', 'preemption quantum in guest instructions', positiveInt)
+      .option(
+        '-p, --publish <spec>',
+        'forward host TCP port to a guest port: HOST_PORT:GUEST_PORT (first VM) or HOST_PORT:VM:GUEST_PORT (VM name or 1-based index); repeatable; implies --net user',
+        publishArg,
+        [] as string[],
+      )
+      .addOption(
+        new Option('--net <mode>', 'networking: user (loopback port forwards, no root) or tap (host TAP device, needs root)').choices(['user', 'tap']),
+      )
+      .option('--name <name>', 'instance name for the control socket (default: generated); with --host, the new VM\'s name')
+      .option('-d, --detach', 'run the instance in the background (like denali serve --detach) and print its name')
+      .addHelpText('after', '\nArguments after -- are passed to every guest as argv[1..].');
+  /** Start (or detach) an instance, or add to one with --host. */
+  const startInstance = async (targets: string[], o: RunFlags, serve: boolean): Promise<number> => {
+    const run = { backend: o.backend, memorySize: o.memory, quantum: o.quantum, args: guestArgs, publish: o.publish, net: o.net };
+    if (o.host !== undefined) return (await commands()).addToHost(o.host, targets, { ...run, vmName: o.name });
+    if (o.detach) return (await commands()).detach(o.name, detachArgs(targets, o, guestArgs));
+    return (await commands()).runCommand(targets, { ...run, name: o.name, serve });
+  };
+
+  runOptions(
+    program
+      .command('run')
+      .description('boot one or more images (or service directories, built first) on Yakima, or add them to a running instance (--host)')
+      .argument('<targets...>', '.dni images or service directories'),
+  )
+    .option('--host <instance>', 'add the VMs to this running instance instead of starting one')
+    .action(async (targets: string[], o: RunFlags) => {
+      status = await startInstance(targets, o, false);
+    });
+
+  runOptions(
+    program
+      .command('serve')
+      .description('run a long-lived Yakima instance (VMs are added with denali run --host, watched with denali top)')
+      .argument('[targets...]', '.dni images or service directories to boot at start'),
+  ).action(async (targets: string[], o: RunFlags) => {
+    status = await startInstance(targets, o, true);
+  });
+
+  program
+    .command('ps')
+    .description('list running instances and their VMs')
+    .argument('[instance]', 'only this instance')
+    .option('--json', 'print instances and VMs as JSON (the control API\'s shapes)')
+    .action(async (instance: string | undefined, o: { json?: boolean }) => {
+      status = await (await commands()).psCommand(instance, o.json === true);
     });
 
   program
-    .command('run')
-    .description('boot one or more images (or service directories, built first) on Yakima')
-    .argument('<targets...>', '.dni images or service directories')
-    .addOption(
-      new Option('--backend <backend>', 'CPU backend: kvm (native x86), emu (bundled emulator), or auto').choices(['auto', 'kvm', 'emu']).default('auto'),
-    )
-    .option('--memory <size>', 'guest memory per VM, e.g. 16M (default: from the image)', memoryArg)
-    .option('--quantum <instructions>', 'preemption quantum in guest instructions', positiveInt)
-    .option(
-      '-p, --publish <spec>',
-      'forward host TCP port to a guest port: HOST_PORT:GUEST_PORT (first VM) or HOST_PORT:VM:GUEST_PORT (VM name or 1-based index); repeatable; implies --net user',
-      publishArg,
-      [] as string[],
-    )
-    .addOption(
-      new Option('--net <mode>', 'networking: user (loopback port forwards, no root) or tap (host TAP device, needs root)').choices(['user', 'tap']),
-    )
-    .addHelpText('after', '\nArguments after -- are passed to every guest as argv[1..].')
-    .action(
-      async (
-        targets: string[],
-        o: { backend: 'auto' | 'kvm' | 'emu'; memory?: number; quantum?: number; publish: string[]; net?: 'user' | 'tap' },
-      ) => {
-        status = await runCommand(targets, {
-          backend: o.backend,
-          memorySize: o.memory,
-          quantum: o.quantum,
-          args: guestArgs,
-          publish: o.publish,
-          net: o.net,
-        });
-      },
-    );
+    .command('stop')
+    .description('stop VMs (VM or INSTANCE/VM) or whole instances')
+    .argument('<targets...>', 'VM names, INSTANCE/VM, or instance names')
+    .option('--host <instance>', 'look for the VMs in this instance')
+    .action(async (targets: string[], o: { host?: string }) => {
+      status = await (await commands()).stopCommand(targets, o.host);
+    });
+
+  program
+    .command('logs')
+    .description("print a VM's recent console output")
+    .argument('<vm>', 'VM name or INSTANCE/VM')
+    .option('-f, --follow', 'then keep printing its output as it comes')
+    .option('--host <instance>', 'look for the VM in this instance')
+    .option('--bytes <n>', 'at most this many bytes of the recent output', positiveInt)
+    .action(async (vm: string, o: { follow?: boolean; host?: string; bytes?: number }) => {
+      status = await (await commands()).logsCommand(vm, { follow: o.follow === true, host: o.host, bytes: o.bytes });
+    });
+
+  program
+    .command('top')
+    .description('live view of a running instance: its VMs, CPU, memory, network (q quits, ? helps)')
+    .argument('[instance]', 'instance to watch (default: the only one running)')
+    .option('--interval <ms>', 'refresh period in ms', positiveInt, 1000)
+    .action(async (instance: string | undefined, o: { interval: number }) => {
+      status = await (await commands()).topCommand(instance, o.interval);
+    });
 
   program
     .command('inspect')
@@ -110,12 +174,28 @@ export async function runCli(argv: string[]): Promise<number> {
     .argument('<image>', '.dni image file')
     .option('--json', 'print the manifest as JSON')
     .action(async (file: string, o: { json?: boolean }) => {
-      status = await inspectCommand(file, o.json === true);
+      status = await (await commands()).inspectCommand(file, o.json === true);
     });
 
-  if (guestArgs !== undefined && ours[0] !== 'run') {
-    throw new UsageError("arguments after '--' are only for 'denali run'");
+  if (guestArgs !== undefined && ours[0] !== 'run' && ours[0] !== 'serve') {
+    throw new UsageError("arguments after '--' are only for 'denali run' and 'denali serve'");
   }
   await program.parseAsync(ours, { from: 'user' });
   return status;
+}
+
+/** The `serve` arguments a detached instance is started with (targets made absolute). */
+function detachArgs(
+  targets: string[],
+  o: { backend: string; memory?: number; quantum?: number; publish: string[]; net?: string },
+  guestArgs?: string[],
+): string[] {
+  const a = ['--backend', o.backend];
+  if (o.memory !== undefined) a.push('--memory', String(o.memory));
+  if (o.quantum !== undefined) a.push('--quantum', String(o.quantum));
+  for (const p of o.publish) a.push('-p', p);
+  if (o.net !== undefined) a.push('--net', o.net);
+  a.push(...targets.map((t) => resolve(t)));
+  if (guestArgs !== undefined) a.push('--', ...guestArgs);
+  return a;
 }

@@ -25,6 +25,11 @@ export async function main(argv: string[]): Promise<number> {
 
 /** `bin/denali`: run `main` on the process arguments, flush stdout, exit with its status. */
 export async function runMain(): Promise<never> {
+  // A reader that goes away (`denali logs -f VM | head`) ends the command quietly, as for cat.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   const code = await main(process.argv.slice(2));
   // Deliver all output first, except after a stop signal (130, 143): `denali run` has then
   // already given stdout its bounded chance, and a stuck reader must not hold the exit up.

@@ -4,6 +4,7 @@ import type { DenaliImage } from '@denali/image-format';
 import { buildService, loadServiceConfig } from '@denali/ilwaco-sdk';
 import {
   BootError,
+  ConsoleTailSink,
   StreamConsoleSink,
   checkBootFit,
   Yakima,
@@ -22,6 +23,7 @@ import { loadImage } from './image-errors.js';
 import { RunTempDir } from './run-temp-dir.js';
 import { StopSignals } from './stop-signals.js';
 import { UsageError } from './usage-error.js';
+import { openControl } from './control/instance.js';
 
 /** Options of `denali run`. */
 export interface RunOptions {
@@ -37,6 +39,13 @@ export interface RunOptions {
   publish?: string[];
   /** Networking: user-mode port forwards on loopback, or a host TAP device. Default: none. */
   net?: 'user' | 'tap';
+  /** Instance name for the control socket (default: generated). */
+  name?: string;
+  /**
+   * A long-running host (`denali serve`): keep running with no VMs until Ctrl-C, SIGTERM or
+   * the API's shutdown; say the instance name; console input is not read.
+   */
+  serve?: boolean;
 }
 
 /** How long console output may take to reach a slow reader after a stop signal before it is given up, in ms. */
@@ -107,12 +116,14 @@ async function runVms(
   let onGuestGone: ((vm: Vm) => void) | undefined;
   const netlessTries: string[] = [];
   const log = (line: string): void => void process.stderr.write(line + '\n');
-  const sink = new StreamConsoleSink(process.stdout, images.length > 1, { log });
+  const sink = new StreamConsoleSink(process.stdout, images.length > 1 || opts.serve === true, { log });
+  const tail = new ConsoleTailSink(sink);
   const yakima = new Yakima({
     backend: opts.backend,
     quantumInstructions: opts.quantum,
     network: net !== undefined,
-    sink,
+    sink: tail,
+    keepAlive: opts.serve,
     log,
     onVmDone: (vm) => {
       onGuestGone?.(vm);
@@ -123,6 +134,10 @@ async function runVms(
   let closeUplink: (() => Promise<void>) | undefined;
   let refused = 0;
   let vms: Vm[] = [];
+  const control = await openControl(yakima, { name: opts.name, tail, backend: opts.backend, required: opts.serve || opts.name !== undefined });
+  if (control && (opts.serve || (opts.name === undefined && process.stderr.isTTY))) {
+    log(`denali: instance ${control.name} (control socket ${control.socket})`);
+  }
   try {
     if (net) closeUplink = await attachUplink(yakima, net, forwards, names, (f) => (onGuestGone = f));
     if (signals.received) return signals.status!;
@@ -135,7 +150,7 @@ async function runVms(
         images,
         { args: opts.args, memorySize: opts.memorySize },
         () => signals.received !== undefined,
-        (vm, i) => (i === 0 ? attachStdin(vm) : vm.console.endInput()),
+        (vm, i) => (i === 0 && !opts.serve ? attachStdin(vm) : vm.console.endInput()),
       );
       vms = boot.vms;
       refused = boot.refused;
@@ -148,6 +163,7 @@ async function runVms(
     await running;
     if (bootError !== undefined) throw bootProblem(bootError, opts);
   } finally {
+    await control?.close();
     process.stdin.pause();
     process.stdin.unref?.();
     await closeUplink?.();
@@ -165,6 +181,7 @@ async function runVms(
     log(`denali: hint: ${who} tried to use the network, but this run has none: publish a port with -p HOST_PORT:GUEST_PORT, or use --net user`);
   }
   if (signals.status !== undefined) return signals.status;
+  if (opts.serve) return refused > 0 ? 1 : 0;
   if (refused > 0 || vms.length === 0) return 1;
   if (vms.length === 1) return statusOf(vms[0]!);
   return vms.map(statusOf).find((s) => s !== 0) ?? 0;

@@ -1,3 +1,4 @@
+import { mkdtempSync } from 'node:fs';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -5,6 +6,10 @@ import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 
 export const root = resolve(import.meta.dirname, '../../..');
+
+// Every denali run has a control socket: keep the tests' sockets in a private directory of
+// their own, whatever XDG_RUNTIME_DIR the machine has (children inherit it).
+process.env.DENALI_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), 'denali-test-rt-'));
 export const denaliBin = join(root, 'bin/denali');
 
 /** Run `bin/denali` with args; never throws on a non-zero exit. */
@@ -37,4 +42,20 @@ export function freePort(): Promise<number> {
       s.close(() => resolvePort(p));
     });
   });
+}
+
+/** A service that prints `tick N` every 200 ms forever (idles between ticks): for long-running VMs. */
+export const TICKER_C = `#include <stdio.h>
+#include <time.h>
+int main(void) { for (unsigned i = 0;; i++) { printf("tick %u\\n", i); usleep(200000); } }`;
+
+/** A service that spins forever without idling (CPU-bound). */
+export const SPINNER_C = `#include <stdio.h>
+int main(void) { volatile unsigned x = 0; printf("spinning\\n"); for (;;) x++; }`;
+
+/** Build a one-file C service into `<dir>/<name>.dni`; returns the image path. */
+export async function cImage(name: string, source: string, dir: string): Promise<string> {
+  const { buildService } = await import('@denali/ilwaco-sdk');
+  const svc = await cService(name, source);
+  return (await buildService(svc, { out: join(dir, `${name}.dni`), quiet: true })).imagePath;
 }

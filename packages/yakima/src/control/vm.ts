@@ -7,8 +7,11 @@ import { ConsoleDevice, type ConsoleSink } from '../devices/console.js';
 import type { NicDevice } from '../net/nic.js';
 import type { FaultReport } from './fault-report.js';
 
-/** Life of a VM: runnable (in the run queue or running), idle (in the idle table), or finished. */
-export type VmState = 'runnable' | 'idle' | 'exited' | 'faulted' | 'stopped';
+/**
+ * Life of a VM: runnable (in the run queue or running), idle (in the idle table), paused by the
+ * operator (in neither; resumes as runnable), or finished (exited, faulted, stopped).
+ */
+export type VmState = 'runnable' | 'idle' | 'paused' | 'exited' | 'faulted' | 'stopped';
 
 /** Counters kept per VM; cheap enough to update on every VM exit. */
 export interface VmStats {
@@ -27,6 +30,10 @@ export interface VmStats {
   consoleWaits: number;
   /** Times the guest asked for its network (an empty NET_SEND) although it has no NIC; the CLI hints at -p / --net. */
   netWithoutNic: number;
+  /** VM exits handled by Yakima (hypercalls, quantum ends, halts, faults). */
+  exits: number;
+  /** Host time spent running this VM's vCPU (guest CPU time), in µs. */
+  cpuTimeUs: number;
 }
 
 /** Hypercall data charged as one guest instruction of the quantum (a copy costs ~1 instruction per 4 bytes). */
@@ -45,12 +52,15 @@ export class Vm {
   exitStatus: number | undefined;
   /** The fault that stopped the VM once `state` is 'faulted'. */
   fault: FaultReport | undefined;
-  readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0, consoleBytes: 0, consoleWaits: 0, netWithoutNic: 0 };
+  readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0, consoleBytes: 0, consoleWaits: 0, netWithoutNic: 0, exits: 0, cpuTimeUs: 0 };
   /**
    * Host work done for this VM in the current quantum (hypercall data moved), in
    * instruction-equivalents; the scheduler subtracts it from the quantum (`chargeBytes`).
    */
   charged = 0;
+  /** `performance.now()` (ms) when the VM was created; `endedAt` when it finished. */
+  readonly startedAt = performance.now();
+  endedAt: number | undefined;
   readonly console: ConsoleDevice;
   readonly clock = new ClockDevice();
   readonly memory: GuestMemory;
@@ -83,6 +93,14 @@ export class Vm {
    */
   chargeBytes(bytes: number): void {
     this.charged += Math.ceil(bytes / BYTES_PER_INSTRUCTION);
+  }
+
+  /**
+   * Host bytes this VM holds now, approximated by its guest memory size (all of it is
+   * allocated at boot). The scale branch's memory model (resident pages, swap) replaces this.
+   */
+  residentBytes(): number {
+    return this.finished ? 0 : this.memory.size;
   }
 
   get finished(): boolean {

@@ -14,6 +14,8 @@ import { VirtualNetwork, type NetworkOptions } from '../net/network.js';
 import { formatFault, type FaultReport } from './fault-report.js';
 import { dispatchHypercall, HypercallFault } from './hypercalls.js';
 import { Vm } from './vm.js';
+import { VmStateError } from './vm-state-error.js';
+import { SwapError } from '../swap/swap-error.js';
 
 /** CPU backends Yakima can run a VM on: the bundled emulator, or x86 on Linux KVM. */
 export type Backend = 'emu' | 'kvm';
@@ -42,6 +44,8 @@ export interface YakimaOptions {
   network?: NetworkOptions | boolean;
   /** Makes the vCPU of each new VM instead of `backend` (tests use scripted vCPUs). */
   createVcpu?: (memory: GuestMemory) => Vcpu;
+  /** Keep `run` going with no live VMs, until `stop` (a long-running host adds VMs later). */
+  keepAlive?: boolean;
 }
 
 /** Options for one VM. */
@@ -114,6 +118,8 @@ export class Yakima {
   private heapCheckedAt = 0;
   /** The emulator quantum paused mid-way to let the event loop in (see `runQuantum`). */
   private quantumOf: { vm: Vm; start: number; deadline: number } | undefined;
+  /** VMs on a worker-thread vCPU right now (KVM); a resumed VM among them is not requeued. */
+  private readonly onCpu = new Set<Vm>();
 
   constructor(private readonly opts: YakimaOptions = {}) {
     this.quantum = opts.quantumInstructions ?? DEFAULT_QUANTUM;
@@ -201,16 +207,18 @@ export class Yakima {
   /** Synchronous vCPUs (the emulator): one VM at a time on the main thread. */
   private async runInline(): Promise<void> {
     let sliceStart = performance.now();
-    while (this.stopReason === undefined && (this.liveCount > 0 || this.holds > 0)) {
+    while (this.stopReason === undefined && (this.liveCount > 0 || this.holds > 0 || this.opts.keepAlive)) {
       this.expireIdle();
-      const paused = this.quantumOf?.vm;
-      const vm = paused && !paused.finished ? paused : this.runQueue.shift();
+      const resumed = this.quantumOf?.vm;
+      const vm = resumed && !resumed.finished ? resumed : this.runQueue.shift();
       if (vm === undefined) {
         await this.waitForWork();
         sliceStart = performance.now();
         continue;
       }
+      const t0 = performance.now();
       this.runQuantum(vm, sliceStart + SLICE_MS);
+      vm.stats.cpuTimeUs += (performance.now() - t0) * 1000;
       this.net?.pump();
       if (performance.now() - sliceStart >= SLICE_MS) {
         await new Promise<void>((r) => setImmediate(r));
@@ -227,12 +235,18 @@ export class Yakima {
   private async runOnWorkers(kvm: KvmBackend): Promise<void> {
     await kvm.start();
     const inflight = new Set<Promise<void>>();
-    while (this.stopReason === undefined && (this.liveCount > 0 || this.holds > 0)) {
+    while (this.stopReason === undefined && (this.liveCount > 0 || this.holds > 0 || this.opts.keepAlive)) {
       this.expireIdle();
       while (inflight.size < kvm.threads) {
         const vm = this.runQueue.shift();
         if (vm === undefined) break;
-        const p: Promise<void> = this.runQuantumAsync(vm).finally(() => inflight.delete(p));
+        const t0 = performance.now();
+        this.onCpu.add(vm);
+        const p: Promise<void> = this.runQuantumAsync(vm).finally(() => {
+          vm.stats.cpuTimeUs += (performance.now() - t0) * 1000;
+          this.onCpu.delete(vm);
+          inflight.delete(p);
+        });
         inflight.add(p);
       }
       const work = this.waitForWork();
@@ -263,6 +277,50 @@ export class Yakima {
   stop(reason = 'stopped'): void {
     this.stopReason ??= reason;
     this.poke();
+  }
+
+  /**
+   * Take a VM off the CPU until `resumeVm`: it leaves the run queue and the idle table and its
+   * interrupts stay queued. A VM on a worker-thread vCPU stops at the end of its quantum.
+   * No-op when already paused. @throws VmStateError when the VM has finished.
+   */
+  pauseVm(vm: Vm): void {
+    if (vm.finished) throw new VmStateError(`VM ${vm.name} has ${vm.state}`);
+    this.runQueue.remove(vm);
+    this.idleTable.remove(vm);
+    if (this.quantumOf?.vm === vm) this.quantumOf = undefined; // its half-run quantum ends here
+    vm.state = 'paused';
+  }
+
+  /**
+   * Make a paused VM runnable again; it is told that time has passed (TIMER, paper 3.1.1).
+   * @throws VmStateError when the VM is not paused.
+   */
+  resumeVm(vm: Vm): void {
+    if (vm.state !== 'paused') throw new VmStateError(`VM ${vm.name} is not paused (it is ${vm.state})`);
+    vm.state = 'runnable';
+    vm.pendingIrqs |= IRQ.TIMER;
+    if (!this.onCpu.has(vm)) this.runQueue.push(vm);
+    this.poke();
+  }
+
+  /** Stop one VM now (state 'stopped'); the others go on. @throws VmStateError when it has finished. */
+  stopVm(vm: Vm): void {
+    if (vm.finished) throw new VmStateError(`VM ${vm.name} has already ${vm.state === 'stopped' ? 'been stopped' : vm.state}`);
+    this.finish(vm, 'stopped');
+    this.poke();
+  }
+
+  /** Write a VM's memory out and release it. @throws SwapError: this Yakima has no swap. */
+  async swapOut(vm: Vm): Promise<void> {
+    void vm;
+    throw new SwapError('swapping is not supported by this Yakima');
+  }
+
+  /** Bring a swapped-out VM back. @throws SwapError: this Yakima has no swap. */
+  async swapIn(vm: Vm): Promise<void> {
+    void vm;
+    throw new SwapError('swapping is not supported by this Yakima');
   }
 
   private createVcpu(memory: GuestMemory): Vcpu {
@@ -349,12 +407,13 @@ export class Yakima {
    * @returns true when the VM's quantum is over (requeued, idle, or finished).
    */
   private handleExit(vm: Vm, exit: VcpuExit): boolean {
+    vm.stats.exits++;
     switch (exit.kind) {
       case 'quantum':
         // Paper 3.1.1: after being descheduled the VM learns that "time has passed".
         vm.stats.preemptions++;
         vm.pendingIrqs |= IRQ.TIMER;
-        this.runQueue.push(vm);
+        if (vm.state !== 'paused') this.runQueue.push(vm);
         return true;
       case 'halt':
         vm.exitStatus = 0;
@@ -389,6 +448,7 @@ export class Yakima {
           return true;
         }
         vm.stats.idles++;
+        if (vm.state === 'paused') return true;
         vm.state = 'idle';
         this.idleTable.add(vm, outcome.timeoutTicks === Infinity ? Infinity : hostTicks() + outcome.timeoutTicks);
         return true;
@@ -410,6 +470,7 @@ export class Yakima {
   private finish(vm: Vm, state: 'exited' | 'faulted' | 'stopped'): void {
     if (vm.finished) return;
     vm.state = state;
+    vm.endedAt = performance.now();
     this.liveCount--;
     this.runQueue.remove(vm);
     this.idleTable.remove(vm);
