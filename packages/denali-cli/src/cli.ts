@@ -51,7 +51,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .description('boot one or more images (or service directories, built first) on Yakima')
     .argument('<targets...>', '.dni images or service directories')
     .addOption(
-      new Option('--backend <backend>', 'CPU backend: kvm (native x86), emu (bundled emulator), or auto').choices(['auto', 'kvm', 'emu']).default('auto'),
+      new Option('--backend <backend>', 'CPU backend: kvm (native x86 on KVM), process (native x86 in sandboxed processes), emu (bundled emulator), or auto').choices(['auto', 'kvm', 'process', 'emu']).default('auto'),
     )
     .option('--memory <size>', 'guest memory per VM, e.g. 16M (default: from the image)', sizeArg)
     .option('--quantum <instructions>', 'preemption quantum in guest instructions', positiveInt)
@@ -68,7 +68,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .action(
       async (
         targets: string[],
-        o: { backend: 'auto' | 'kvm' | 'emu'; memory?: number; quantum?: number; publish: string[]; net?: 'user' | 'tap' },
+        o: { backend: 'auto' | 'kvm' | 'process' | 'emu'; memory?: number; quantum?: number; publish: string[]; net?: 'user' | 'tap' },
       ) => {
         status = await runCommand(targets, {
           backend: o.backend,

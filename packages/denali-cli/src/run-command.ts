@@ -11,6 +11,7 @@ import {
   formatIPv4,
   parsePortForward,
   probeKvm,
+  probeProcessBackend,
   type Backend,
   type PortForward,
   type Vm,
@@ -18,7 +19,7 @@ import {
 
 /** Options of `denali run`. */
 export interface RunOptions {
-  /** 'auto' picks KVM when it runs guests natively here, else the emulator (saying why). */
+  /** 'auto' picks KVM when it runs guests natively here, else the process backend where its probe passes, else the emulator (saying why). */
   backend: Backend | 'auto';
   /** Guest memory per VM in bytes (overrides the image's). */
   memorySize?: number;
@@ -85,12 +86,19 @@ export async function runCommand(targets: string[], opts: RunOptions): Promise<n
 }
 
 /**
- * Resolve `--backend`. `auto` uses KVM only where guests run natively on the processor and
- * otherwise says in one line (stderr) why it falls back to the emulator.
- * @throws Error with the probe's reason when `kvm` was asked for and KVM is unusable.
+ * Resolve `--backend`. `auto` uses KVM where guests run natively on the processor, else the
+ * sandboxed-process backend where its start-up probe passes (LDT, compatibility mode, seccomp,
+ * page-0 and past-the-end faults, a speed check), else the emulator; it says in one line
+ * (stderr) which it chose and why.
+ * @throws Error with the probe's reason when `kvm` or `process` was asked for and is unusable.
  */
 export function chooseBackend(asked: Backend | 'auto'): Backend {
   if (asked === 'emu') return 'emu';
+  if (asked === 'process') {
+    const p = probeProcessBackend();
+    if (!p.usable) throw new Error(`--backend process: the process backend is not usable here: ${p.reason}`);
+    return 'process';
+  }
   const probe = probeKvm();
   if (asked === 'kvm') {
     if (!probe.usable) throw new Error(`--backend kvm: KVM is not usable: ${probe.reason}`);
@@ -98,8 +106,13 @@ export function chooseBackend(asked: Backend | 'auto'): Backend {
     return 'kvm';
   }
   if (probe.usable && probe.native) return 'kvm';
-  const why = probe.usable ? (probe.note ?? 'KVM does not run guests natively here') : probe.reason;
-  process.stderr.write(`denali: using the emulator: ${why}\n`);
+  const kvmWhy = probe.usable ? 'KVM here does not run 32-bit guests natively (kvm-pvm)' : `no native KVM (${probe.reason})`;
+  const proc = probeProcessBackend();
+  if (proc.usable) {
+    process.stderr.write(`denali: using the process backend (native code in sandboxed processes): ${kvmWhy}\n`);
+    return 'process';
+  }
+  process.stderr.write(`denali: using the emulator: ${kvmWhy}; process backend unusable: ${proc.reason}\n`);
   return 'emu';
 }
 

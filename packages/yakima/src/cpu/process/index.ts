@@ -6,3 +6,4 @@ export { ProcessBackend, type ProcessBackendOptions } from './backend.js';
 export { ProcessVcpu, type ProcessVcpuOptions } from './process-vcpu.js';
 export { allocateSharedGuestMemory, releaseSharedGuestMemory, sharedMemoryFd } from './shared-memory.js';
 export { tenderBinary, TenderBuildError } from './tender-build.js';
+export { probeProcessBackend, type ProcessProbe } from './probe.js';

@@ -11,6 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import type { GuestMemory } from '../../boot/guest-memory.js';
 import { KVM_INSTRUCTIONS_PER_MICROSECOND } from '../kvm/constants.js';
 import { LINUX, libc, sysError } from '../kvm/libc.js';
@@ -251,7 +252,7 @@ export class ProcessVcpu implements Vcpu {
       if (left <= 0) return;
       s.futexWait(this.ctlAddress, STATE_GUEST, Math.min(left, 20) * 1e6);
       // The event loop (and so the 'exit' event) does not run here: ask the kernel directly.
-      if (pid !== undefined && Atomics.load(this.ctlI32, 0) !== STATE_POSTED && processGone(pid)) return;
+      if (pid !== undefined && Atomics.load(this.ctlI32, 0) !== STATE_POSTED && this.peekEnded()) return;
     }
   }
 
@@ -275,7 +276,7 @@ export class ProcessVcpu implements Vcpu {
   /** Turn the posted exit (or its absence) into a VcpuExit. */
   private collect(): VcpuExit {
     if (Atomics.load(this.ctlI32, 0) !== STATE_POSTED) {
-      if (this.ended || (this.child.pid !== undefined && processGone(this.child.pid))) return this.deathExit();
+      if (this.ended || this.peekEnded()) return this.deathExit();
       return this.unanswered('run');
     }
     const posted = readPostedExit(this.ctl, (eip) => this.bytesAt(eip));
@@ -290,6 +291,18 @@ export class ProcessVcpu implements Vcpu {
     this.child.kill('SIGKILL');
     const limit = what === 'start' ? Math.max(5000, this.answerTimeoutMs) : this.answerTimeoutMs;
     return this.failure('unknown-exit', `the VM's process did not ${what === 'start' ? 'start' : 'answer'} within ${limit.toFixed(0)} ms; it was killed`);
+  }
+
+  /** Ask the kernel whether the tender has ended (for waits that block the event loop). */
+  private peekEnded(): boolean {
+    if (this.ended) return true;
+    const pid = this.child.pid;
+    if (pid === undefined) return false;
+    const st = processSys().peekExit(pid);
+    if (!st) return false;
+    const name = st.signal === null ? null : ((Object.entries(osConstants.signals).find(([, n]) => n === st.signal)?.[0] ?? `signal ${st.signal}`) as NodeJS.Signals);
+    this.ended = { code: st.code, signal: name };
+    return true;
   }
 
   /** The process ended without being asked to: report what the kernel says. */
@@ -313,16 +326,5 @@ export class ProcessVcpu implements Vcpu {
   private bytesAt(eip: number): Uint8Array {
     const m = this.memory;
     return m.canRead(eip, 1) ? m.u8.slice(eip, Math.min(eip + 15, m.size)) : new Uint8Array();
-  }
-}
-
-/** True once `pid` has exited (a zombie counts: it runs no more). */
-function processGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state === 'Z' || state === 'X';
-  } catch {
-    return true;
   }
 }

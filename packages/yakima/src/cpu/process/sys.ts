@@ -36,6 +36,11 @@ export interface ProcessSys {
   futexWait(addr: bigint, expected: number, timeoutNs: number): number;
   /** FUTEX_WAKE every waiter on the u32 at `addr`. */
   futexWake(addr: bigint): number;
+  /**
+   * waitid(P_PID, pid, WEXITED | WNOHANG | WNOWAIT): how `pid` ended, without reaping it (Node
+   * still reaps and reports it). undefined while it runs or when it is not our child.
+   */
+  peekExit(pid: number): { code: number | null; signal: number | null } | undefined;
   errno(): number;
   view(addr: bigint, length: number): ArrayBuffer;
 }
@@ -49,7 +54,9 @@ export function bindProcessSys(koffi: KoffiModule): ProcessSys {
   const fcntl = f('int fcntl(int fd, int cmd, int arg)');
   // glibc's syscall() is an assembly stub: a fixed six-argument prototype is safe to call.
   const syscallPtr = f('long syscall(long n, uint64_t a, long b, long c, void *d, long e, long f)');
+  const waitid = f('int waitid(int idtype, int id, void *infop, int options)');
   const ts = new BigInt64Array(2);
+  const info = new Int32Array(32);
   return {
     memfdCreate: (name, flags) => memfdCreate(name, flags) as number,
     ftruncate: (fd, length) => ftruncate(fd, length) as number,
@@ -61,6 +68,12 @@ export function bindProcessSys(koffi: KoffiModule): ProcessSys {
       return Number(syscallPtr(202, addr, 0, expected, ts, 0, 0));
     },
     futexWake: (addr) => Number(syscallPtr(202, addr, 1, 0x7fffffff, null, 0, 0)),
+    peekExit: (pid) => {
+      info.fill(0);
+      // P_PID = 1; WNOHANG = 1, WEXITED = 4, WNOWAIT = 0x01000000. siginfo: si_pid at 16, si_code at 8, si_status at 24.
+      if ((waitid(1, pid, info, 0x01000005) as number) !== 0 || info[4] !== pid) return undefined;
+      return info[2] === 1 ? { code: info[6]!, signal: null } : { code: null, signal: info[6]! };
+    },
     errno: () => koffi.errno(),
     view: (addr, length) => koffi.view(addr, length),
   };
