@@ -39,8 +39,8 @@ int main(int argc, char **argv) { for (int i = 0; i < argc; i++) printf("[%s]", 
     expect(r.stdout).toContain('Hello from Denali VM hello!');
     const probe = probeKvm();
     if (probe.usable && probe.native) expect(r.stderr).toBe('');
-    else if (probeProcessBackend().usable) expect(r.stderr).toMatch(/^denali: using the process backend \(native code in sandboxed processes\): .+\n$/);
-    else expect(r.stderr).toMatch(/^denali: using the emulator: .+\n$/);
+    else if (probeProcessBackend().usable) expect(r.stderr).toMatch(/^denali: using the process backend \(native code in sandboxed processes\): .+$/);
+    else expect(r.stderr).toMatch(/^denali: using the emulator: .+$/);
   });
 
   it('prefixes console lines with VM names when several VMs run', async () => {
