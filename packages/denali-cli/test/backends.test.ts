@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readImageFile, type DenaliImage } from '@denali/image-format';
 import { buildService } from '@denali/ilwaco-sdk';
-import { MemoryConsoleSink, probeKvm, Yakima, type Backend } from '@denali/yakima';
+import { MemoryConsoleSink, probeKvm, probeProcessBackend, Yakima, type Backend } from '@denali/yakima';
 import { root } from './helpers.js';
 
 const EXAMPLES = ['hello', 'threads', 'sha256', 'sdk-tests'];
@@ -13,6 +13,8 @@ const COMPARE_ARGS: Record<string, string[] | undefined> = { sha256: ['8'] };
 const probe = probeKvm();
 if (!probe.usable) console.log(`KVM backend comparison skipped: ${probe.reason}`);
 else if (!probe.native) console.log(`KVM note: ${probe.note ?? 'not native'}`);
+const procProbe = probeProcessBackend();
+if (!procProbe.usable) console.log(`process backend comparison skipped: ${procProbe.reason}`);
 
 interface Outcome {
   output: string;
@@ -42,7 +44,7 @@ beforeAll(async () => {
   }
 });
 
-describe('every example gives the same console output and exit status on both backends', () => {
+describe('every example gives the same console output and exit status on every backend', () => {
   it.each(EXAMPLES)('%s on the emulator matches expected-output.txt', async (name) => {
     const emu = await runOn('emu', images.get(name)!);
     expect(emu.output).toBe(await readFile(join(root, 'examples', name, 'expected-output.txt'), 'utf8'));
@@ -60,6 +62,12 @@ describe('every example gives the same console output and exit status on both ba
     }
     const emu = await runOn('emu', image, COMPARE_ARGS[name]);
     expect(kvm).toEqual(emu);
+  });
+
+  it.skipIf(!procProbe.usable).each(EXAMPLES)('%s on the process backend equals the emulator', async (name) => {
+    const image = images.get(name)!;
+    const [proc, emu] = [await runOn('process', image), await runOn('emu', image)];
+    expect(proc).toEqual(emu);
   });
 });
 
