@@ -35,10 +35,13 @@ export class ProcessBackend {
     this.threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
   }
 
-  /** Start the waiter threads now (optional; they otherwise start on first use). */
+  /**
+   * Start the waiter threads (optional; they otherwise start on first use). Resolves at once:
+   * VMs start running while the threads load (~50 ms); only a wait that outlasts the
+   * main thread's short poll needs a thread, and it waits for one to be ready.
+   */
   async start(): Promise<void> {
     while (this.waiters.length < this.threads) this.waiters.push(new Waiter());
-    await Promise.all(this.waiters.map((w) => w.ready));
   }
 
   /**

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 struct exit_info {
-  uint32_t kind, port, value, size, cause, trapno, err, addr, signo, len;
+  uint32_t kind, port, value, size, cause, trapno, err, addr, signo, len, back;
 };
 
 static int is_prefix(uint8_t b) {

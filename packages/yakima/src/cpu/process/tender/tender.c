@@ -111,7 +111,12 @@ static void classify(int sig, const siginfo_t *si, const greg_t *g, uint32_t eip
     }
     if (trapno == 0) { x->kind = EXIT_FAULT; x->cause = CAUSE_DIVIDE_ERROR; return; }
     if (trapno == 5) { x->kind = EXIT_FAULT; x->cause = CAUSE_GENERAL_PROTECTION; return; } /* #BR */
-    if (trapno == 4 || trapno == 1 || trapno == 3) { x->kind = EXIT_FAULT; x->cause = CAUSE_DEPRECATED; return; } /* into, int1, int3 */
+    if (trapno == 4 || trapno == 1 || trapno == 3) { /* into, int1, int3: traps, EIP is past the instruction */
+      x->kind = EXIT_FAULT;
+      x->cause = CAUSE_DEPRECATED;
+      x->back = 1;
+      return;
+    }
     if (trapno == 13) {
       if (eip >= guest_size) { x->kind = EXIT_FAULT; x->cause = CAUSE_MEMORY; x->addr = eip; return; }
       decode_gp(code, avail, (uint32_t)g[REG_RDX], (uint32_t)g[REG_RAX], x);
@@ -132,9 +137,10 @@ static void classify(int sig, const siginfo_t *si, const greg_t *g, uint32_t eip
     x->kind = EXIT_FAULT;
     x->cause = trapno == 0 ? CAUSE_DIVIDE_ERROR : CAUSE_FP_EXCEPTION;
     return;
-  case SIGTRAP:
+  case SIGTRAP: /* int3 or icebp (traps: EIP is past the one-byte instruction) */
     x->kind = EXIT_FAULT;
     x->cause = CAUSE_DEPRECATED;
+    x->back = trapno == 3 || trapno == 1;
     return;
   default:
     x->kind = EXIT_FAULT;
@@ -164,6 +170,7 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
     classify(sig, si, g, eip, &x);
   }
   if (x.kind == EXIT_IO_OUT || x.kind == EXIT_HALT) eip += x.len;
+  eip -= x.back;
 
   c->kind = x.kind;
   c->port = x.port;
