@@ -33,6 +33,7 @@ import { Yakima, type Backend } from '../src/control/yakima.js';
 import { MemoryConsoleSink } from '../src/devices/console-sink.js';
 import { EmuCpu } from '../src/cpu/emu/index.js';
 import { probeKvm } from '../src/cpu/kvm/probe.js';
+import { probeProcessBackend } from '../src/cpu/process/probe.js';
 import { rawImage } from '../test/kvm/helpers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -45,6 +46,7 @@ const optNum = (name: string, def: number): number => {
 };
 const MAX_VMS = optNum('--max-vms', 1000);
 const KVM_MAX_VMS = optNum('--kvm-max-vms', 64);
+const PROCESS_MAX_VMS = optNum('--process-max-vms', 256);
 
 const probe = probeKvm();
 const kvmWhy = probe.usable ? null : probe.reason;
@@ -63,6 +65,10 @@ async function attempt(section: string, what: string, f: () => Promise<string> |
     row(section, what, `n/a (${(e instanceof Error ? e.message : String(e)).split('\n')[0]})`);
   }
 }
+const procProbe = probeProcessBackend();
+const needProcess = (): void => {
+  if (!procProbe.usable) throw new Error(`process backend not usable: ${procProbe.reason}`);
+};
 const needKvm = (): void => {
   if (kvmWhy) throw new Error(`KVM not usable: ${kvmWhy}`);
 };
@@ -153,6 +159,41 @@ async function hypercalls(): Promise<void> {
     const { ms } = await timeYakima('kvm', [image('hc', hypercallLoop(n, 0x502))]);
     return `${fmtUs((ms * 1000) / n)} µs`;
   });
+  await attempt(S, 'process backend, Yakima (runAsync + dispatch), mean', async () => {
+    needProcess();
+    const n = quick ? 20_000 : 100_000;
+    await timeYakima('process', [image('hc', hypercallLoop(2000, 0x502))]);
+    const { ms } = await timeYakima('process', [image('hc', hypercallLoop(n, 0x502))]);
+    return `${fmtUs((ms * 1000) / n)} µs`;
+  });
+  await attempt(S, 'process backend, one round trip (ProcessVcpu.runAsync + dispatch), median / p99', async () => {
+    needProcess();
+    const { ProcessBackend, allocateSharedGuestMemory } = await import('../src/cpu/process/index.js');
+    const n = quick ? 20_000 : 100_000;
+    const img = image('hc', hypercallLoop(n + 2000, 0x502));
+    const backend = new ProcessBackend({ threads: 1 });
+    await backend.start();
+    const boot = createBootImage(img, { vmId: 1, allocateMemory: allocateSharedGuestMemory });
+    const v = backend.createVcpu(boot.memory);
+    v.setRegs(boot.regs);
+    const vm = new Vm(1, 'hc', img.manifest, boot, v, new MemoryConsoleSink(), () => {});
+    const samples = new Float64Array(n);
+    let count = 0;
+    for (;;) {
+      const t = performance.now();
+      const e = await v.runAsync(1e6);
+      if (e.kind === 'quantum') continue;
+      if (e.kind === 'halt') break;
+      if (e.kind !== 'io-out') throw new Error(JSON.stringify(e));
+      dispatchHypercall(vm, e.port, e.value, e.size);
+      if (count >= 2000 && count - 2000 < n) samples[count - 2000] = (performance.now() - t) * 1000;
+      count++;
+    }
+    v.destroy();
+    await backend.close();
+    samples.sort();
+    return `median ${fmtUs(samples[n >> 1]!)} µs, p99 ${fmtUs(samples[Math.floor(n * 0.99)]!)} µs (guest out -> signal -> control page -> Yakima -> futex -> guest)`;
+  });
   // Raw baselines: no Yakima, no dispatch. mov dx, 0x5ff; L: out dx, eax; jmp L
   const LOOP = [0x66, 0xba, 0xff, 0x05, 0xef, 0xeb, 0xfd];
   await attempt(S, 'raw baseline: KVM exits/s of an `out` loop (KvmVcpu.run, no Yakima)', async () => {
@@ -210,9 +251,11 @@ async function contextSwitches(): Promise<void> {
   const backends: [Backend, string, number][] = [['emu', 'emulator', MAX_VMS]];
   if (!kvmWhy) backends.push(['kvm', 'KVM (worker)', KVM_MAX_VMS]);
   else row('context switch', 'KVM', `n/a (KVM not usable: ${kvmWhy})`);
+  if (procProbe.usable) backends.push(['process', 'process backend', PROCESS_MAX_VMS]);
+  else row('context switch', 'process backend', `n/a (${procProbe.reason})`);
   for (const [backend, label, cap] of backends) {
-    const total = backend === 'emu' ? (quick ? 4000 : 20_000) : quick ? 500 : 2000;
-    const totalWorst = backend === 'emu' ? (quick ? 1000 : 4000) : quick ? 50 : 150;
+    const total = backend !== 'kvm' ? (quick ? 4000 : 20_000) : quick ? 500 : 2000;
+    const totalWorst = backend !== 'kvm' ? (quick ? 1000 : 4000) : quick ? 50 : 150;
     // The walk's own cost: 1 VM that walks minus 1 VM that does not, per iteration (both switch to themselves).
     let walkUs = 0;
     try {
@@ -224,7 +267,11 @@ async function contextSwitches(): Promise<void> {
     await switchTime(backend, 2, 0, 200, 1).catch(() => 0); // warm-up
     for (const n of counts) {
       if (n > cap) {
-        row('context switch', `${label}, ${n} VMs`, `n/a (capped at ${cap} VMs: each KVM VM holds 2 fds, a worker-visible kvm_run mapping and its guest memory${probe.usable && !probe.native ? '; kvm-pvm emulates every guest instruction' : ''})`);
+        const why =
+          backend === 'process'
+            ? 'each process-backend VM is a host process; raise with --process-max-vms'
+            : `each KVM VM holds 2 fds, a worker-visible kvm_run mapping and its guest memory${probe.usable && !probe.native ? '; kvm-pvm emulates every guest instruction' : ''}`;
+        row('context switch', `${label}, ${n} VMs`, `n/a (capped at ${cap} VMs: ${why})`);
         break;
       }
       await attempt('context switch', `${label}, ${n} VM${n > 1 ? 's' : ''}`, async () => {
@@ -311,6 +358,19 @@ async function compute(dir: string): Promise<void> {
     const ok = digest === '' || r.out.includes(digest);
     return `${r.ms.toFixed(0)} ms, ${(r.instr / 1e6).toFixed(1)} M instructions = ${(r.instr / 1e3 / r.ms).toFixed(0)} MIPS; ${Number.isFinite(nativeMs) ? `${((nativeMs / r.ms) * 100).toFixed(2)}% of native speed (${(r.ms / nativeMs).toFixed(0)}x slower)` : ''}${ok ? '' : ' WRONG DIGEST'}`;
   });
+  await attempt('compute', 'process backend (Yakima): time per KiB from a 512 KiB run minus a 16 KiB run', async () => {
+    needProcess();
+    await viaYakima('process', 16);
+    let best = Infinity;
+    let ok = true;
+    for (let k = 0; k < 5; k++) {
+      const small = await viaYakima('process', 16);
+      const r = await viaYakima('process', SHA_KIB);
+      ok &&= digest === '' || r.out.includes(digest);
+      best = Math.min(best, ((r.ms - small.ms) * SHA_KIB) / (SHA_KIB - 16));
+    }
+    return `${best.toFixed(2)} ms for ${SHA_KIB} KiB (best of 5); ${Number.isFinite(nativeMs) ? `${(nativeMs / best).toFixed(2)} of native speed` : ''}${ok ? '' : ' WRONG DIGEST'}`;
+  });
   await attempt('compute', `KVM (Yakima, worker)`, async () => {
     needKvm();
     // kvm-pvm emulates every instruction in the kernel: a smaller input, scaled.
@@ -326,9 +386,10 @@ async function boot(dir: string): Promise<void> {
   console.log('4. boot time of examples/hello (image load to first console byte)');
   const file = denaliBuild('hello', join(dir, 'hello.dni'));
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  for (const backend of ['emu', 'kvm'] as const) {
-    await attempt('boot', backend === 'emu' ? 'emulator' : 'KVM (worker)', async () => {
+  for (const backend of ['emu', 'kvm', 'process'] as const) {
+    await attempt('boot', backend === 'emu' ? 'emulator' : backend === 'kvm' ? 'KVM (worker)' : 'process backend (new Yakima each run: includes spawning the tender)', async () => {
       if (backend === 'kvm') needKvm();
+      if (backend === 'process') needProcess();
       const samples: number[] = [];
       const runs = quick ? 5 : 20;
       for (let i = 0; i < runs + 2; i++) {
@@ -348,7 +409,7 @@ async function boot(dir: string): Promise<void> {
 
 const dir = join(tmpdir(), 'denali-bench-cpu');
 mkdirSync(dir, { recursive: true });
-console.log(`bench:cpu on ${process.platform}/${process.arch}, node ${process.version}; KVM: ${kvmWhy ? `not usable (${kvmWhy})` : kvmKind}`);
+console.log(`bench:cpu on ${process.platform}/${process.arch}, node ${process.version}; KVM: ${kvmWhy ? `not usable (${kvmWhy})` : kvmKind}; process backend: ${procProbe.usable ? 'usable' : procProbe.reason}`);
 const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
 if (!only || only === '1') await hypercalls();
 if (!only || only === '2') await contextSwitches();

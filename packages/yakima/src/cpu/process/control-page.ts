@@ -19,6 +19,7 @@ export const CTL = {
   ADDR: 0x20,
   SIGNO: 0x24,
   EXITS: 0x28,
+  SLEEPING: 0x2c,
   REGS: 0x40,
   EIP: 0x60,
   EFLAGS: 0x64,

@@ -28,7 +28,7 @@ export interface ProcessVcpuOptions {
   quantumMicros?: number;
   /** Nice value of the tender (0-19; default 5: Yakima itself stays responsive). */
   nice?: number;
-  /** How long the main thread polls for an exit before handing the wait to a waiter thread, in µs (default 30). */
+  /** How long the main thread polls for an exit before handing the wait to a waiter thread, in µs (default 100). */
   spinMicros?: number;
   /** Longest wait for one exit, in ms (default 2,000 + 20 × quantum). The tender is then killed. */
   answerTimeoutMs?: number;
@@ -83,7 +83,7 @@ export class ProcessVcpu implements Vcpu {
     const memfd = sharedMemoryFd(memory);
     if (memfd === undefined) throw new Error('ProcessVcpu needs guest memory from allocateSharedGuestMemory()');
     this.quantumMicros = Math.max(100, Math.min(10_000_000, Math.floor(opts.quantumMicros ?? 10_000)));
-    this.spinMicros = Math.max(0, opts.spinMicros ?? 30);
+    this.spinMicros = Math.max(0, opts.spinMicros ?? 100);
     this.answerTimeoutMs = opts.answerTimeoutMs ?? 2000 + (20 * this.quantumMicros) / 1000;
     const binary = tenderBinary();
     const c = libc();
@@ -231,7 +231,9 @@ export class ProcessVcpu implements Vcpu {
   private resume(): void {
     writeReply(this.ctl, this.regs);
     Atomics.store(this.ctlI32, 0, STATE_GUEST);
-    processSys().futexWake(this.ctlAddress);
+    // The tender spins a while before it sleeps; wake it only if it says it sleeps (a lying
+    // guest only delays itself, and then hits the answer timeout).
+    if (Atomics.load(this.ctlI32, CTL.SLEEPING >> 2) !== 0) processSys().futexWake(this.ctlAddress);
   }
 
   /** Poll for a posted exit for up to `spinMicros` (a hypercall round trip is usually shorter). */
@@ -258,9 +260,21 @@ export class ProcessVcpu implements Vcpu {
 
   private async waitPosted(timeoutMs: number): Promise<void> {
     const waiter = this.opts.waiter!();
+    // A new waiter thread takes ~50 ms to load: until then poll between event-loop turns, so a
+    // VM's boot does not wait for the thread.
+    const until = performance.now() + timeoutMs;
+    while (!waiter.isReady && !this.ended && !this.cancelledEarly()) {
+      if (Atomics.load(this.ctlI32, 0) === STATE_POSTED || performance.now() > until) return;
+      await new Promise<void>((r) => setImmediate(r));
+    }
     const r = await waiter.wait(this.ctlAddress, timeoutMs, (cancel) => (this.cancelWait = cancel));
     this.cancelWait = undefined;
     if (r === WAIT_POSTED || r === WAIT_CANCELLED) return;
+  }
+
+  /** True when a destroy was requested (a poll loop should stop). */
+  private cancelledEarly(): boolean {
+    return this.destroyRequested;
   }
 
   private interruptWait(): void {

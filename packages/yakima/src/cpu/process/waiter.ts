@@ -87,6 +87,8 @@ export class Waiter {
   readonly ready: Promise<void>;
   /** Waits assigned here and not yet finished (for least-loaded placement). */
   load = 0;
+  /** True once the thread has loaded koffi and serves waits. */
+  isReady = false;
 
   constructor() {
     const sab = new SharedArrayBuffer(W.BYTES);
@@ -98,7 +100,10 @@ export class Waiter {
       this.worker.once('message', () => resolve());
       this.worker.once('error', reject);
     });
-    this.ready.catch(() => {});
+    this.ready.then(
+      () => (this.isReady = true),
+      () => {},
+    );
     const die = (e: Error): void => {
       this.dead ??= e;
       Atomics.store(this.ctl, W.STATE, DONE);

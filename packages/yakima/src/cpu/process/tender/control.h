@@ -43,7 +43,9 @@ struct control_page {
   uint32_t addr;
   uint32_t signo;
   uint32_t exits;
-  uint32_t pad0[5];
+  /* 1 while the tender sleeps in FUTEX_WAIT for the reply (Yakima skips the wake otherwise). */
+  volatile uint32_t sleeping;
+  uint32_t pad0[4];
   /* 0x40: the registers at the exit (EAX ECX EDX EBX ESP EBP ESI EDI), EIP, EFLAGS. */
   uint32_t regs[8];
   uint32_t eip;

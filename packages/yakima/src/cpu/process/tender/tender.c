@@ -64,8 +64,9 @@
 /* EFLAGS bits a guest may set: CF PF AF ZF SF DF OF (no TF, IOPL, AC, ...); IF and bit 1 always set. */
 #define USER_FLAGS 0x0cd5u
 #define FIXED_FLAGS 0x0202u
-/* Spin this many times on the reply before sleeping on the futex (saves a wake-up when Yakima answers fast). */
-#define REPLY_SPINS 2000
+/* Spin this many TSC cycles (~30-60 µs) on the reply before sleeping on the futex: a hypercall
+ * round trip through Yakima is usually shorter, and a futex wake-up costs tens of µs here. */
+#define REPLY_SPIN_CYCLES 150000ull
 
 static struct control_page *ctl;
 static uint8_t *guest;
@@ -194,8 +195,14 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
   c->eflags = (uint32_t)g[REG_EFL];
   __atomic_store_n(&c->state, CTL_STATE_POSTED, __ATOMIC_SEQ_CST);
   futex_wake(&c->state);
-  for (int i = 0; i < REPLY_SPINS && __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CTL_STATE_GUEST; i++) __builtin_ia32_pause();
-  while (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CTL_STATE_GUEST) futex_wait(&c->state, CTL_STATE_POSTED);
+  uint64_t t0 = __builtin_ia32_rdtsc();
+  while (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CTL_STATE_GUEST && __builtin_ia32_rdtsc() - t0 < REPLY_SPIN_CYCLES) __builtin_ia32_pause();
+  while (__atomic_load_n(&c->state, __ATOMIC_SEQ_CST) != CTL_STATE_GUEST) {
+    /* Announce the sleep, then re-check (Yakima stores the state, then reads `sleeping`). */
+    __atomic_store_n(&c->sleeping, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&c->state, __ATOMIC_SEQ_CST) != CTL_STATE_GUEST) futex_wait(&c->state, CTL_STATE_POSTED);
+    __atomic_store_n(&c->sleeping, 0, __ATOMIC_SEQ_CST);
+  }
 
   /* A fault ends the VM: Yakima kills this process; never resume the faulting instruction. */
   if (x.kind == EXIT_FAULT) die(70);
