@@ -287,7 +287,11 @@ async function contextSwitches(): Promise<void> {
 const SHA_KIB = 512;
 
 function denaliBuild(example: string, out: string): string {
-  if (!existsSync(out)) execFileSync(join(root, 'bin/denali'), ['build', join(root, 'examples', example), '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return denaliBuildDir(join(root, 'examples', example), out);
+}
+
+function denaliBuildDir(src: string, out: string): string {
+  execFileSync(join(root, 'bin/denali'), ['build', src, '-o', out], { stdio: ['ignore', 'pipe', 'pipe'] });
   return out;
 }
 
@@ -324,6 +328,83 @@ __asm__(".globl _start\\n_start:\\n call native_main\\n mov %eax, %ebx\\n mov $1
   return exe;
 }
 
+/** Iterations of the compute mix (bench/compute-mix): about 30 ms natively. */
+const MIX_N = 2000;
+
+/**
+ * bench/compute-mix/mix.c built freestanding as a native 32-bit host process, timed inside with
+ * clock_gettime. `sdkCodegen`: also the code-generation flags the SDK compiles guests with
+ * (ilwaco-sdk C_FLAGS: no auto-vectorization, no scalar-to-vector), so both sides run the same
+ * machine code; without them gcc vectorizes the matrix loop, which says nothing about the VMM.
+ */
+function nativeMix(dir: string, sdkCodegen: boolean): string {
+  const exe = join(dir, sdkCodegen ? 'mix-native-sdk' : 'mix-native');
+  if (existsSync(exe)) return exe;
+  writeFileSync(join(dir, 'mix-driver.c'), `#include "mix.h"
+static void sys_write(const char *p, int n) { __asm__ volatile("int $0x80" : : "a"(4), "b"(1), "c"(p), "d"(n) : "memory"); }
+struct ts { long s, ns; };
+static void now(struct ts *t) { __asm__ volatile("int $0x80" : : "a"(265), "b"(1), "c"(t) : "memory"); }
+int native_main(void) {
+  struct ts t0, t1; char line[40]; static const char hx[] = "0123456789abcdef";
+  now(&t0);
+  unsigned r = compute_mix(${MIX_N});
+  now(&t1);
+  unsigned long us = (unsigned long)((t1.s - t0.s) * 1000000L + (t1.ns - t0.ns) / 1000);
+  int p = 0; for (int k = 3; k >= 0; k--) line[p++] = hx[(r >> (4 * k)) & 15];
+  line[p++] = ' '; char tmp[12]; int q = 0; do { tmp[q++] = (char)('0' + us % 10); us /= 10; } while (us);
+  while (q) line[p++] = tmp[--q];
+  line[p++] = '\\n'; sys_write(line, p); return 0;
+}
+__asm__(".globl _start\\n_start:\\n call native_main\\n mov %eax, %ebx\\n mov $1, %eax\\n int $0x80\\n");
+`);
+  const src = join(here, 'compute-mix');
+  const codegen = sdkCodegen ? ['-fno-tree-vectorize', '-mno-stv'] : [];
+  execFileSync('gcc', [...C_ABI_FLAGS, '-O2', ...codegen, '-nostdlib', '-static', '-fno-pic', '-I', src, join(dir, 'mix-driver.c'), join(src, 'mix.c'), '-o', exe], { stdio: ['ignore', 'pipe', 'pipe'] });
+  chmodSync(exe, 0o755);
+  return exe;
+}
+
+/** Best of `k` runs of a native driver printing "<result> <µs>": [result, ms]. */
+function bestNative(exe: string, k: number): [string, number] {
+  let best = Infinity;
+  let result = '';
+  for (let i = 0; i < k; i++) {
+    const [r, us] = execFileSync(exe, [], { encoding: 'utf8' }).trim().split(' ');
+    result = r!;
+    best = Math.min(best, Number(us) / 1000);
+  }
+  return [result, best];
+}
+
+/**
+ * Guest compute time on the process backend: the CPU time (kernel schedstat) of the VM's
+ * process for the full input minus that for an empty input (start-up, boot and printing
+ * cancel out); best of `k`. Returns [ms, console output of the full run].
+ */
+async function processComputeMs(img: DenaliImage, full: string, empty: string, k: number): Promise<[number, string]> {
+  const cpuOf = async (arg: string): Promise<[number, string]> => {
+    const sink = new MemoryConsoleSink();
+    const y = new Yakima({ backend: 'process', sink });
+    const vm = y.addVm(img, { args: [arg] });
+    await y.run();
+    const { ProcessVcpu } = await import('../src/cpu/process/index.js');
+    const us = (vm.vcpu as InstanceType<typeof ProcessVcpu>).cpuTimeMicros();
+    await y.close();
+    if (vm.state !== 'exited') throw new Error(`guest ${vm.state}`);
+    return [us / 1000, sink.text(vm.name)];
+  };
+  let best = Infinity;
+  let out = '';
+  await cpuOf(empty);
+  for (let i = 0; i < k; i++) {
+    const [e] = await cpuOf(empty);
+    const [f, o] = await cpuOf(full);
+    out = o;
+    best = Math.min(best, f - e);
+  }
+  return [best, out];
+}
+
 async function compute(dir: string): Promise<void> {
   console.log(`3. compute: examples/sha256 over a ${SHA_KIB} KiB pattern`);
   let nativeMs = NaN;
@@ -358,18 +439,28 @@ async function compute(dir: string): Promise<void> {
     const ok = digest === '' || r.out.includes(digest);
     return `${r.ms.toFixed(0)} ms, ${(r.instr / 1e6).toFixed(1)} M instructions = ${(r.instr / 1e3 / r.ms).toFixed(0)} MIPS; ${Number.isFinite(nativeMs) ? `${((nativeMs / r.ms) * 100).toFixed(2)}% of native speed (${(r.ms / nativeMs).toFixed(0)}x slower)` : ''}${ok ? '' : ' WRONG DIGEST'}`;
   });
-  await attempt('compute', 'process backend (Yakima): time per KiB from a 512 KiB run minus a 16 KiB run', async () => {
+  await attempt('compute', `process backend (Yakima; CPU time of the VM's process, ${SHA_KIB} KiB minus 0 KiB)`, async () => {
     needProcess();
-    await viaYakima('process', 16);
-    let best = Infinity;
-    let ok = true;
-    for (let k = 0; k < 5; k++) {
-      const small = await viaYakima('process', 16);
-      const r = await viaYakima('process', SHA_KIB);
-      ok &&= digest === '' || r.out.includes(digest);
-      best = Math.min(best, ((r.ms - small.ms) * SHA_KIB) / (SHA_KIB - 16));
-    }
-    return `${best.toFixed(2)} ms for ${SHA_KIB} KiB (best of 5); ${Number.isFinite(nativeMs) ? `${(nativeMs / best).toFixed(2)} of native speed` : ''}${ok ? '' : ' WRONG DIGEST'}`;
+    const [ms, out] = await processComputeMs(img, String(SHA_KIB), '0', 7);
+    const ok = digest === '' || out.includes(digest);
+    return `${ms.toFixed(2)} ms (best of 7); ${Number.isFinite(nativeMs) ? `${(nativeMs / ms).toFixed(2)} of native speed` : ''}${ok ? '' : ' WRONG DIGEST'}`;
+  });
+  let mixNativeMs = NaN;
+  let mixResult = '';
+  await attempt('compute', `compute mix x${MIX_N} (bench/compute-mix: lists, matrix, state machine, CRC): native 32-bit host process, SDK code generation`, () => {
+    [mixResult, mixNativeMs] = bestNative(nativeMix(dir, true), 7);
+    return `${mixNativeMs.toFixed(2)} ms (best of 7, timed inside the process)`;
+  });
+  await attempt('compute', `compute mix x${MIX_N}: native, plain -O2 (gcc auto-vectorizes; for reference)`, () => {
+    const [, ms] = bestNative(nativeMix(dir, false), 7);
+    return `${ms.toFixed(2)} ms (best of 7)`;
+  });
+  await attempt('compute', `compute mix x${MIX_N}: process backend (CPU time, ${MIX_N} minus 0 iterations)`, async () => {
+    needProcess();
+    const mixImg = await readImageFile(denaliBuildDir(join(here, 'compute-mix'), join(dir, 'mix.dni')));
+    const [ms, out] = await processComputeMs(mixImg, String(MIX_N), '0', 7);
+    const ok = mixResult === '' || out.includes(`= ${mixResult}`);
+    return `${ms.toFixed(2)} ms (best of 7); ${Number.isFinite(mixNativeMs) ? `${(mixNativeMs / ms).toFixed(2)} of native speed` : ''}${ok ? '' : ' WRONG RESULT'}`;
   });
   await attempt('compute', `KVM (Yakima, worker)`, async () => {
     needKvm();
