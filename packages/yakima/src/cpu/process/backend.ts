@@ -36,13 +36,11 @@ export class ProcessBackend {
   }
 
   /**
-   * Start the waiter threads (optional; they otherwise start on first use). Resolves at once:
-   * VMs start running while the threads load (~50 ms); only a wait that outlasts the
-   * main thread's short poll needs a thread, and it waits for one to be ready.
+   * Nothing to start up front: waiter threads start on first use (a wait that outlasts the
+   * main thread's short poll), so a VM that boots and prints never waits for a thread to load
+   * (~50 ms, and CPU the guest could use). Until a thread is ready, the wait polls.
    */
-  async start(): Promise<void> {
-    while (this.waiters.length < this.threads) this.waiters.push(new Waiter());
-  }
+  async start(): Promise<void> {}
 
   /**
    * A vCPU (and its tender process) for memory from `allocateSharedGuestMemory`. Call

@@ -24,12 +24,17 @@ export const TENDER_CFLAGS: readonly string[] = [
   '-O2',
   '-Wall',
   '-fpie',
-  '-pie',
   '-fno-stack-protector',
   '-fcf-protection=none',
   '-fno-builtin',
   '-mgeneral-regs-only',
 ];
+
+/**
+ * Linked statically where the C library allows (no dynamic loader at each VM's start: boot
+ * time), else as an ordinary PIE.
+ */
+const LINK_CHOICES: readonly (readonly string[])[] = [['-static-pie'], ['-pie']];
 
 /** The tender could not be built (no compiler, or it failed); the message says which. */
 export class TenderBuildError extends Error {
@@ -56,7 +61,7 @@ export function tenderBinary(cc = process.env.CC || 'gcc'): string {
   }
   const sources = readdirSync(SOURCE_DIR).filter((f) => /\.[ch]$/.test(f)).sort();
   const hash = createHash('sha256');
-  hash.update(JSON.stringify([cc, version, TENDER_CFLAGS]));
+  hash.update(JSON.stringify([cc, version, TENDER_CFLAGS, LINK_CHOICES]));
   for (const f of sources) {
     hash.update(`\0${f}\0`);
     hash.update(readFileSync(join(SOURCE_DIR, f)));
@@ -65,15 +70,22 @@ export function tenderBinary(cc = process.env.CC || 'gcc'): string {
   if (!existsSync(out)) {
     mkdirSync(CACHE_DIR, { recursive: true });
     const tmp = `${out}.tmp-${process.pid}`;
-    try {
-      execFileSync(cc, [...TENDER_CFLAGS, '-o', tmp, ...sources.filter((f) => f.endsWith('.c')).map((f) => join(SOURCE_DIR, f))], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      renameSync(tmp, out); // atomic: a concurrent build by another process is harmless
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      const err = (e as { stderr?: Buffer }).stderr?.toString().trim();
-      throw new TenderBuildError(`building the process backend's tender failed: ${err || (e as Error).message}`, { cause: e });
+    const inputs = sources.filter((f) => f.endsWith('.c')).map((f) => join(SOURCE_DIR, f));
+    let failure: unknown;
+    for (const link of LINK_CHOICES) {
+      try {
+        execFileSync(cc, [...TENDER_CFLAGS, ...link, '-o', tmp, ...inputs], { stdio: ['ignore', 'pipe', 'pipe'] });
+        renameSync(tmp, out); // atomic: a concurrent build by another process is harmless
+        failure = undefined;
+        break;
+      } catch (e) {
+        rmSync(tmp, { force: true });
+        failure ??= e;
+      }
+    }
+    if (failure !== undefined) {
+      const err = (failure as { stderr?: Buffer }).stderr?.toString().trim();
+      throw new TenderBuildError(`building the process backend's tender failed: ${err || (failure as Error).message}`, { cause: failure });
     }
   }
   built = out;
