@@ -14,9 +14,12 @@
  *  3. Compute speed on examples/sha256 (built with ./bin/denali): the emulator and KVM vs. the
  *     same sha256.c compiled freestanding and run natively as a 32-bit host process.
  *  4. Boot time of examples/hello: image load to first console byte.
+ *  5. Idle httpd VMs on the process backend (--idle-vms N, default 1000; the issue's goal is
+ *     10,000): boot N examples/httpd VMs on one Yakima with a network, wait until every one
+ *     idles, then report boot time, host memory per VM and CPU used while all idle.
  *
  * Options: --quick (fewer iterations), --max-vms N (default 1000), --kvm-max-vms N (default 64),
- *          --only 1..4 (one section).
+ *          --only 1..5 (one section), --idle-vms N.
  * Every row prints "n/a (reason)" when it cannot run here.
  */
 import { execFileSync } from 'node:child_process';
@@ -498,6 +501,71 @@ async function boot(dir: string): Promise<void> {
   }
 }
 
+// ------------------------------------------------------------------ 5. idle VMs
+const IDLE_VMS = optNum('--idle-vms', 1000);
+
+function memAvailableKiB(): number {
+  return Number(/MemAvailable:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))![1]);
+}
+
+async function idleVms(dir: string): Promise<void> {
+  console.log(`5. ${IDLE_VMS} idle httpd VMs on the process backend`);
+  await attempt('idle VMs', `process backend: ${IDLE_VMS} examples/httpd VMs booted until idle`, async () => {
+    needProcess();
+    const img = await readImageFile(denaliBuild('httpd', join(dir, 'httpd.dni')));
+    const before = memAvailableKiB();
+    const y = new Yakima({ backend: 'process', network: true, sink: new MemoryConsoleSink() });
+    const t0 = performance.now();
+    const vms: Vm[] = [];
+    let reached = 0;
+    let why = '';
+    const done = y.run();
+    try {
+      for (let i = 0; i < IDLE_VMS; i++) {
+        try {
+          vms.push(y.addVm(img, { args: ['80', '2'] }));
+        } catch (e) {
+          why = `VM ${i + 1} could not start: ${(e as Error).message}`;
+          break;
+        }
+        // Let the scheduler boot VMs while more are added (bounded backlog).
+        if (i % 100 === 99) {
+          while (vms.filter((v) => v.state === 'runnable').length > 200) await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+      const deadline = performance.now() + 600_000;
+      while (performance.now() < deadline) {
+        reached = vms.filter((v) => v.state === 'idle').length;
+        if (reached + vms.filter((v) => v.finished).length >= vms.length) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const bootMs = performance.now() - t0;
+      const faulted = vms.filter((v) => v.finished);
+      if (faulted.length && !why) why = `${faulted.length} VMs ended: ${faulted[0]!.fault ? `${faulted[0]!.fault.cause} ${faulted[0]!.fault.detail}` : faulted[0]!.state}`;
+      const usedKiB = before - memAvailableKiB();
+      // CPU over 5 s while everything idles: Yakima itself and the sum of the VM processes.
+      const { ProcessVcpu } = await import('../src/cpu/process/index.js');
+      const vmCpu = (): number => vms.reduce((a, v) => a + (v.vcpu as InstanceType<typeof ProcessVcpu>).cpuTimeMicros(), 0);
+      const c0 = process.cpuUsage();
+      const v0 = vmCpu();
+      await new Promise((r) => setTimeout(r, 5000));
+      const c1 = process.cpuUsage(c0);
+      const vmUs = vmCpu() - v0;
+      const yakimaPct = ((c1.user + c1.system) / 5e6) * 100;
+      return (
+        `${reached} of ${IDLE_VMS} idle after ${(bootMs / 1000).toFixed(1)} s (${(bootMs / Math.max(1, vms.length)).toFixed(2)} ms per VM); ` +
+        `host memory ${(usedKiB / 1024).toFixed(0)} MiB (${(usedKiB / Math.max(1, vms.length)).toFixed(0)} KiB per VM); ` +
+        `while idle: Yakima ${yakimaPct.toFixed(1)}% CPU, all VM processes ${((vmUs / 5e6) * 100).toFixed(2)}% CPU` +
+        (why ? `; stopped early: ${why}` : '')
+      );
+    } finally {
+      y.stop();
+      await done;
+      await y.close();
+    }
+  });
+}
+
 const dir = join(tmpdir(), 'denali-bench-cpu');
 mkdirSync(dir, { recursive: true });
 console.log(`bench:cpu on ${process.platform}/${process.arch}, node ${process.version}; KVM: ${kvmWhy ? `not usable (${kvmWhy})` : kvmKind}; process backend: ${procProbe.usable ? 'usable' : procProbe.reason}`);
@@ -506,6 +574,7 @@ if (!only || only === '1') await hypercalls();
 if (!only || only === '2') await contextSwitches();
 if (!only || only === '3') await compute(dir);
 if (!only || only === '4') await boot(dir);
+if (!only || only === '5') await idleVms(dir);
 
 const w0 = Math.max(...rows.map((r) => r[0].length)), w1 = Math.max(...rows.map((r) => r[1].length));
 console.log('\n' + ['section'.padEnd(w0), 'measurement'.padEnd(w1), 'result'].join(' | '));
