@@ -521,7 +521,13 @@ async function idleVms(dir: string): Promise<void> {
     let why = '';
     const done = y.run();
     try {
+      const totalKiB = Number(/MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))![1]);
       for (let i = 0; i < IDLE_VMS; i++) {
+        // The host is shared: stop adding VMs before it runs short of memory.
+        if (i % 50 === 0 && memAvailableKiB() < totalKiB / 4) {
+          why = `host memory: stopped at ${i} VMs with ${(memAvailableKiB() / 1024).toFixed(0)} MiB available (keeps a quarter of RAM free)`;
+          break;
+        }
         try {
           vms.push(y.addVm(img, { args: ['80', '2'] }));
         } catch (e) {
