@@ -20,7 +20,7 @@ import { CTL, EXIT, readMessage, readPostedExit, STATE_GUEST, STATE_POSTED, writ
 import { releaseSharedGuestMemory, sharedMemoryFd } from './shared-memory.js';
 import { PROC_LINUX, processSys } from './sys.js';
 import { tenderBinary } from './tender-build.js';
-import { WAIT_CANCELLED, WAIT_POSTED, type Waiter } from './waiter.js';
+import type { Waiter } from './waiter.js';
 
 /** Options of one process-backend vCPU (the backend fills them in). */
 export interface ProcessVcpuOptions {
@@ -263,13 +263,17 @@ export class ProcessVcpu implements Vcpu {
     // A new waiter thread takes ~50 ms to load: until then poll between event-loop turns, so a
     // VM's boot does not wait for the thread.
     const until = performance.now() + timeoutMs;
-    while (!waiter.isReady && !this.ended && !this.cancelledEarly()) {
-      if (Atomics.load(this.ctlI32, 0) === STATE_POSTED || performance.now() > until) return;
+    while (!waiter.isReady) {
+      if (this.ended || this.cancelledEarly() || Atomics.load(this.ctlI32, 0) === STATE_POSTED || performance.now() > until) return;
       await new Promise<void>((r) => setImmediate(r));
     }
-    const r = await waiter.wait(this.ctlAddress, timeoutMs, (cancel) => (this.cancelWait = cancel));
+    if (this.ended || this.cancelledEarly()) return;
+    await waiter.wait(this.ctlAddress, Math.max(0, until - performance.now()), (cancel) => {
+      this.cancelWait = cancel;
+      // The process may have ended while this wait sat in the waiter's queue.
+      if (this.ended || this.cancelledEarly()) cancel();
+    });
     this.cancelWait = undefined;
-    if (r === WAIT_POSTED || r === WAIT_CANCELLED) return;
   }
 
   /** True when a destroy was requested (a poll loop should stop). */
