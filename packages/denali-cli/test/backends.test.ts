@@ -71,6 +71,42 @@ describe('every example gives the same console output and exit status on every b
   });
 });
 
+/** Boot examples/echo and examples/net-tests on one Yakima with a network; the client's results (test names and verdicts, no timings). */
+async function netTestsOn(backend: Backend, dir: string): Promise<{ results: string[]; state: string; status: number | undefined }> {
+  const echo = await readImageFile((await buildService(join(root, 'examples/echo'), { out: join(dir, 'echo.dni'), quiet: true })).imagePath);
+  const tests = await readImageFile((await buildService(join(root, 'examples/net-tests'), { out: join(dir, 'nt.dni'), quiet: true })).imagePath);
+  const sink = new MemoryConsoleSink();
+  const y = new Yakima({ backend, sink, network: true });
+  try {
+    y.addVm(echo);
+    const client = y.addVm(tests, { args: ['10.73.0.2', '7', 'all'] });
+    const running = y.run();
+    const t0 = performance.now();
+    while (!client.finished && performance.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 20));
+    y.stop('done');
+    await running;
+    const results = sink
+      .text(client.name)
+      .split('\n')
+      .filter((l) => /^(PASS|FAIL) /.test(l))
+      .map((l) => l.split(' ').slice(0, 2).join(' '));
+    return { results, state: client.state, status: client.exitStatus };
+  } finally {
+    await y.close();
+  }
+}
+
+describe('the network stack gives the same results on every backend', () => {
+  it.skipIf(!procProbe.usable)('examples/net-tests against examples/echo: every test passes on the process backend, as on the emulator', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'denali-backends-net-'));
+    const proc = await netTestsOn('process', dir);
+    const emu = await netTestsOn('emu', dir);
+    expect(proc.results.length).toBeGreaterThan(15);
+    expect(proc.results.every((r) => r.startsWith('PASS'))).toBe(true);
+    expect(proc).toEqual(emu);
+  }, 300_000);
+});
+
 afterAll(() => {
   images.clear();
 });
