@@ -9,7 +9,6 @@
  * page (see control-page.ts). Every wait is bounded; a tender that does not answer in time is
  * killed and its VM faulted.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { GuestMemory } from '../../boot/guest-memory.js';
@@ -19,6 +18,7 @@ import type { FaultCause, Vcpu, VcpuExit, VcpuRegs } from '../vcpu.js';
 import { CTL, EXIT, readMessage, readPostedExit, STATE_GUEST, STATE_POSTED, writeReply } from './control-page.js';
 import { releaseSharedGuestMemory, sharedMemoryFd } from './shared-memory.js';
 import { PROC_LINUX, processSys } from './sys.js';
+import { killProcess, reapProcess, spawnProcess } from './spawn.js';
 import { tenderBinary } from './tender-build.js';
 import type { Waiter } from './waiter.js';
 
@@ -48,7 +48,8 @@ const SIGNAL_REASONS: Record<string, [FaultCause, string]> = {
  * with each resume; `runAsync` waits on a waiter thread, `run` blocks the calling thread.
  */
 export class ProcessVcpu implements Vcpu {
-  private readonly child: ChildProcess;
+  /** The tender's pid (ours to kill and reap). */
+  readonly pid: number;
   private readonly ctlFd: number;
   private readonly ctlAddress: bigint;
   private readonly ctl: DataView;
@@ -63,7 +64,6 @@ export class ProcessVcpu implements Vcpu {
   private destroyed = false;
   /** Set once the kernel reported the tender's end (exit code or signal). */
   private ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  private spawnError: Error | undefined;
   private cancelWait: (() => void) | undefined;
   private lastCpuNs = 0;
   private guestMicros = 0;
@@ -104,26 +104,14 @@ export class ProcessVcpu implements Vcpu {
     this.ctlI32 = new Int32Array(buf);
     const nice = Math.max(0, Math.min(19, Math.floor(opts.nice ?? 5)));
     // A fresh exec with an empty environment; only the two memfds are passed (as fds 3 and 4).
-    this.child = spawn(binary, [String(memory.size), String(this.quantumMicros), String(process.pid), String(nice)], {
-      stdio: ['ignore', 'ignore', 'ignore', memfd, this.ctlFd],
-      env: {},
-    });
-    c.close(this.ctlFd); // the mapping keeps the page alive; the child has its own copy
-    this.child.unref();
-    this.child.on('error', (e) => {
-      this.spawnError ??= e;
-      this.ended ??= { code: null, signal: null };
-      this.interruptWait();
-    });
-    this.child.on('exit', (code, signal) => {
-      this.ended = { code, signal };
-      this.interruptWait();
-    });
-  }
-
-  /** The tender's process id (undefined if spawning failed). */
-  get pid(): number | undefined {
-    return this.child.pid;
+    try {
+      this.pid = spawnProcess(binary, [String(memory.size), String(this.quantumMicros), String(process.pid), String(nice)], [memfd, this.ctlFd]);
+    } catch (e) {
+      c.munmap(this.ctlAddress, CTL.BYTES);
+      throw new Error(`cannot start the VM's process: ${(e as Error).message}`);
+    } finally {
+      c.close(this.ctlFd); // the mapping keeps the page alive; the child has its own copy
+    }
   }
 
   get instructionsRetired(): number {
@@ -143,10 +131,9 @@ export class ProcessVcpu implements Vcpu {
    * the last value read once the process is gone.
    */
   cpuTimeMicros(): number {
-    const pid = this.child.pid;
-    if (pid !== undefined && !this.ended) {
+    if (!this.ended) {
       try {
-        const ns = Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+        const ns = Number(readFileSync(`/proc/${this.pid}/schedstat`, 'utf8').split(' ')[0]);
         if (Number.isFinite(ns)) this.lastCpuNs = ns;
       } catch {
         // gone between the check and the read: keep the last value
@@ -200,7 +187,8 @@ export class ProcessVcpu implements Vcpu {
     if (this.destroyed || this.running) return;
     this.destroyed = true;
     this.cpuTimeMicros();
-    if (!this.ended) this.child.kill('SIGKILL');
+    killProcess(this.pid);
+    reapProcess(this.pid);
     libc().munmap(this.ctlAddress, CTL.BYTES);
     releaseSharedGuestMemory(this.memory);
     this.onDestroy?.();
@@ -209,7 +197,7 @@ export class ProcessVcpu implements Vcpu {
   /** An exit to report instead of running: the tender is gone, or (sync) still starting. */
   private preRun(): VcpuExit | undefined {
     if (this.destroyed) return this.failure('unknown-exit', 'the vCPU was destroyed');
-    if (this.ended) return this.deathExit();
+    if (this.peekEnded()) return this.deathExit();
     if (!this.started && !this.opts.waiter) {
       if (!this.spin()) this.blockUntilPosted(Math.max(5000, this.answerTimeoutMs));
       return this.startupExit();
@@ -219,7 +207,7 @@ export class ProcessVcpu implements Vcpu {
 
   /** After waiting for READY: undefined when the tender is ready, else why not. */
   private startupExit(): VcpuExit | undefined {
-    if (this.ended) return this.deathExit();
+    if (Atomics.load(this.ctlI32, 0) !== STATE_POSTED && this.peekEnded()) return this.deathExit();
     if (Atomics.load(this.ctlI32, 0) !== STATE_POSTED) return this.unanswered('start');
     const kind = this.ctl.getUint32(CTL.KIND, true);
     if (kind !== EXIT.READY) return this.failure('unknown-exit', `the VM's process did not start cleanly (first exit kind ${kind})`);
@@ -248,13 +236,11 @@ export class ProcessVcpu implements Vcpu {
   private blockUntilPosted(timeoutMs = this.answerTimeoutMs): void {
     const s = processSys();
     const deadline = performance.now() + timeoutMs;
-    const pid = this.child.pid;
     while (Atomics.load(this.ctlI32, 0) !== STATE_POSTED) {
       const left = deadline - performance.now();
       if (left <= 0) return;
       s.futexWait(this.ctlAddress, STATE_GUEST, Math.min(left, 20) * 1e6);
-      // The event loop (and so the 'exit' event) does not run here: ask the kernel directly.
-      if (pid !== undefined && Atomics.load(this.ctlI32, 0) !== STATE_POSTED && this.peekEnded()) return;
+      if (Atomics.load(this.ctlI32, 0) !== STATE_POSTED && this.peekEnded()) return;
     }
   }
 
@@ -264,11 +250,11 @@ export class ProcessVcpu implements Vcpu {
     // VM's boot does not wait for the thread.
     const until = performance.now() + timeoutMs;
     while (!waiter.isReady) {
-      if (this.ended || this.cancelledEarly() || Atomics.load(this.ctlI32, 0) === STATE_POSTED || performance.now() > until) return;
+      if (this.peekEnded() || this.cancelledEarly() || Atomics.load(this.ctlI32, 0) === STATE_POSTED || performance.now() > until) return;
       await new Promise<void>((r) => setImmediate(r));
     }
-    if (this.ended || this.cancelledEarly()) return;
-    await waiter.wait(this.ctlAddress, Math.max(0, until - performance.now()), (cancel) => {
+    if (this.peekEnded() || this.cancelledEarly()) return;
+    await waiter.wait(this.ctlAddress, this.pid, Math.max(0, until - performance.now()), (cancel) => {
       this.cancelWait = cancel;
       // The process may have ended while this wait sat in the waiter's queue.
       if (this.ended || this.cancelledEarly()) cancel();
@@ -294,7 +280,7 @@ export class ProcessVcpu implements Vcpu {
   /** Turn the posted exit (or its absence) into a VcpuExit. */
   private collect(): VcpuExit {
     if (Atomics.load(this.ctlI32, 0) !== STATE_POSTED) {
-      if (this.ended || this.peekEnded()) return this.deathExit();
+      if (this.peekEnded()) return this.deathExit();
       return this.unanswered('run');
     }
     const posted = readPostedExit(this.ctl, (eip) => this.bytesAt(eip));
@@ -306,7 +292,7 @@ export class ProcessVcpu implements Vcpu {
 
   /** The tender did not post in time: kill it, fault the VM. */
   private unanswered(what: 'start' | 'run'): VcpuExit {
-    this.child.kill('SIGKILL');
+    killProcess(this.pid);
     const limit = what === 'start' ? Math.max(5000, this.answerTimeoutMs) : this.answerTimeoutMs;
     return this.failure('unknown-exit', `the VM's process did not ${what === 'start' ? 'start' : 'answer'} within ${limit.toFixed(0)} ms; it was killed`);
   }
@@ -314,9 +300,7 @@ export class ProcessVcpu implements Vcpu {
   /** Ask the kernel whether the tender has ended (for waits that block the event loop). */
   private peekEnded(): boolean {
     if (this.ended) return true;
-    const pid = this.child.pid;
-    if (pid === undefined) return false;
-    const st = processSys().peekExit(pid);
+    const st = processSys().peekExit(this.pid);
     if (!st) return false;
     const name = st.signal === null ? null : ((Object.entries(osConstants.signals).find(([, n]) => n === st.signal)?.[0] ?? `signal ${st.signal}`) as NodeJS.Signals);
     this.ended = { code: st.code, signal: name };
@@ -325,7 +309,6 @@ export class ProcessVcpu implements Vcpu {
 
   /** The process ended without being asked to: report what the kernel says. */
   private deathExit(): VcpuExit {
-    if (this.spawnError) return this.failure('unknown-exit', `cannot start the VM's process: ${this.spawnError.message}`);
     const e = this.ended;
     const signal = e?.signal ?? null;
     if (signal) {

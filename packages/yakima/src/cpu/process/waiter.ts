@@ -9,7 +9,7 @@ import { koffiPath } from '../kvm/libc.js';
 import { bindProcessSys } from './sys.js';
 
 /** Int32 indices of a waiter's shared control block (Float64 index 4 = timeout in ms). */
-const W = { STATE: 0, ADDR_LO: 1, ADDR_HI: 2, RESULT: 3, CANCEL: 4, BYTES: 64, F64_TIMEOUT_MS: 4 } as const;
+const W = { STATE: 0, ADDR_LO: 1, ADDR_HI: 2, RESULT: 3, CANCEL: 4, PID: 5, BYTES: 64, F64_TIMEOUT_MS: 4 } as const;
 const IDLE = 0;
 const REQUEST = 1;
 const DONE = 2;
@@ -51,14 +51,15 @@ function waiterMain(data: { sab: SharedArrayBuffer; koffi: string }, bind: typeo
         result = 0;
         break;
       }
-      if (Atomics.load(ctl, 4) !== 0) {
+      // Cancelled, or the tender is gone (the kernel says so; nothing will be posted).
+      if (Atomics.load(ctl, 4) !== 0 || sys.peekExit(ctl[5]!) !== undefined) {
         result = 2;
         break;
       }
       const left = deadline - performance.now();
       if (left <= 0) break;
-      // Slices of at most 50 ms: a lost wake-up costs latency, never a hang.
-      sys.futexWait(addr, 0, Math.min(left, 50) * 1e6);
+      // Slices of at most 20 ms: a lost wake-up or a dead tender costs latency, never a hang.
+      sys.futexWait(addr, 0, Math.min(left, 20) * 1e6);
     }
     ctl[3] = result;
     Atomics.store(ctl, 0, 2);
@@ -114,12 +115,13 @@ export class Waiter {
   }
 
   /**
-   * Wait until the control page at `address` has state POSTED, at most `timeoutMs`.
+   * Wait until the control page at `address` has state POSTED, at most `timeoutMs`, or until
+   * the tender `pid` has ended.
    * `cancel` registers a function that ends the wait early (resolves WAIT_CANCELLED).
    * @returns WAIT_POSTED, WAIT_TIMEOUT or WAIT_CANCELLED.
    * @throws Error when the waiter thread died.
    */
-  async wait(address: bigint, timeoutMs: number, onCancel: (cancel: () => void) => void): Promise<number> {
+  async wait(address: bigint, pid: number, timeoutMs: number, onCancel: (cancel: () => void) => void): Promise<number> {
     this.load++;
     try {
       while (this.busy) await new Promise<void>((r) => this.queue.push(r));
@@ -131,6 +133,7 @@ export class Waiter {
       ctl[W.ADDR_LO] = Number(address & 0xffffffffn) | 0;
       ctl[W.ADDR_HI] = Number(address >> 32n) | 0;
       ctl[W.CANCEL] = 0;
+      ctl[W.PID] = pid;
       this.f64[W.F64_TIMEOUT_MS] = timeoutMs;
       onCancel(() => {
         Atomics.store(ctl, W.CANCEL, 1);
