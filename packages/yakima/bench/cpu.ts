@@ -19,7 +19,7 @@
  *     idles, then report boot time, host memory per VM and CPU used while all idle.
  *
  * Options: --quick (fewer iterations), --max-vms N (default 1000), --kvm-max-vms N (default 64),
- *          --only 1..5 (one section), --idle-vms N.
+ *          --only 1..5 (one section), --idle-vms N, --process-threads N (VMs in flight).
  * Every row prints "n/a (reason)" when it cannot run here.
  */
 import { execFileSync } from 'node:child_process';
@@ -503,6 +503,7 @@ async function boot(dir: string): Promise<void> {
 
 // ------------------------------------------------------------------ 5. idle VMs
 const IDLE_VMS = optNum('--idle-vms', 1000);
+const PROCESS_THREADS = argv.includes('--process-threads') ? optNum('--process-threads', 0) : undefined;
 
 function memAvailableKiB(): number {
   return Number(/MemAvailable:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))![1]);
@@ -514,7 +515,7 @@ async function idleVms(dir: string): Promise<void> {
     needProcess();
     const img = await readImageFile(denaliBuild('httpd', join(dir, 'httpd.dni')));
     const before = memAvailableKiB();
-    const y = new Yakima({ backend: 'process', network: true, sink: new MemoryConsoleSink() });
+    const y = new Yakima({ backend: 'process', network: true, sink: new MemoryConsoleSink(), processThreads: PROCESS_THREADS });
     const t0 = performance.now();
     const vms: Vm[] = [];
     let reached = 0;
