@@ -81,3 +81,42 @@ describe.skipIf(!probe.usable || !objdump)('the tender binary', () => {
     expect(body).not.toMatch(/%fs:|%gs:/);
   });
 });
+
+describe.skipIf(!probe.usable)('the tender and Yakima', () => {
+  it('a tender dies when its Yakima is killed (PR_SET_PDEATHSIG)', async () => {
+    const { spawn } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const index = fileURLToPath(new URL('../../src/cpu/process/index.ts', import.meta.url));
+    const script = `
+      import { allocateSharedGuestMemory, ProcessVcpu } from ${JSON.stringify(index)};
+      const mem = allocateSharedGuestMemory(${LAYOUT.MIN_MEMORY});
+      mem.u8.set([0xeb, 0xfe], ${LAYOUT.IMAGE_BASE});
+      const v = new ProcessVcpu(mem, {});
+      v.setRegs({ gpr: [0, 0, 0, 0, ${LAYOUT.MIN_MEMORY}, 0, 0, 0], eip: ${LAYOUT.IMAGE_BASE}, eflags: 0x202 });
+      v.run(0);
+      console.log(v.pid);
+      setInterval(() => {}, 1000);`;
+    const root = fileURLToPath(new URL('../../../..', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise((r) => child.once('exit', r));
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+      setTimeout(() => reject(new Error('the helper did not start a tender')), 30_000);
+    });
+    expect(pid).toBeGreaterThan(0);
+    const gone = (): boolean => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        return /\) [ZX] /.test(stat);
+      } catch {
+        return true;
+      }
+    };
+    expect(gone()).toBe(false);
+    child.kill('SIGKILL');
+    await exited;
+    const t0 = Date.now();
+    while (!gone() && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    expect(gone()).toBe(true);
+  }, 60_000);
+});
