@@ -16,7 +16,7 @@ try {
   const echo = await readImageFile((await buildService(join(root, 'examples/echo'), { out: join(dir, 'echo.dni') })).imagePath);
   const tests = await readImageFile((await buildService(join(root, 'examples/net-tests'), { out: join(dir, 'nt.dni') })).imagePath);
   const sink = new MemoryConsoleSink();
-  const y = new Yakima({ sink, network: true, log: (l) => console.log('yakima:', l) });
+  const y = new Yakima({ sink, network: true, backend: (process.env.BACKEND as 'emu' | 'process' | undefined) ?? 'emu', log: (l) => console.log('yakima:', l) });
   const server = y.addVm(echo);
   const client = y.addVm(tests, { args: ['10.73.0.2', '7', suite] });
   const t0 = performance.now();

@@ -7,15 +7,15 @@
  *  - 1 MiB file: big.bin over keep-alive connections (megabits/s).
  * Targets (rows):
  *  - native: the same C sources built for Linux (bench/native), the paper's baseline;
- *  - denali emu / kvm: `denali run examples/httpd -p PORT:80 [--backend kvm]` (user-mode
+ *  - denali emu / kvm / process: `denali run examples/httpd -p PORT:80 [--backend kvm|process]` (user-mode
  *    uplink, port forwarding through Yakima);
- *  - denali emu x8: eight httpd VMs on one Yakima, each forwarded from its own host port
+ *  - denali emu x8 / process x8: eight httpd VMs on one Yakima, each forwarded from its own host port
  *    (`-p PORT_i:i:80`), the load spread evenly, throughput summed (paper Figure 7, n = 8).
  * A row that cannot run prints "n/a (reason)" instead of numbers.
  *
  * Options: --seconds N (per cell, default 5), --connections N (default 8; the server's pool
  * gets at least as many threads), --client wrk|node (default: wrk if installed, else the
- * Node client), --targets native,emu,kvm,emu8 (default: all), --boot-timeout S (default 90).
+ * Node client), --targets native,emu,kvm,process,emu8,process8 (default: all), --boot-timeout S (default 90).
  */
 import { createServer } from 'node:net';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -38,7 +38,7 @@ const opt = (name: string): string | undefined => {
 const seconds = Number(opt('--seconds') ?? 5);
 const connections = Number(opt('--connections') ?? 8);
 const bootTimeout = Number(opt('--boot-timeout') ?? 90);
-const targets = (opt('--targets') ?? 'native,emu,kvm,emu8').split(',');
+const targets = (opt('--targets') ?? 'native,emu,kvm,process,emu8,process8').split(',');
 const BIG = '/big.bin';
 const BIG_BYTES = 1024 * 1024;
 
@@ -178,7 +178,9 @@ async function main(): Promise<void> {
       },
       denaliTarget('emu', 'denali emu, 1 VM, -p', 1, 'emu'),
       denaliTarget('kvm', 'denali kvm, 1 VM, -p', 1, 'kvm'),
+      denaliTarget('process', 'denali process, 1 VM, -p', 1, 'process'),
       denaliTarget('emu8', 'denali emu, 8 VMs, -p each', 8, 'emu'),
+      denaliTarget('process8', 'denali process, 8 VMs, -p each', 8, 'process'),
     ];
 
     console.log(
@@ -186,10 +188,11 @@ async function main(): Promise<void> {
         `${connections} connections, ${seconds} s per cell, load generator: ${clientName}`,
     );
     const header = ['target', 'keep-alive req/s', 'new-connection req/s', '1 MiB file Mb/s'];
-    const widths = [30, 18, 22, 16];
+    const widths = [32, 30, 22, 16];
     const row = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
     console.log(row(header));
     let failures = 0;
+    let nativeKa = NaN;
     for (const t of all.filter((t) => targets.includes(t.key))) {
       let server: Server;
       try {
@@ -210,7 +213,9 @@ async function main(): Promise<void> {
           return r.errors ? `${s} (${r.errors} errors)` : s;
         };
         const mbps = ((big.ok * BIG_BYTES * 8) / 1e6 / big.seconds).toFixed(0);
-        console.log(row([t.label, rate(ka), rate(nc), big.errors ? `${mbps} (${big.errors} errors)` : mbps]));
+        if (t.key === 'native') nativeKa = ka.ok / ka.seconds;
+        const ratio = t.key !== 'native' && Number.isFinite(nativeKa) && nativeKa > 0 ? ` (${(ka.ok / ka.seconds / nativeKa).toFixed(2)} of native)` : '';
+        console.log(row([t.label, rate(ka) + ratio, rate(nc), big.errors ? `${mbps} (${big.errors} errors)` : mbps]));
         if (ka.ok === 0 || nc.ok === 0) failures++;
       } catch (e) {
         console.log(row([t.label, `n/a (${firstLine((e as Error).message)})`]));

@@ -74,7 +74,7 @@ export async function runCli(argv: string[]): Promise<number> {
     });
 
   type RunFlags = {
-    backend: 'auto' | 'kvm' | 'emu';
+    backend: 'auto' | 'kvm' | 'process' | 'emu';
     memory?: number;
     quantum?: number;
     publish: string[];
@@ -86,7 +86,7 @@ export async function runCli(argv: string[]): Promise<number> {
   const runOptions = (cmd: Command): Command =>
     cmd
       .addOption(
-        new Option('--backend <backend>', 'CPU backend: kvm (native x86), emu (bundled emulator), or auto').choices(['auto', 'kvm', 'emu']).default('auto'),
+        new Option('--backend <backend>', 'CPU backend: kvm (native x86 on KVM), process (native x86 in sandboxed processes), emu (bundled emulator), or auto').choices(['auto', 'kvm', 'process', 'emu']).default('auto'),
       )
       .option('--memory <size>', 'guest memory per VM, e.g. 16M (default: from the image)', memoryArg)
       .option('--quantum <instructions>', 'preemption quantum in guest instructions', positiveInt)

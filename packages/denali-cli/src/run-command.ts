@@ -14,6 +14,7 @@ import {
   parsePortForward,
   probeKvm,
   uniqueVmName,
+  probeProcessBackend,
   type Backend,
   type PortForward,
   type Vm,
@@ -27,7 +28,7 @@ import { openControl } from './control/instance.js';
 
 /** Options of `denali run`. */
 export interface RunOptions {
-  /** 'auto' picks KVM when it runs guests natively here, else the emulator (saying why). */
+  /** 'auto' picks KVM when it runs guests natively here, else the process backend where its probe passes, else the emulator (saying why). */
   backend: Backend | 'auto';
   /** Guest memory per VM in bytes (overrides the image's). */
   memorySize?: number;
@@ -289,12 +290,19 @@ async function buildTargets(targets: Target[], temp: RunTempDir, signals: StopSi
 }
 
 /**
- * Resolve `--backend`. `auto` uses KVM only where guests run natively on the processor and
- * otherwise says in one short line (stderr) why it uses the emulator.
- * @throws Error with the probe's reason when `kvm` was asked for and KVM is unusable.
+ * Resolve `--backend`. `auto` uses KVM where guests run natively on the processor, else the
+ * sandboxed-process backend where its start-up probe passes (LDT, compatibility mode, seccomp,
+ * page-0 and past-the-end faults, a speed check), else the emulator; it says in one line
+ * (stderr) which it chose and why.
+ * @throws Error with the probe's reason when `kvm` or `process` was asked for and is unusable.
  */
 export function chooseBackend(asked: Backend | 'auto'): Backend {
   if (asked === 'emu') return 'emu';
+  if (asked === 'process') {
+    const p = probeProcessBackend();
+    if (!p.usable) throw new Error(`--backend process: the process backend is not usable here: ${p.reason}`);
+    return 'process';
+  }
   const probe = probeKvm();
   if (asked === 'kvm') {
     if (!probe.usable) throw new Error(`--backend kvm: KVM is not usable: ${probe.reason}`);
@@ -302,8 +310,13 @@ export function chooseBackend(asked: Backend | 'auto'): Backend {
     return 'kvm';
   }
   if (probe.usable && probe.native) return 'kvm';
-  const why = probe.usable ? 'KVM here is kvm-pvm, which does not run guests natively' : `KVM is not usable (${probe.reason})`;
-  process.stderr.write(`denali: using the emulator: ${why}\n`);
+  const kvmWhy = probe.usable ? 'KVM here does not run 32-bit guests natively (kvm-pvm)' : `no native KVM (${probe.reason})`;
+  const proc = probeProcessBackend();
+  if (proc.usable) {
+    process.stderr.write(`denali: using the process backend (native code in sandboxed processes): ${kvmWhy}\n`);
+    return 'process';
+  }
+  process.stderr.write(`denali: using the emulator: ${kvmWhy}; process backend unusable: ${proc.reason}\n`);
   return 'emu';
 }
 

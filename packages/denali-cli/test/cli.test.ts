@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { probeKvm } from '@denali/yakima';
+import { probeKvm, probeProcessBackend } from '@denali/yakima';
 import { cService, denali, denaliBin, root } from './helpers.js';
 
 const EXAMPLES = ['hello', 'threads', 'sha256', 'sdk-tests'];
@@ -33,12 +33,13 @@ int main(int argc, char **argv) { for (int i = 0; i < argc; i++) printf("[%s]", 
     expect(r.exitCode).toBe(3);
   });
 
-  it('auto backend says in one line why it uses the emulator, or uses KVM silently', async () => {
+  it('auto backend says in one line why it uses the process backend or the emulator, or uses KVM silently', async () => {
     const r = await denali(['run', 'examples/hello']);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('Hello from Denali VM hello!');
     const probe = probeKvm();
     if (probe.usable && probe.native) expect(r.stderr).toBe('');
+    else if (probeProcessBackend().usable) expect(r.stderr).toMatch(/^denali: using the process backend \(native code in sandboxed processes\): .+$/);
     else expect(r.stderr).toMatch(/^denali: using the emulator: .+$/);
   });
 

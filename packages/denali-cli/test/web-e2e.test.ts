@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { probeKvm } from '@denali/yakima';
+import { probeKvm, probeProcessBackend } from '@denali/yakima';
 import { freePort, root } from './helpers.js';
 
 const ASSETS = join(root, 'examples/httpd/assets');
@@ -101,6 +101,31 @@ describe.skipIf(!kvm.usable)('httpd on the KVM backend (user-mode uplink)', () =
         const r = await fetch(`${base}/${f}`);
         expect(r.status, f).toBe(200);
         expect(Buffer.from(await r.arrayBuffer()).equals(readFileSync(join(ASSETS, f))), f).toBe(true);
+      }
+      expect((await fetch(`${base}/missing`)).status).toBe(404);
+      const head = await fetch(`${base}/index.html`, { method: 'HEAD' });
+      expect(head.headers.get('content-length')).toBe(String(INDEX.length));
+    } finally {
+      await stop(proc);
+    }
+  });
+});
+
+const procBackend = probeProcessBackend();
+if (!procBackend.usable) console.log(`httpd on the process backend skipped: ${procBackend.reason}`);
+
+describe.skipIf(!procBackend.usable)('httpd on the process backend (user-mode uplink)', () => {
+  it('serves every document byte for byte (1 MiB file included), 404 and HEAD', async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const { proc } = await startDenali(['--backend', 'process', 'examples/httpd', '-p', `${port}:80`, '--', '80', '2'], () => fetchOk(`${base}/index.html`));
+    try {
+      const files = readdirSync(ASSETS, { withFileTypes: true }).filter((d) => d.isFile()).map((d) => d.name);
+      expect(files.length).toBeGreaterThan(20);
+      for (const f of files) {
+        const r = await fetch(`${base}/${f}`);
+        expect(r.status, f).toBe(200);
+        expect(createHash('sha256').update(Buffer.from(await r.arrayBuffer())).digest('hex'), f).toBe(createHash('sha256').update(readFileSync(join(ASSETS, f))).digest('hex'));
       }
       expect((await fetch(`${base}/missing`)).status).toBe(404);
       const head = await fetch(`${base}/index.html`, { method: 'HEAD' });

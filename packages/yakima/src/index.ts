@@ -16,6 +16,7 @@ export * from './net/switch.js';
 export * from './net/packet-scheduler.js';
 export * from './net/network.js';
 export { probeKvm, KvmUnavailableError, type KvmProbe } from './cpu/kvm/index.js';
+export { ProcessBackend, ProcessVcpu, allocateSharedGuestMemory, tenderBinary, TenderBuildError, probeProcessBackend, type ProcessProbe } from './cpu/process/index.js';
 export * from './net/uplink/index.js';
 export * from './control/vm-state-error.js';
 export * from './swap/swap-error.js';

@@ -3,6 +3,7 @@ import { createBootImage, defaultMac, type BootOptions } from '../boot/boot-imag
 import type { GuestMemory } from '../boot/guest-memory.js';
 import { EmuCpu } from '../cpu/emu/index.js';
 import { KvmBackend, KVM_INSTRUCTIONS_PER_MICROSECOND, allocateGuestMemory } from '../cpu/kvm/index.js';
+import { allocateSharedGuestMemory, ProcessBackend } from '../cpu/process/index.js';
 import type { FaultCause, Vcpu, VcpuExit } from '../cpu/vcpu.js';
 import { hostTicks } from '../devices/clock.js';
 import type { ConsoleSink } from '../devices/console.js';
@@ -17,8 +18,8 @@ import { Vm } from './vm.js';
 import { VmStateError } from './vm-state-error.js';
 import { SwapError } from '../swap/swap-error.js';
 
-/** CPU backends Yakima can run a VM on: the bundled emulator, or x86 on Linux KVM. */
-export type Backend = 'emu' | 'kvm';
+/** CPU backends Yakima can run a VM on: the bundled emulator, x86 on Linux KVM, or x86 in sandboxed host processes. */
+export type Backend = 'emu' | 'kvm' | 'process';
 
 /** Options of a Yakima instance. */
 export interface YakimaOptions {
@@ -26,6 +27,8 @@ export interface YakimaOptions {
   backend?: Backend;
   /** KVM only: vCPU worker threads (default: one per host core). */
   kvmThreads?: number;
+  /** Process backend only: VMs in flight at once (default: one per host core). */
+  processThreads?: number;
   /**
    * Preemption quantum in guest instructions (the emulator counts instructions; paper 3.2
    * uses a timer). Default `DEFAULT_QUANTUM`.
@@ -108,6 +111,8 @@ export class Yakima {
   readonly net: VirtualNetwork | undefined;
   /** The KVM worker pool, when the backend is 'kvm'. */
   private readonly kvm: KvmBackend | undefined;
+  /** The sandboxed-process backend, when the backend is 'process'. */
+  private readonly proc: ProcessBackend | undefined;
   private nextId = 1;
   private liveCount = 0;
   private stopReason: string | undefined;
@@ -128,6 +133,9 @@ export class Yakima {
     const net = opts.network;
     this.net = net ? new VirtualNetwork(net === true ? {} : net) : undefined;
     if (!opts.createVcpu && opts.backend === 'kvm') this.kvm = new KvmBackend({ threads: opts.kvmThreads });
+    if (!opts.createVcpu && opts.backend === 'process') {
+      this.proc = new ProcessBackend({ threads: opts.processThreads, quantumMicros: this.quantum / KVM_INSTRUCTIONS_PER_MICROSECOND });
+    }
   }
 
   /**
@@ -140,6 +148,7 @@ export class Yakima {
     const id = this.nextId++;
     const bootOpts: BootOptions = { vmId: id, args: opts.args, memorySize: opts.memorySize };
     if (this.kvm) bootOpts.allocateMemory = allocateGuestMemory;
+    if (this.proc) bootOpts.allocateMemory = allocateSharedGuestMemory;
     const mac = defaultMac(id);
     if (this.net) {
       bootOpts.mac = mac;
@@ -188,7 +197,8 @@ export class Yakima {
     if (this.running) throw new Error('Yakima.run is already running');
     this.running = true;
     try {
-      if (this.kvm) await this.runOnWorkers(this.kvm);
+      const workers = this.kvm ?? this.proc;
+      if (workers) await this.runOnWorkers(workers);
       else await this.runInline();
       if (this.stopReason !== undefined) {
         for (const vm of this.vms) if (!vm.finished) this.finish(vm, 'stopped');
@@ -202,6 +212,7 @@ export class Yakima {
   async close(): Promise<void> {
     for (const vm of this.vms) vm.vcpu.destroy?.();
     await this.kvm?.close();
+    await this.proc?.close();
   }
 
   /** Synchronous vCPUs (the emulator): one VM at a time on the main thread. */
@@ -229,10 +240,10 @@ export class Yakima {
   }
 
   /**
-   * vCPUs on worker threads (KVM): up to one VM per worker in flight at once; the main thread
+   * vCPUs on worker threads (KVM, process): up to one VM per worker in flight at once; the main thread
    * only handles exits (hypercalls, devices), so it stays free for I/O and Ctrl-C.
    */
-  private async runOnWorkers(kvm: KvmBackend): Promise<void> {
+  private async runOnWorkers(kvm: { threads: number; start(): Promise<void> }): Promise<void> {
     await kvm.start();
     const inflight = new Set<Promise<void>>();
     while (this.stopReason === undefined && (this.liveCount > 0 || this.holds > 0 || this.opts.keepAlive)) {
@@ -243,7 +254,10 @@ export class Yakima {
         const t0 = performance.now();
         this.onCpu.add(vm);
         const p: Promise<void> = this.runQuantumAsync(vm).finally(() => {
-          vm.stats.cpuTimeUs += (performance.now() - t0) * 1000;
+          // The kernel's account where the backend has one (a tender process also runs while
+          // Yakima waits on other VMs); else the wall time of the quantum.
+          const cpu = vm.vcpu.cpuTimeMicros?.();
+          vm.stats.cpuTimeUs = cpu ?? vm.stats.cpuTimeUs + (performance.now() - t0) * 1000;
           this.onCpu.delete(vm);
           inflight.delete(p);
         });
@@ -326,6 +340,7 @@ export class Yakima {
   private createVcpu(memory: GuestMemory): Vcpu {
     if (this.opts.createVcpu) return this.opts.createVcpu(memory);
     if (this.kvm) return this.kvm.createVcpu(memory);
+    if (this.proc) return this.proc.createVcpu(memory);
     const backend = this.opts.backend ?? 'emu';
     if (backend === 'emu') return new EmuCpu(memory);
     throw new Error(`unknown CPU backend '${String(backend)}'`);

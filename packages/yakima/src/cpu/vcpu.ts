@@ -1,6 +1,6 @@
 /**
- * What every CPU backend (the bundled emulator in `cpu/emu`, native x86 on KVM in `cpu/kvm`)
- * offers Yakima. Only the CPU differs between backends; devices, hypercall dispatch, the
+ * What every CPU backend (the bundled emulator in `cpu/emu`, native x86 on KVM in `cpu/kvm`,
+ * native x86 in sandboxed processes in `cpu/process`) offers Yakima. Only the CPU differs between backends; devices, hypercall dispatch, the
  * scheduler and the idle table are shared (paper 3.2, Figure 3).
  */
 
@@ -69,4 +69,9 @@ export interface Vcpu {
   runAsync?(quantumMicros: number): Promise<VcpuExit>;
   /** Release host resources (file descriptors, memory) once the VM has finished. Idempotent. */
   destroy?(): void;
+  /**
+   * Host CPU time this vCPU has used, in µs, where the backend can tell (the process backend:
+   * the kernel's account of the VM's process, /proc/<pid>/schedstat).
+   */
+  cpuTimeMicros?(): number;
 }

@@ -1,0 +1,331 @@
+/**
+ * One Denali VM on the process backend: a tender process (tender/tender.c) runs the guest's
+ * 32-bit code natively in compatibility mode inside a seccomp sandbox; this class is its
+ * Yakima-side half. It spawns the tender with the VM's memfd, hands it registers through the
+ * control page, and turns each posted exit into a `VcpuExit`.
+ *
+ * What Yakima trusts: the kernel (the child's exit status and signal, its CPU time in
+ * /proc/<pid>/schedstat) and its own bookkeeping. What it does not: anything on the control
+ * page (see control-page.ts). Every wait is bounded; a tender that does not answer in time is
+ * killed and its VM faulted.
+ */
+import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import type { GuestMemory } from '../../boot/guest-memory.js';
+import { KVM_INSTRUCTIONS_PER_MICROSECOND } from '../kvm/constants.js';
+import { LINUX, libc, sysError } from '../kvm/libc.js';
+import type { FaultCause, Vcpu, VcpuExit, VcpuRegs } from '../vcpu.js';
+import { CTL, EXIT, readMessage, readPostedExit, STATE_GUEST, STATE_POSTED, writeReply } from './control-page.js';
+import { releaseSharedGuestMemory, sharedMemoryFd } from './shared-memory.js';
+import { PROC_LINUX, processSys } from './sys.js';
+import { killProcess, reapProcess, spawnProcess } from './spawn.js';
+import { tenderBinary } from './tender-build.js';
+import type { Waiter } from './waiter.js';
+
+/** Options of one process-backend vCPU (the backend fills them in). */
+export interface ProcessVcpuOptions {
+  /** CPU-time quantum of the tender's ITIMER_VIRTUAL, in µs (default 10,000). */
+  quantumMicros?: number;
+  /** Nice value of the tender (0-19; default 5: Yakima itself stays responsive). */
+  nice?: number;
+  /** How long the main thread polls for an exit before handing the wait to a waiter thread, in µs (default 100). */
+  spinMicros?: number;
+  /** Longest wait for one exit, in ms (default 2,000 + 20 × quantum). The tender is then killed. */
+  answerTimeoutMs?: number;
+  /** Where `runAsync` waits (none: `runAsync` blocks like `run`). */
+  waiter?: () => Waiter;
+}
+
+const SIGNAL_REASONS: Record<string, [FaultCause, string]> = {
+  SIGSYS: ['deprecated-instruction', 'the guest made a host system call (int 0x80, syscall, sysenter or 64-bit code); seccomp killed its process'],
+  SIGSEGV: ['general-protection', "the VM's process crashed (SIGSEGV while handling a guest exit: the guest corrupted its own tender)"],
+  SIGBUS: ['general-protection', "the VM's process crashed (SIGBUS)"],
+  SIGKILL: ['unknown-exit', "the VM's process was killed (SIGKILL) from outside"],
+};
+
+/**
+ * A Denali vCPU in a sandboxed host process. Registers are cached here between runs and sent
+ * with each resume; `runAsync` waits on a waiter thread, `run` blocks the calling thread.
+ */
+export class ProcessVcpu implements Vcpu {
+  /** The tender's pid (ours to kill and reap). */
+  readonly pid: number;
+  private readonly ctlFd: number;
+  private readonly ctlAddress: bigint;
+  private readonly ctl: DataView;
+  private readonly ctlI32: Int32Array;
+  private readonly quantumMicros: number;
+  private readonly spinMicros: number;
+  private readonly answerTimeoutMs: number;
+  private regs: VcpuRegs = { gpr: [0, 0, 0, 0, 0, 0, 0, 0], eip: 0, eflags: 0x202 };
+  private started = false;
+  private running = false;
+  private destroyRequested = false;
+  private destroyed = false;
+  /** Set once the kernel reported the tender's end (exit code or signal). */
+  private ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private cancelWait: (() => void) | undefined;
+  private lastCpuNs = 0;
+  private guestMicros = 0;
+  /** Exits handled (hypercalls, quanta, faults). */
+  exits = 0;
+
+  /**
+   * Spawn the tender for `memory` (from `allocateSharedGuestMemory`, already holding the boot image).
+   * @throws Error when the memory is not shared memory, the control page cannot be made, or
+   *   the tender cannot be built (TenderBuildError).
+   */
+  constructor(
+    readonly memory: GuestMemory,
+    private readonly opts: ProcessVcpuOptions = {},
+    private readonly onDestroy?: () => void,
+  ) {
+    const memfd = sharedMemoryFd(memory);
+    if (memfd === undefined) throw new Error('ProcessVcpu needs guest memory from allocateSharedGuestMemory()');
+    this.quantumMicros = Math.max(100, Math.min(10_000_000, Math.floor(opts.quantumMicros ?? 10_000)));
+    this.spinMicros = Math.max(0, opts.spinMicros ?? 100);
+    this.answerTimeoutMs = opts.answerTimeoutMs ?? 2000 + (20 * this.quantumMicros) / 1000;
+    const binary = tenderBinary();
+    const c = libc();
+    const s = processSys();
+    this.ctlFd = s.memfdCreate('denali-control', PROC_LINUX.MFD_CLOEXEC);
+    if (this.ctlFd < 0) throw sysError('memfd_create for the control page', s.errno());
+    if (s.ftruncate(this.ctlFd, CTL.BYTES) !== 0) {
+      c.close(this.ctlFd);
+      throw sysError('ftruncate of the control page', s.errno());
+    }
+    this.ctlAddress = c.mmap(null, CTL.BYTES, LINUX.PROT_READ | LINUX.PROT_WRITE, PROC_LINUX.MAP_SHARED, this.ctlFd, 0);
+    if (this.ctlAddress === 0xffffffffffffffffn || this.ctlAddress === 0n) {
+      c.close(this.ctlFd);
+      throw sysError('mmap of the control page', c.errno());
+    }
+    const buf = c.view(this.ctlAddress, CTL.BYTES);
+    this.ctl = new DataView(buf);
+    this.ctlI32 = new Int32Array(buf);
+    const nice = Math.max(0, Math.min(19, Math.floor(opts.nice ?? 5)));
+    // A fresh exec with an empty environment; only the two memfds are passed (as fds 3 and 4).
+    try {
+      this.pid = spawnProcess(binary, [String(memory.size), String(this.quantumMicros), String(process.pid), String(nice)], [memfd, this.ctlFd]);
+    } catch (e) {
+      c.munmap(this.ctlAddress, CTL.BYTES);
+      throw new Error(`cannot start the VM's process: ${(e as Error).message}`);
+    } finally {
+      c.close(this.ctlFd); // the mapping keeps the page alive; the child has its own copy
+    }
+  }
+
+  get instructionsRetired(): number {
+    return this.guestMicros * KVM_INSTRUCTIONS_PER_MICROSECOND;
+  }
+
+  getRegs(): VcpuRegs {
+    return { gpr: this.regs.gpr.slice(), eip: this.regs.eip, eflags: this.regs.eflags };
+  }
+
+  setRegs(regs: VcpuRegs): void {
+    this.regs = { gpr: regs.gpr.map((r) => r >>> 0), eip: regs.eip >>> 0, eflags: regs.eflags >>> 0 };
+  }
+
+  /**
+   * CPU time the VM's process has used, in µs, from the kernel (/proc/<pid>/schedstat);
+   * the last value read once the process is gone.
+   */
+  cpuTimeMicros(): number {
+    if (!this.ended) {
+      try {
+        const ns = Number(readFileSync(`/proc/${this.pid}/schedstat`, 'utf8').split(' ')[0]);
+        if (Number.isFinite(ns)) this.lastCpuNs = ns;
+      } catch {
+        // gone between the check and the read: keep the last value
+      }
+    }
+    return this.lastCpuNs / 1000;
+  }
+
+  /** Synchronous run: blocks the calling thread until the next exit (at most one CPU quantum of guest code). */
+  run(_maxInstructions: number): VcpuExit {
+    const t0 = performance.now();
+    try {
+      const pre = this.preRun();
+      if (pre) return pre;
+      this.resume();
+      if (!this.spin()) this.blockUntilPosted();
+      return this.collect();
+    } finally {
+      this.guestMicros += (performance.now() - t0) * 1000;
+    }
+  }
+
+  /** Run until the next exit without blocking the event loop (the wait is on a waiter thread). */
+  async runAsync(_quantumMicros: number): Promise<VcpuExit> {
+    if (!this.opts.waiter) return this.run(0);
+    const t0 = performance.now();
+    this.running = true;
+    try {
+      let pre = this.preRun();
+      if (pre) return pre;
+      if (!this.started) {
+        // The first exit is READY: the tender has set up and waits for the first registers.
+        if (!this.spin()) await this.waitPosted(Math.max(5000, this.answerTimeoutMs));
+        pre = this.startupExit();
+        if (pre) return pre;
+      }
+      this.resume();
+      if (!this.spin()) await this.waitPosted(this.answerTimeoutMs);
+      return this.collect();
+    } finally {
+      this.running = false;
+      this.guestMicros += (performance.now() - t0) * 1000;
+      if (this.destroyRequested) this.destroy();
+    }
+  }
+
+  /** Kill the tender and release the VM's memory and control page. Idempotent. */
+  destroy(): void {
+    this.destroyRequested = true;
+    this.interruptWait();
+    if (this.destroyed || this.running) return;
+    this.destroyed = true;
+    this.cpuTimeMicros();
+    killProcess(this.pid);
+    reapProcess(this.pid);
+    libc().munmap(this.ctlAddress, CTL.BYTES);
+    releaseSharedGuestMemory(this.memory);
+    this.onDestroy?.();
+  }
+
+  /** An exit to report instead of running: the tender is gone, or (sync) still starting. */
+  private preRun(): VcpuExit | undefined {
+    if (this.destroyed) return this.failure('unknown-exit', 'the vCPU was destroyed');
+    if (this.peekEnded()) return this.deathExit();
+    if (!this.started && !this.opts.waiter) {
+      if (!this.spin()) this.blockUntilPosted(Math.max(5000, this.answerTimeoutMs));
+      return this.startupExit();
+    }
+    return undefined;
+  }
+
+  /** After waiting for READY: undefined when the tender is ready, else why not. */
+  private startupExit(): VcpuExit | undefined {
+    if (Atomics.load(this.ctlI32, 0) !== STATE_POSTED && this.peekEnded()) return this.deathExit();
+    if (Atomics.load(this.ctlI32, 0) !== STATE_POSTED) return this.unanswered('start');
+    const kind = this.ctl.getUint32(CTL.KIND, true);
+    if (kind !== EXIT.READY) return this.failure('unknown-exit', `the VM's process did not start cleanly (first exit kind ${kind})`);
+    this.started = true;
+    return undefined;
+  }
+
+  /** Hand the page back to the tender with the current registers and wake it. */
+  private resume(): void {
+    writeReply(this.ctl, this.regs);
+    Atomics.store(this.ctlI32, 0, STATE_GUEST);
+    // The tender spins a while before it sleeps; wake it only if it says it sleeps (a lying
+    // guest only delays itself, and then hits the answer timeout).
+    if (Atomics.load(this.ctlI32, CTL.SLEEPING >> 2) !== 0) processSys().futexWake(this.ctlAddress);
+  }
+
+  /** Poll for a posted exit for up to `spinMicros` (a hypercall round trip is usually shorter). */
+  private spin(): boolean {
+    if (Atomics.load(this.ctlI32, 0) === STATE_POSTED) return true;
+    if (this.spinMicros === 0) return false;
+    const until = performance.now() + this.spinMicros / 1000;
+    while (performance.now() < until) if (Atomics.load(this.ctlI32, 0) === STATE_POSTED) return true;
+    return false;
+  }
+
+  private blockUntilPosted(timeoutMs = this.answerTimeoutMs): void {
+    const s = processSys();
+    const deadline = performance.now() + timeoutMs;
+    while (Atomics.load(this.ctlI32, 0) !== STATE_POSTED) {
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      s.futexWait(this.ctlAddress, STATE_GUEST, Math.min(left, 20) * 1e6);
+      if (Atomics.load(this.ctlI32, 0) !== STATE_POSTED && this.peekEnded()) return;
+    }
+  }
+
+  private async waitPosted(timeoutMs: number): Promise<void> {
+    const waiter = this.opts.waiter!();
+    // A new waiter thread takes ~50 ms to load: until then poll between event-loop turns, so a
+    // VM's boot does not wait for the thread.
+    const until = performance.now() + timeoutMs;
+    while (!waiter.isReady) {
+      if (this.peekEnded() || this.cancelledEarly() || Atomics.load(this.ctlI32, 0) === STATE_POSTED || performance.now() > until) return;
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    if (this.peekEnded() || this.cancelledEarly()) return;
+    await waiter.wait(this.ctlAddress, this.pid, Math.max(0, until - performance.now()), (cancel) => {
+      this.cancelWait = cancel;
+      // The process may have ended while this wait sat in the waiter's queue.
+      if (this.ended || this.cancelledEarly()) cancel();
+    });
+    this.cancelWait = undefined;
+  }
+
+  /** True when a destroy was requested (a poll loop should stop). */
+  private cancelledEarly(): boolean {
+    return this.destroyRequested;
+  }
+
+  private interruptWait(): void {
+    if (!this.cancelWait) return;
+    this.cancelWait();
+    try {
+      processSys().futexWake(this.ctlAddress);
+    } catch {
+      // koffi unavailable: the waiter's 50 ms slice notices the cancel anyway
+    }
+  }
+
+  /** Turn the posted exit (or its absence) into a VcpuExit. */
+  private collect(): VcpuExit {
+    if (Atomics.load(this.ctlI32, 0) !== STATE_POSTED) {
+      if (this.peekEnded()) return this.deathExit();
+      return this.unanswered('run');
+    }
+    const posted = readPostedExit(this.ctl, (eip) => this.bytesAt(eip));
+    this.exits++;
+    this.regs = posted.regs;
+    if (!posted.exit) return this.failure('unknown-exit', 'control page: READY posted again');
+    return posted.exit;
+  }
+
+  /** The tender did not post in time: kill it, fault the VM. */
+  private unanswered(what: 'start' | 'run'): VcpuExit {
+    killProcess(this.pid);
+    const limit = what === 'start' ? Math.max(5000, this.answerTimeoutMs) : this.answerTimeoutMs;
+    return this.failure('unknown-exit', `the VM's process did not ${what === 'start' ? 'start' : 'answer'} within ${limit.toFixed(0)} ms; it was killed`);
+  }
+
+  /** Ask the kernel whether the tender has ended (for waits that block the event loop). */
+  private peekEnded(): boolean {
+    if (this.ended) return true;
+    const st = processSys().peekExit(this.pid);
+    if (!st) return false;
+    const name = st.signal === null ? null : ((Object.entries(osConstants.signals).find(([, n]) => n === st.signal)?.[0] ?? `signal ${st.signal}`) as NodeJS.Signals);
+    this.ended = { code: st.code, signal: name };
+    return true;
+  }
+
+  /** The process ended without being asked to: report what the kernel says. */
+  private deathExit(): VcpuExit {
+    const e = this.ended;
+    const signal = e?.signal ?? null;
+    if (signal) {
+      const [cause, detail] = SIGNAL_REASONS[signal] ?? ['unknown-exit', `the VM's process was killed by ${signal}`];
+      return this.failure(cause, detail);
+    }
+    const code = e?.code;
+    if (code === 111) return this.failure('unknown-exit', `the VM's process failed to set up: ${readMessage(new Uint8Array(this.ctl.buffer)) || 'no reason given'}`);
+    return this.failure('unknown-exit', code === undefined || code === null ? "the VM's process is gone" : `the VM's process exited with code ${code}`);
+  }
+
+  private failure(cause: FaultCause, detail: string): VcpuExit {
+    return { kind: 'fault', cause, detail, eip: this.regs.eip, bytes: this.bytesAt(this.regs.eip) };
+  }
+
+  private bytesAt(eip: number): Uint8Array {
+    const m = this.memory;
+    return m.canRead(eip, 1) ? m.u8.slice(eip, Math.min(eip + 15, m.size)) : new Uint8Array();
+  }
+}
