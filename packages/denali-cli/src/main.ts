@@ -14,7 +14,7 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`denali: ${msg}\n`);
-    if (e instanceof UsageError) {
+    if (UsageError.is(e)) {
       process.stderr.write('(run denali --help for usage)\n');
       return 2;
     }

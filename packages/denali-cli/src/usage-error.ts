@@ -8,4 +8,12 @@ export class UsageError extends Error {
     super(message);
     this.name = 'UsageError';
   }
+
+  /**
+   * True for a UsageError from any copy of this module: the CLI bundle loads the commands from
+   * a second bundle with its own copy of this class, so `instanceof` cannot tell across them.
+   */
+  static is(e: unknown): e is UsageError {
+    return e instanceof Error && e.name === 'UsageError';
+  }
 }
