@@ -15,3 +15,8 @@ export * from './net/packet-scheduler.js';
 export * from './net/network.js';
 export { probeKvm, KvmUnavailableError, type KvmProbe } from './cpu/kvm/index.js';
 export * from './net/uplink/index.js';
+export { SwapError } from './swap/swap-error.js';
+export type { SwapStats } from './swap/swapper.js';
+export { FileSwapStore, defaultSwapParent, type SwapStore } from './swap/swap-area.js';
+export type { SwapOptions } from './swap/open-swapper.js';
+export { defaultMemoryBudget, SWAPPED_VM_BYTES } from './memory/accounting.js';

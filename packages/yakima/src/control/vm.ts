@@ -7,8 +7,12 @@ import { ConsoleDevice, type ConsoleSink } from '../devices/console.js';
 import type { NicDevice } from '../net/nic.js';
 import type { FaultReport } from './fault-report.js';
 
-/** Life of a VM: runnable (in the run queue or running), idle (in the idle table), or finished. */
-export type VmState = 'runnable' | 'idle' | 'exited' | 'faulted' | 'stopped';
+/**
+ * Life of a VM: runnable (in the run queue or running), idle (in the idle table), swapped
+ * (idle, its memory and vCPU written to the swap area; any virtual interrupt swaps it back
+ * in), or finished.
+ */
+export type VmState = 'runnable' | 'idle' | 'swapped' | 'exited' | 'faulted' | 'stopped';
 
 /** Counters kept per VM; cheap enough to update on every VM exit. */
 export interface VmStats {
@@ -39,7 +43,17 @@ export class Vm {
   readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0 };
   readonly console: ConsoleDevice;
   readonly clock = new ClockDevice();
-  readonly memory: GuestMemory;
+  /**
+   * Guest memory. Replaced on swap-in; while the VM is swapped out it is a placeholder whose
+   * contents throw `SwapError` (swap/swapped.ts).
+   */
+  memory: GuestMemory;
+  /**
+   * Host bytes held privately by this VM, set by Yakima's swap manager (swap/swapper.ts):
+   * its written guest pages at the last measurement plus its vCPU and device objects; while
+   * swapped out, what the VM object itself still holds.
+   */
+  hostBytes = 0;
   /** The VM's virtual NIC, when the Yakima instance has a network. */
   nic: NicDevice | undefined;
 
@@ -49,7 +63,8 @@ export class Vm {
     readonly name: string,
     readonly manifest: Manifest,
     readonly boot: BootImage,
-    readonly vcpu: Vcpu,
+    /** The vCPU. Replaced on swap-in; a placeholder that throws `SwapError` while swapped out. */
+    public vcpu: Vcpu,
     sink: ConsoleSink,
     /** Called when an interrupt is raised for this VM, so the scheduler can wake it. */
     private readonly onInterrupt: (vm: Vm) => void,
@@ -60,6 +75,15 @@ export class Vm {
 
   get finished(): boolean {
     return this.state === 'exited' || this.state === 'faulted' || this.state === 'stopped';
+  }
+
+  /**
+   * Host memory this VM holds now, in bytes: its private (written) guest pages and per-VM
+   * state (vCPU, devices); guest pages still shared with its image's or clone parent's
+   * template are not counted (they are held once per template). See `Yakima.swapStats`.
+   */
+  residentBytes(): number {
+    return this.hostBytes;
   }
 
   /** Queue a virtual interrupt (an `IRQ` bit) and wake the VM if it idles. */

@@ -1,5 +1,5 @@
 import { IRQ, type DenaliImage } from '@denali/image-format';
-import { createBootImage, defaultMac, type BootOptions } from '../boot/boot-image.js';
+import { createBootImage, defaultMac, type BootImage, type BootOptions } from '../boot/boot-image.js';
 import type { GuestMemory } from '../boot/guest-memory.js';
 import { EmuCpu } from '../cpu/emu/index.js';
 import { KvmBackend, KVM_INSTRUCTIONS_PER_MICROSECOND, allocateGuestMemory } from '../cpu/kvm/index.js';
@@ -10,6 +10,10 @@ import { MemoryConsoleSink } from '../devices/console-sink.js';
 import { IdleTable } from '../sched/idle-table.js';
 import { RunQueue } from '../sched/run-queue.js';
 import { VirtualNetwork, type NetworkOptions } from '../net/network.js';
+import { openSwapper, type SwapOptions } from '../swap/open-swapper.js';
+import { SwapError } from '../swap/swap-error.js';
+import { swappedMemory, SWAPPED_VCPU } from '../swap/swapped.js';
+import type { Swapper, SwapStats } from '../swap/swapper.js';
 import { formatFault, type FaultReport } from './fault-report.js';
 import { dispatchHypercall, HypercallFault } from './hypercalls.js';
 import { Vm } from './vm.js';
@@ -17,8 +21,11 @@ import { Vm } from './vm.js';
 /** CPU backends Yakima can run a VM on: the bundled emulator, or x86 on Linux KVM. */
 export type Backend = 'emu' | 'kvm';
 
-/** Options of a Yakima instance. */
-export interface YakimaOptions {
+/**
+ * Options of a Yakima instance. Memory (see `SwapOptions`): `memoryBudget` (bytes all VMs may
+ * hold; idle VMs are swapped out to stay under it), `swapDir` (parent of the swap area).
+ */
+export interface YakimaOptions extends SwapOptions {
   /** CPU backend for new VMs. Default 'emu'. 'kvm' throws `KvmUnavailableError` where KVM is unusable. */
   backend?: Backend;
   /** KVM only: vCPU worker threads (default: one per host core). */
@@ -87,6 +94,9 @@ export class Yakima {
   private stopReason: string | undefined;
   private wake: (() => void) | undefined;
   private running = false;
+  private readonly names = new Set<string>();
+  /** Swap manager; undefined where guest memory cannot be mapped (then nothing is swapped). */
+  private readonly swap: Swapper | undefined;
 
   constructor(private readonly opts: YakimaOptions = {}) {
     this.quantum = opts.quantumInstructions ?? DEFAULT_QUANTUM;
@@ -95,6 +105,22 @@ export class Yakima {
     const net = opts.network;
     this.net = net ? new VirtualNetwork(net === true ? {} : net) : undefined;
     if (!opts.createVcpu && opts.backend === 'kvm') this.kvm = new KvmBackend({ threads: opts.kvmThreads });
+    this.swap = openSwapper(opts, {
+      createVcpu: (m) => this.createVcpu(m),
+      parkSwapped: (vm, deadline) => this.parkSwapped(vm, deadline),
+      idleDeadline: (vm) => this.idleTable.deadlineOf(vm) ?? Infinity,
+      log: (line) => this.opts.log?.(line),
+    });
+  }
+
+  /** The memory budget in bytes, or undefined when this host cannot swap. */
+  get memoryBudget(): number | undefined {
+    return this.swap?.memoryBudget;
+  }
+
+  /** Where swapped-out VMs are written (a private directory removed on close), or undefined. */
+  get swapArea(): string | undefined {
+    return this.swap?.swapArea;
   }
 
   /**
@@ -102,26 +128,90 @@ export class Yakima {
    * @throws BootError when the memory size or arguments do not fit (see `createBootImage`).
    */
   addVm(image: DenaliImage, opts: AddVmOptions = {}): Vm {
-    const id = this.nextId++;
-    const bootOpts: BootOptions = { vmId: id, args: opts.args, memorySize: opts.memorySize };
-    if (this.kvm) bootOpts.allocateMemory = allocateGuestMemory;
-    const mac = defaultMac(id);
-    if (this.net) {
-      bootOpts.mac = mac;
-      bootOpts.ipv4 = { addr: this.net.addressOf(id), netmask: this.net.netmask, gateway: this.net.gateway };
-      bootOpts.mtu = 1500;
-    }
+    const bootOpts = this.bootOptions(this.nextId++, opts);
+    const swap = this.swap;
+    if (swap) {
+      bootOpts.allocateMemory = (size) => swap.memoryFor(image, size);
+      bootOpts.preloaded = true;
+    } else if (this.kvm) bootOpts.allocateMemory = allocateGuestMemory;
     const boot = createBootImage(image, bootOpts);
     const vcpu = this.createVcpu(boot.memory);
     vcpu.setRegs(boot.regs);
-    const vm = new Vm(id, this.uniqueName(opts.name ?? image.manifest.name), image.manifest, boot, vcpu, this.sink, (v) =>
-      this.onInterrupt(v),
-    );
-    if (this.net) vm.nic = this.net.attachNic(vm.name, mac, () => vm.raise(IRQ.NET_RX));
-    this.vms.push(vm);
-    this.liveCount++;
+    const vm = this.register(image, opts, bootOpts, boot, vcpu);
+    swap?.admit(vm);
     this.runQueue.push(vm);
     this.poke();
+    return vm;
+  }
+
+  /**
+   * Boot `count` VMs of one image: the first boots; the others are copy-on-write clones of its
+   * state at its first IDLE (booted and waiting for work), each with its own id, name, MAC and
+   * IPv4 address in its virtual registers. Clones start swapped out and are swapped in by
+   * their first virtual interrupt (a frame for their MAC, a timeout, console input); one that
+   * gets none stays at SWAPPED_VM_BYTES. Without swap support this boots `count` VMs.
+   * @throws RangeError for a count that is not a positive integer; BootError like `addVm`.
+   */
+  addVms(image: DenaliImage, count: number, opts: AddVmOptions = {}): Vm[] {
+    if (!Number.isInteger(count) || count < 1) throw new RangeError(`VM count must be a positive integer, got ${count}`);
+    const first = this.addVm(image, opts);
+    const out = [first];
+    if (!this.swap || !first.vcpu.saveState) {
+      for (let i = 1; i < count; i++) out.push(this.addVm(image, opts));
+      return out;
+    }
+    const clones: { vm: Vm; opts: BootOptions }[] = [];
+    for (let i = 1; i < count; i++) {
+      const bootOpts = this.bootOptions(this.nextId++, opts);
+      const boot: BootImage = { ...first.boot, memory: swappedMemory(first.memory.size) };
+      const vm = this.register(image, opts, bootOpts, boot, SWAPPED_VCPU);
+      vm.state = 'swapped';
+      clones.push({ vm, opts: bootOpts });
+    }
+    this.swap.cloneWhenBooted(first, image, clones);
+    return out.concat(clones.map((c) => c.vm));
+  }
+
+  /**
+   * Swap out an idle VM now (it is swapped back in by its next virtual interrupt).
+   * @throws SwapError when it is not idle or cannot be swapped (the VM stays resident, nothing is lost).
+   */
+  async swapOut(vm: Vm): Promise<void> {
+    if (!this.swap) throw new SwapError('swapping is not supported on this host (guest memory cannot be mapped)');
+    this.swap.swapOut(vm);
+  }
+
+  /**
+   * Swap a swapped-out VM back in now; it stays idle until a virtual interrupt.
+   * @throws SwapError when it is not swapped out or its record cannot be read.
+   */
+  async swapIn(vm: Vm): Promise<void> {
+    if (!this.swap) throw new SwapError('swapping is not supported on this host (guest memory cannot be mapped)');
+    this.swap.swapIn(vm);
+  }
+
+  /** Swap counters and memory use (all zero where this host cannot swap). */
+  swapStats(): SwapStats {
+    if (this.swap) return this.swap.stats();
+    const resident = this.vms.filter((v) => !v.finished).length;
+    return { swapIns: 0, swapOuts: 0, bytesRead: 0, bytesWritten: 0, residentVms: resident, swappedVms: 0, failures: 0, residentBytes: 0, memoryBudget: 0, swapInLatencyUs: { p50: 0, p99: 0 } };
+  }
+
+  private bootOptions(id: number, opts: AddVmOptions): BootOptions {
+    const bootOpts: BootOptions = { vmId: id, args: opts.args, memorySize: opts.memorySize, mac: defaultMac(id) };
+    if (this.net) {
+      bootOpts.ipv4 = { addr: this.net.addressOf(id), netmask: this.net.netmask, gateway: this.net.gateway };
+      bootOpts.mtu = 1500;
+    }
+    return bootOpts;
+  }
+
+  /** Make a Vm object for a booted (or cloned) VM and give it its NIC; counts it live. */
+  private register(image: DenaliImage, opts: AddVmOptions, bootOpts: BootOptions, boot: BootImage, vcpu: Vcpu): Vm {
+    const vm = new Vm(bootOpts.vmId, this.uniqueName(opts.name ?? image.manifest.name), image.manifest, boot, vcpu, this.sink, (v) => this.onInterrupt(v));
+    if (this.net) vm.nic = this.net.attachNic(vm.name, bootOpts.mac!, () => vm.raise(IRQ.NET_RX));
+    this.vms.push(vm);
+    this.liveCount++;
     return vm;
   }
 
@@ -152,6 +242,7 @@ export class Yakima {
   async close(): Promise<void> {
     for (const vm of this.vms) vm.vcpu.destroy?.();
     await this.kvm?.close();
+    this.swap?.close();
   }
 
   /** Synchronous vCPUs (the emulator): one VM at a time on the main thread. */
@@ -216,9 +307,10 @@ export class Yakima {
   }
 
   private uniqueName(base: string): string {
-    const taken = new Set(this.vms.map((v) => v.name));
-    if (!taken.has(base)) return base;
-    for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
+    let name = base;
+    for (let n = 2; this.names.has(name); n++) name = `${base}-${n}`;
+    this.names.add(name);
+    return name;
   }
 
   /** One scheduling quantum of `vm` on a synchronous vCPU. */
@@ -302,6 +394,7 @@ export class Yakima {
         vm.stats.idles++;
         vm.state = 'idle';
         this.idleTable.add(vm, outcome.timeoutTicks === Infinity ? Infinity : hostTicks() + outcome.timeoutTicks);
+        this.swap?.noteIdle(vm);
         return true;
       }
     }
@@ -329,13 +422,16 @@ export class Yakima {
       this.net.detachNic(vm.nic);
     }
     vm.vcpu.destroy?.();
+    this.swap?.forget(vm);
     vm.console.close();
     this.opts.onVmDone?.(vm);
   }
 
   private onInterrupt(vm: Vm): void {
+    if (vm.state === 'swapped' && this.swap?.canSwapIn(vm)) this.swapInOrFault(vm);
     if (vm.state !== 'idle') return;
     this.idleTable.remove(vm);
+    this.swap?.noteAwake(vm);
     vm.state = 'runnable';
     this.runQueue.push(vm);
     this.poke();
@@ -344,10 +440,31 @@ export class Yakima {
   private expireIdle(): void {
     if (this.idleTable.nextDeadline() > hostTicks()) return;
     for (const vm of this.idleTable.expire(hostTicks())) {
+      if (vm.state === 'swapped' && !this.swapInOrFault(vm)) continue;
+      this.swap?.noteAwake(vm);
       vm.pendingIrqs |= IRQ.TIMER;
       vm.state = 'runnable';
       this.runQueue.push(vm);
     }
+  }
+
+  /** Swap in a VM that has work; when its record cannot be read it is lost: fault it. */
+  private swapInOrFault(vm: Vm): boolean {
+    try {
+      this.swap!.swapIn(vm);
+      return true;
+    } catch (e) {
+      const detail = e instanceof Error ? e.message : String(e);
+      this.recordFault(vm, { vmId: vm.id, vmName: vm.name, cause: 'unknown-exit', detail, eip: 0, bytes: new Uint8Array() });
+      return false;
+    }
+  }
+
+  /** A clone (or a rebased clone parent) became a swapped VM waiting in the idle table. */
+  private parkSwapped(vm: Vm, deadline: number): void {
+    this.idleTable.add(vm, deadline);
+    if (vm.pendingIrqs !== 0) this.onInterrupt(vm);
+    this.poke();
   }
 
   /** Sleep until the earliest idle deadline, an interrupt, or `stop`. Costs no host CPU. */
