@@ -89,8 +89,6 @@ export class Swapper {
   /** Memory of finished VMs, released on `close` unless garbage (then unmapped) by then. */
   private readonly finished = new Set<WeakRef<GuestMemory>>();
   private residentTotal = 0;
-  private templateBytes = 0;
-  private templateBytesAt = -Infinity;
   private readonly latency = new Float64Array(LATENCY_SAMPLES);
   private readonly counters = { swapIns: 0, swapOuts: 0, bytesRead: 0, bytesWritten: 0, failures: 0 };
 
@@ -315,13 +313,9 @@ export class Swapper {
   }
 
   private total(): number {
-    const now = performance.now();
-    if (now - this.templateBytesAt > 250) {
-      this.templateBytes = 0;
-      for (const t of this.templates) this.templateBytes += t.hostBytes;
-      this.templateBytesAt = now;
-    }
-    return this.residentTotal + this.templateBytes + this.slots.size * SWAPPED_VM_BYTES;
+    let templateBytes = 0;
+    for (const t of this.templates) templateBytes += t.hostBytes; // one fstat each: they grow as holes are read
+    return this.residentTotal + templateBytes + this.slots.size * SWAPPED_VM_BYTES;
   }
 
   // ------------------------------------------------------------------ cloning
@@ -348,7 +342,6 @@ export class Swapper {
     this.cloneBatches.delete(parent);
     const template = MemoryTemplate.ofMemory(parent.memory, `clone of VM ${parent.id}`);
     this.templates.add(template);
-    this.templateBytesAt = -Infinity;
     const state = parent.vcpu.saveState!();
     const deadline = this.host.idleDeadline(parent);
     // The parent itself moves onto the template too, so its post-boot pages are held once.
@@ -377,7 +370,6 @@ export class Swapper {
     const n = Math.min(this.counters.swapIns, LATENCY_SAMPLES);
     const sorted = Float64Array.from(this.latency.subarray(0, n)).sort();
     const pct = (q: number): number => (n === 0 ? 0 : sorted[Math.min(n - 1, Math.floor(q * n))]!);
-    this.templateBytesAt = -Infinity;
     return {
       ...this.counters,
       residentVms: this.resident.size,
