@@ -14,6 +14,12 @@ function sizeArg(text: string): number {
   }
 }
 
+function positiveSizeArg(text: string): number {
+  const n = sizeArg(text);
+  if (n <= 0) throw new InvalidArgumentError(`'${text}' must be more than 0 bytes`);
+  return n;
+}
+
 function positiveInt(text: string): number {
   const n = Number(text);
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`'${text}' is not a positive whole number`);
@@ -56,6 +62,12 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--memory <size>', 'guest memory per VM, e.g. 16M (default: from the image)', sizeArg)
     .option('--quantum <instructions>', 'preemption quantum in guest instructions', positiveInt)
     .option(
+      '--memory-budget <size>',
+      'host memory all VMs may hold, e.g. 2G; idle VMs are swapped out to stay under it (default: half the available memory)',
+      positiveSizeArg,
+    )
+    .option('--swap-dir <dir>', 'directory for the swap area of idle VMs (default: the user cache directory); removed on exit')
+    .option(
       '-p, --publish <spec>',
       'forward host TCP port to a guest port: HOST_PORT:GUEST_PORT (first VM) or HOST_PORT:VM:GUEST_PORT (VM name or 1-based index); repeatable; implies --net user',
       (v: string, prev: string[]) => [...prev, v],
@@ -68,12 +80,22 @@ export async function runCli(argv: string[]): Promise<number> {
     .action(
       async (
         targets: string[],
-        o: { backend: 'auto' | 'kvm' | 'emu'; memory?: number; quantum?: number; publish: string[]; net?: 'user' | 'tap' },
+        o: {
+          backend: 'auto' | 'kvm' | 'emu';
+          memory?: number;
+          quantum?: number;
+          memoryBudget?: number;
+          swapDir?: string;
+          publish: string[];
+          net?: 'user' | 'tap';
+        },
       ) => {
         status = await runCommand(targets, {
           backend: o.backend,
           memorySize: o.memory,
           quantum: o.quantum,
+          memoryBudget: o.memoryBudget,
+          swapDir: o.swapDir,
           args: guestArgs,
           publish: o.publish,
           net: o.net,

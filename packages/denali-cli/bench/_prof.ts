@@ -1,0 +1,32 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readImageFile } from '@denali/image-format';
+import { buildService } from '@denali/ilwaco-sdk';
+import { VirtualHost, Yakima } from '@denali/yakima';
+import { EmuCpu } from '../../yakima/src/cpu/emu/index.js';
+import { templateOf, unmapGuestMemory } from '../../yakima/src/memory/template.js';
+import { httpGet } from '../test/httpd-http.js';
+const dir = mkdtempSync(join(tmpdir(), 'x-'));
+const built = await buildService('/work/wt/scale/examples/httpd', { out: join(dir, 'httpd.dni'), quiet: true });
+const image = await readImageFile(built.imagePath);
+const y = new Yakima({ network: true, swapDir: dir });
+const host = new VirtualHost(y.net!);
+const vms = y.addVms(image, 50, { args: ['80', '1'] });
+const done = y.run();
+while (!vms.every((v) => v.state === 'swapped')) await new Promise((r) => setTimeout(r, 5));
+for (const vm of vms) await httpGet(host, y.net!.addressOf(vm.id), '/index.html');
+while (!vms.every((v) => v.state === 'idle')) await new Promise((r) => setTimeout(r, 5));
+const t = templateOf(vms[0]!.memory)!;
+const A:number[]=[],B:number[]=[],C:number[]=[],D:number[]=[]; const med=(x:number[])=>[...x].sort((p,q)=>p-q)[x.length>>1]!*1000;
+for (let i = 0; i < 20; i++) for (const vm of vms) {
+  await y.swapOut(vm);
+  let t0 = performance.now(); await y.swapIn(vm); A.push(performance.now() - t0);
+  t0 = performance.now(); const m = t.map(); B.push(performance.now() - t0);
+  t0 = performance.now(); const cpu = new EmuCpu(m); C.push(performance.now() - t0);
+  t0 = performance.now(); cpu.restoreState(vm.vcpu.saveState!()); D.push(performance.now() - t0); unmapGuestMemory(m);
+}
+const n = 20 * vms.length;
+console.log('median swapIn', med(A), 'map', med(B), 'new EmuCpu', med(C), 'restore', med(D)); (globalThis as any).gc?.(); const h0=process.memoryUsage().heapUsed; const keep=[]; for(let i=0;i<200;i++) keep.push(new EmuCpu(vms[0]!.memory)); console.log('heap per fresh EmuCpu', (process.memoryUsage().heapUsed-h0)/200);
+console.log(y.swapStats());
+y.stop(); await done; await y.close();
