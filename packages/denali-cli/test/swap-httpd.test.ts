@@ -67,6 +67,9 @@ describe('httpd and swapping', () => {
       expect(new Set(vms.map((v) => Buffer.from(v.nic!.mac).toString('hex'))).size).toBe(5);
       // The parent boots; at its first IDLE its memory becomes the clones' template.
       await until(() => vms.every((v) => v.state === 'swapped'), 'the clone template');
+      // A request to one clone swaps in that clone only (its ARP request is not flooded to all).
+      await httpGet(host, addressOf(y, vms[2]!), '/index.html');
+      expect(vms.map((v) => v.state === 'swapped')).toEqual([true, true, false, true, true]);
       const answers = [];
       for (const vm of vms) answers.push(await httpGet(host, addressOf(y, vm), '/index.html'));
       for (const a of answers) expect(a.equals(answers[0]!)).toBe(true);

@@ -40,6 +40,8 @@ export class EthernetSwitch {
   private readonly table = new Map<number, SwitchPort>();
   /** Ports by their assigned IPv4 address (ARP requests are delivered to the owner only). */
   private readonly ipOwners = new Map<number, SwitchPort>();
+  /** Ports without an assigned address (uplinks): they still see every ARP request. */
+  private readonly unaddressed = new Set<SwitchPort>();
   readonly stats: SwitchStats = { forwarded: 0, flooded: 0, spoofDrops: 0, unknownDestination: 0 };
   /** Called for each spoofed frame dropped, with the port it came from. */
   onSpoof?: (port: SwitchPort) => void;
@@ -48,6 +50,7 @@ export class EthernetSwitch {
     this.ports.add(port);
     if (port.mac) this.table.set(macKeyOf(port.mac), port);
     if (port.ipv4 !== undefined) this.ipOwners.set(port.ipv4, port);
+    else this.unaddressed.add(port);
   }
 
   detach(port: SwitchPort): void {
@@ -55,6 +58,7 @@ export class EthernetSwitch {
     if (port.mac && this.table.get(macKeyOf(port.mac)) === port) this.table.delete(macKeyOf(port.mac));
     else for (const [k, p] of this.table) if (p === port) this.table.delete(k);
     if (port.ipv4 !== undefined && this.ipOwners.get(port.ipv4) === port) this.ipOwners.delete(port.ipv4);
+    this.unaddressed.delete(port);
   }
 
   /** Forward one frame that arrived on `from`. Returns false when it was dropped. */
@@ -72,9 +76,12 @@ export class EthernetSwitch {
       this.table.set(src, from);
     }
     if (isGroupMac(frame, 0)) {
-      const owner = this.arpTargetOwner(frame);
-      if (owner !== undefined) {
-        if (owner !== from) owner.deliver(frame);
+      const target = this.arpRequestTarget(frame);
+      if (target !== undefined) {
+        // Only the VM that owns the address (if any) and the uplinks can answer.
+        const owner = this.ipOwners.get(target);
+        if (owner !== undefined && owner !== from) owner.deliver(frame);
+        for (const p of this.unaddressed) if (p !== from) p.deliver(frame);
         this.stats.forwarded++;
         return true;
       }
@@ -92,12 +99,14 @@ export class EthernetSwitch {
     return true;
   }
 
-  /** The port owning the target address of an ARP request (RFC 826) in `frame`, if any. */
-  private arpTargetOwner(frame: Uint8Array): SwitchPort | undefined {
-    // Ethernet type 0x0806, Ethernet/IPv4 ARP (htype 1, ptype 0x0800, 6/4), operation 1 (request).
+  /**
+   * The target address (host order) of an ARP request (RFC 826) in `frame`, when ports with
+   * assigned addresses exist (else such requests are flooded like any broadcast).
+   */
+  private arpRequestTarget(frame: Uint8Array): number | undefined {
+    // Ethernet type 0x0806, operation 1 (request); the target protocol address is at byte 38.
     if (frame.length < 42 || frame[12] !== 0x08 || frame[13] !== 0x06 || frame[20] !== 0 || frame[21] !== 1) return undefined;
     if (this.ipOwners.size === 0) return undefined;
-    const target = ((frame[38]! << 24) | (frame[39]! << 16) | (frame[40]! << 8) | frame[41]!) >>> 0;
-    return this.ipOwners.get(target);
+    return ((frame[38]! << 24) | (frame[39]! << 16) | (frame[40]! << 8) | frame[41]!) >>> 0;
   }
 }
