@@ -18,14 +18,30 @@ import { LINUX, libc, sysError } from '../cpu/kvm/libc.js';
 import { adoptHostMemory, forgetHostMemory } from '../cpu/kvm/kvm-memory.js';
 import { createMemfd, privatePageIndices } from './native.js';
 
-interface Mapping {
+/**
+ * A host address range of one guest memory size with its ArrayBuffer view. Swap-out returns
+ * slots to a small pool (re-mapped PROT_NONE: no memory, and a stray access faults) and
+ * swap-in maps the next VM's template over a pooled slot with MAP_FIXED, reusing its view:
+ * V8 counts every ArrayBuffer's size as external memory, and a new 12 MiB view per swap-in
+ * made it run a full mark-compact every few dozen swap-ins.
+ */
+interface Slot {
   address: bigint;
   size: number;
+  buffer: ArrayBuffer;
+}
+
+interface Mapping {
+  slot: Slot;
   template: MemoryTemplate;
   unmapped: boolean;
 }
 
 const mappings = new WeakMap<GuestMemory, Mapping>();
+
+/** Free slots by size, at most `POOL_MAX` each (each is one PROT_NONE mapping holding no memory). */
+const pool = new Map<number, Slot[]>();
+const POOL_MAX = 128;
 
 /** Unmaps a finished VM's memory once no JS can reach it (a stale view then cannot crash us). */
 const unmapper = new FinalizationRegistry<{ address: bigint; size: number }>(({ address, size }) => {
@@ -35,6 +51,9 @@ const unmapper = new FinalizationRegistry<{ address: bigint; size: number }>(({ 
     // nothing useful to do in a finalizer
   }
 });
+
+const MAP_FIXED = 0x10;
+const MAP_FAILED = 0xffffffffffffffffn;
 
 /** The initial contents of guest memories, held once in a memory file and mapped privately by each VM. */
 export class MemoryTemplate {
@@ -111,13 +130,25 @@ export class MemoryTemplate {
   map(): GuestMemory {
     if (this.fd < 0) throw new Error(`memory template of ${this.label} is closed`);
     const c = libc();
-    const address = c.mmap(null, this.size, LINUX.PROT_READ | LINUX.PROT_WRITE, LINUX.MAP_PRIVATE | LINUX.MAP_NORESERVE, this.fd, 0);
-    if (address === 0xffffffffffffffffn || address === 0n) throw sysError(`mmap of ${this.size} bytes of guest memory`, c.errno());
-    const buffer = c.view(address, this.size);
-    const memory = new GuestMemory(this.size, buffer);
-    mappings.set(memory, { address, size: this.size, template: this, unmapped: false });
-    adoptHostMemory(memory, address, this.size);
-    unmapper.register(buffer, { address, size: this.size }, memory);
+    const flags = LINUX.MAP_PRIVATE | LINUX.MAP_NORESERVE;
+    const prot = LINUX.PROT_READ | LINUX.PROT_WRITE;
+    let slot = pool.get(this.size)?.pop();
+    if (slot) {
+      const at = c.mmap(slot.address, this.size, prot, flags | MAP_FIXED, this.fd, 0);
+      if (at !== slot.address) {
+        const errno = c.errno();
+        releaseSlot(slot);
+        throw sysError(`mmap of ${this.size} bytes of guest memory`, errno);
+      }
+    } else {
+      const address = c.mmap(null, this.size, prot, flags, this.fd, 0);
+      if (address === MAP_FAILED || address === 0n) throw sysError(`mmap of ${this.size} bytes of guest memory`, c.errno());
+      slot = { address, size: this.size, buffer: c.view(address, this.size) };
+      unmapper.register(slot.buffer, { address, size: this.size }, slot);
+    }
+    const memory = new GuestMemory(this.size, slot.buffer);
+    mappings.set(memory, { slot, template: this, unmapped: false });
+    adoptHostMemory(memory, slot.address, this.size);
     this.mapped++;
     return memory;
   }
@@ -142,22 +173,37 @@ export function templateOf(memory: GuestMemory): MemoryTemplate | undefined {
 export function privatePages(memory: GuestMemory): Uint32Array {
   const m = mappings.get(memory);
   if (!m || m.unmapped) return new Uint32Array(0);
-  return privatePageIndices(m.address, m.size / PAGE_SIZE);
+  return privatePageIndices(m.slot.address, m.slot.size / PAGE_SIZE);
 }
 
 /**
- * Unmap `memory` now (swap-out): its host pages and its mapping are gone. The caller must
- * have dropped every other reference to `memory` (vCPU, views): touching it afterwards would
- * touch unmapped host memory. Idempotent.
+ * Unmap `memory` now (swap-out): its host pages are freed and its address range is unmapped
+ * or parked in the slot pool (PROT_NONE, later mapped again for another VM). The caller must
+ * have dropped every other reference to `memory` (vCPU, views): it must never be touched
+ * again. Idempotent.
  */
 export function unmapGuestMemory(memory: GuestMemory): void {
   const m = mappings.get(memory);
   if (!m || m.unmapped) return;
   m.unmapped = true;
   forgetHostMemory(memory);
-  unmapper.unregister(memory);
-  libc().munmap(m.address, m.size);
   m.template.mapped--;
+  const free = pool.get(m.slot.size) ?? [];
+  pool.set(m.slot.size, free);
+  const c = libc();
+  if (free.length < POOL_MAX) {
+    const flags = LINUX.MAP_PRIVATE | LINUX.MAP_ANONYMOUS | LINUX.MAP_NORESERVE | MAP_FIXED;
+    if (c.mmap(m.slot.address, m.slot.size, 0 /* PROT_NONE */, flags, -1, 0) === m.slot.address) {
+      free.push(m.slot);
+      return;
+    }
+  }
+  releaseSlot(m.slot);
+}
+
+function releaseSlot(slot: Slot): void {
+  unmapper.unregister(slot);
+  libc().munmap(slot.address, slot.size);
 }
 
 /**
@@ -167,5 +213,5 @@ export function unmapGuestMemory(memory: GuestMemory): void {
 export function releaseMappedMemory(memory: GuestMemory): void {
   const m = mappings.get(memory);
   if (!m || m.unmapped) return;
-  libc().madvise(m.address, m.size, LINUX.MADV_DONTNEED);
+  libc().madvise(m.slot.address, m.slot.size, LINUX.MADV_DONTNEED);
 }
