@@ -6,8 +6,12 @@
  */
 import { freemem } from 'node:os';
 
-/** Per-VM objects of a resident VM on the emulator (vCPU, decoded/compiled blocks, devices), bytes. */
-export const EMU_VM_STATE_BYTES = 320 * 1024;
+/** Per-VM objects of a resident VM on the emulator before it decodes any code (vCPU, devices), bytes. */
+export const EMU_VM_BASE_BYTES = 140 * 1024;
+/** Heap per decoded (and possibly compiled) emulator block, bytes: httpd measured 1.5 KiB. */
+export const EMU_BLOCK_BYTES = 1536;
+/** What Yakima assumes a VM being booted or swapped in will need besides its pages, bytes. */
+export const EMU_VM_STATE_BYTES = EMU_VM_BASE_BYTES + 500 * EMU_BLOCK_BYTES;
 /** Per-VM objects of a resident VM on KVM (kvm_run area, fds, devices), bytes. */
 export const KVM_VM_STATE_BYTES = 64 * 1024;
 /** What a swapped-out VM keeps: its Vm object, devices with empty FIFOs, swap slot, bytes. */

@@ -14,6 +14,7 @@ import type { Vm } from '../../src/control/vm.js';
 import { probeKvm } from '../../src/cpu/kvm/probe.js';
 import { privatePages, templateOf } from '../../src/memory/template.js';
 import { SwapError } from '../../src/swap/swap-error.js';
+import { EMU_VM_BASE_BYTES } from '../../src/memory/accounting.js';
 import type { SwapStore } from '../../src/swap/swap-area.js';
 import { FPU_BODY, idleThenHalt, INTEGER_BODY, le32, rawImage, store32, until } from './helpers.js';
 
@@ -253,8 +254,9 @@ describe('the memory budget', () => {
   it('swaps out idle VMs, least recently active first, to stay under it', async () => {
     const swapDir = scratch();
     mkdirSync(swapDir, { recursive: true });
-    // Room for about two resident emulator VMs: the third idling pushes the oldest out.
-    const y = new Yakima({ memoryBudget: 2 * 360 * 1024, swapDir });
+    // Room for two resident emulator VMs (a few decoded blocks and pages each), not three:
+    // the third idling pushes the least recently active out.
+    const y = new Yakima({ memoryBudget: 2 * (EMU_VM_BASE_BYTES + 64 * 1024), swapDir });
     const vms = [0, 1, 2].map(() => y.addVm(rawImage('lru', idleThenHalt(INTEGER_BODY), 4 << 20)));
     const done = y.run();
     await until(() => vms.every((v) => v.state === 'idle' || v.state === 'swapped'), 20_000, 'the VMs to idle');
