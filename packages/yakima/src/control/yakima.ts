@@ -68,6 +68,9 @@ export const DEFAULT_QUANTUM = 500_000;
 /** How long the scheduler runs VMs before letting the host event loop in (Ctrl-C, I/O), in ms. */
 const SLICE_MS = 15;
 
+/** Delay before retrying a swap-in the host could not take (no mapping or vCPU to be had), in ticks (µs). */
+const SWAP_IN_RETRY_TICKS = 100_000;
+
 /** Longest single host timer while waiting for idle VMs, in ms (a timer keeps Node alive). */
 const MAX_WAIT_MS = 60_000;
 
@@ -455,14 +458,21 @@ export class Yakima {
     }
   }
 
-  /** Swap in a VM that has work; when its record cannot be read it is lost: fault it. */
+  /**
+   * Swap in a VM that has work. When its record cannot be read it is lost: fault it. When the
+   * host cannot take it now (no mapping or vCPU to be had), log it and retry in 100 ms.
+   */
   private swapInOrFault(vm: Vm): boolean {
     try {
       this.swap!.swapIn(vm);
       return true;
     } catch (e) {
       const detail = e instanceof Error ? e.message : String(e);
-      this.recordFault(vm, { vmId: vm.id, vmName: vm.name, cause: 'unknown-exit', detail, eip: 0, bytes: new Uint8Array() });
+      if (e instanceof SwapError && !e.lost) {
+        this.opts.log?.(`yakima: ${detail}; retrying`);
+        this.idleTable.add(vm, hostTicks() + SWAP_IN_RETRY_TICKS);
+        this.poke(); // the scheduler's wait must see the earlier deadline
+      } else this.recordFault(vm, { vmId: vm.id, vmName: vm.name, cause: 'unknown-exit', detail, eip: 0, bytes: new Uint8Array() });
       return false;
     }
   }

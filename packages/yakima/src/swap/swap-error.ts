@@ -5,7 +5,11 @@
  * failed swap-out the VM is still resident and nothing is lost.
  */
 export class SwapError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** A swap-in found the VM's record unreadable: its state is gone (Yakima faults the VM). */
+    readonly lost = false,
+  ) {
     super(message);
     this.name = 'SwapError';
   }

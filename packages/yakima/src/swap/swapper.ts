@@ -207,8 +207,9 @@ export class Swapper {
   /**
    * Swap a swapped-out VM back in: map its template, read its pages over it, restore its
    * vCPU. The VM is idle afterwards (the caller wakes it).
-   * @throws SwapError when it is not swapped, is a clone whose parent has not booted yet, or
-   *   its record cannot be read (the VM is then lost: the caller faults it).
+   * @throws SwapError when it is not swapped, is a clone whose parent has not booted yet, the
+   *   host cannot map its memory or make its vCPU now (it stays swapped; try later), or its
+   *   record cannot be read (`lost`: the caller faults it).
    */
   swapIn(vm: Vm): void {
     const slot = this.slots.get(vm);
@@ -216,11 +217,19 @@ export class Swapper {
     if (slot.parent) throw new SwapError(`VM ${vm.id} (${vm.name}) is a clone of VM ${slot.parent.id}, which has not finished booting`);
     const t0 = performance.now();
     this.makeRoom(slot.recordLength + EMU_VM_STATE_BYTES);
-    const memory = slot.template.map();
+    let memory: GuestMemory;
+    try {
+      memory = slot.template.map();
+    } catch (e) {
+      this.counters.failures++;
+      throw new SwapError(`swap-in of VM ${vm.id} (${vm.name}) must wait: ${e instanceof Error ? e.message : String(e)}`);
+    }
     let vcpu: Vcpu | undefined;
+    let lost = false;
     try {
       let state = slot.state;
       if (slot.recordLength > 0) {
+        lost = true; // until the record has been read whole
         state = this.store.read(vm.id, (read) => {
           const head = new Uint8Array(RECORD_HEADER + slot.metaLength);
           read([head], 0);
@@ -230,6 +239,7 @@ export class Swapper {
           read(views, head.length);
           return rec.state;
         });
+        lost = false;
       }
       if (slot.identity) rewriteBootRegisters(memory, slot.identity.image, slot.identity.opts);
       vcpu = this.host.createVcpu(memory);
@@ -239,7 +249,7 @@ export class Swapper {
       vcpu?.destroy?.();
       unmapGuestMemory(memory);
       this.counters.failures++;
-      throw new SwapError(`swap-in of VM ${vm.id} (${vm.name}) failed: ${e instanceof Error ? e.message : String(e)}`);
+      throw new SwapError(`swap-in of VM ${vm.id} (${vm.name}) failed: ${e instanceof Error ? e.message : String(e)}`, lost);
     }
     this.slots.delete(vm);
     if (slot.recordLength > 0) {

@@ -12,6 +12,7 @@ import { IRQ, LAYOUT, PAGE_SIZE, VREG_RO } from '@denali/image-format';
 import { Yakima } from '../../src/control/yakima.js';
 import type { Vm } from '../../src/control/vm.js';
 import { probeKvm } from '../../src/cpu/kvm/probe.js';
+import { EmuCpu } from '../../src/cpu/emu/index.js';
 import { privatePages, templateOf } from '../../src/memory/template.js';
 import { SwapError } from '../../src/swap/swap-error.js';
 import { EMU_VM_BASE_BYTES } from '../../src/memory/accounting.js';
@@ -247,6 +248,44 @@ describe('a failing swap area', () => {
     } finally {
       execFileSync('umount', [mnt]);
     }
+  });
+});
+
+describe('swap-in failures', () => {
+  it('retry a swap-in the host cannot take now, and fault a VM whose record is gone', async () => {
+    const lines: string[] = [];
+    let failNext = false;
+    const swapDir = scratch();
+    const y = new Yakima({
+      swapDir,
+      log: (l) => lines.push(l),
+      createVcpu: (m) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error('EMFILE: too many open files (simulated)');
+        }
+        return new EmuCpu(m);
+      },
+    });
+    const img = rawImage('retry', idleThenHalt(INTEGER_BODY), 4 << 20);
+    const [a, b] = [y.addVm(img), y.addVm(img)];
+    const done = y.run();
+    await until(() => a.state === 'idle' && b.state === 'idle', 20_000, 'the VMs to idle');
+    await y.swapOut(a);
+    await y.swapOut(b);
+    failNext = true;
+    a.console.pushInput(Uint8Array.of(1));
+    expect(a.state).toBe('swapped');
+    expect(lines.join('\n')).toMatch(/swap-in of VM 1 .* failed: EMFILE.*; retrying/);
+    // Lose B's record: its state is gone, so its next interrupt faults it (with the reason).
+    const area = join(swapDir, readdirSync(swapDir)[0]!);
+    rmSync(join(area, `vm-${b.id}.swap`));
+    b.console.pushInput(Uint8Array.of(1));
+    expect(b.state).toBe('faulted');
+    expect(b.fault?.detail).toMatch(/swap-in of VM 2 .* failed: .*ENOENT/);
+    await done;
+    expect(a.state).toBe('exited');
+    await y.close();
   });
 });
 
