@@ -64,7 +64,10 @@ export async function runCommand(targets: string[], opts: RunOptions): Promise<n
     log: (line) => process.stderr.write(line + '\n'),
     onVmDone: (vm) => onGuestGone?.(vm),
   });
-  process.stderr.write(describeMemory(yakima, opts.memoryBudget === undefined) + '\n');
+  // Said for services (a network) and when asked for: a batch program that never idles is never swapped.
+  if (net !== undefined || opts.memoryBudget !== undefined || opts.swapDir !== undefined) {
+    process.stderr.write(describeMemory(yakima, opts.memoryBudget === undefined) + '\n');
+  }
   const vms = images.map((img) => yakima.addVm(img, { args: opts.args, memorySize: opts.memorySize }));
   const closeUplink = net ? await attachUplink(yakima, net, forwards, (f) => (onGuestGone = f)) : undefined;
   attachStdin(vms[0]!);

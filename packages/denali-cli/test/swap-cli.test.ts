@@ -11,12 +11,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const INDEX = readFileSync(join(root, 'examples/httpd/assets/index.html'));
 
 describe('denali run memory options', () => {
-  it('prints the memory budget and swap area at start', async () => {
+  it('prints the memory budget and swap area at start (services, or when asked)', async () => {
     const r = await denali(['run', '--backend', 'emu', '--memory-budget', '64M', '--swap-dir', dir, 'examples/hello']);
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toContain(`denali: memory budget 64.0 MiB; idle VMs swap to ${dir}/yakima-`);
-    const d = await denali(['run', '--backend', 'emu', 'examples/hello']);
+    const d = await denali(['run', '--backend', 'emu', '--net', 'user', 'examples/hello']);
     expect(d.stderr).toMatch(/denali: memory budget [\d.]+ [GM]iB \(half of the available memory; --memory-budget to change\)/);
+    // A batch run without a network says nothing about memory.
+    const quiet = await denali(['run', '--backend', 'emu', 'examples/hello']);
+    expect(quiet.stderr).toBe('');
   });
 
   it('rejects a bad budget with one line', async () => {
