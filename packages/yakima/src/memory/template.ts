@@ -41,7 +41,7 @@ const mappings = new WeakMap<GuestMemory, Mapping>();
 
 /** Free slots by size, at most `POOL_MAX` each (each is one PROT_NONE mapping holding no memory). */
 const pool = new Map<number, Slot[]>();
-const POOL_MAX = 128;
+const POOL_MAX = 1024;
 
 /** Unmaps a finished VM's memory once no JS can reach it (a stale view then cannot crash us). */
 const unmapper = new FinalizationRegistry<{ address: bigint; size: number }>(({ address, size }) => {
