@@ -7,7 +7,7 @@
 import { freemem } from 'node:os';
 
 /** Per-VM objects of a resident VM on the emulator before it decodes any code (vCPU, devices), bytes. */
-export const EMU_VM_BASE_BYTES = 140 * 1024;
+export const EMU_VM_BASE_BYTES = 48 * 1024;
 /** Heap per decoded (and possibly compiled) emulator block, bytes: httpd measured 1.5 KiB. */
 export const EMU_BLOCK_BYTES = 1536;
 /** What Yakima assumes a VM being booted or swapped in will need besides its pages, bytes. */

@@ -295,7 +295,7 @@ describe('the memory budget', () => {
     mkdirSync(swapDir, { recursive: true });
     // Room for two resident emulator VMs (a few decoded blocks and pages each), not three:
     // the third idling pushes the least recently active out.
-    const y = new Yakima({ memoryBudget: 2 * (EMU_VM_BASE_BYTES + 64 * 1024), swapDir });
+    const y = new Yakima({ memoryBudget: 2 * (EMU_VM_BASE_BYTES + 56 * 1024), swapDir });
     const vms = [0, 1, 2].map(() => y.addVm(rawImage('lru', idleThenHalt(INTEGER_BODY), 4 << 20)));
     const done = y.run();
     await until(() => vms.every((v) => v.state === 'idle' || v.state === 'swapped'), 20_000, 'the VMs to idle');
