@@ -160,6 +160,7 @@ export class Swapper {
     if (this.resident.delete(vm)) {
       this.residentTotal -= vm.hostBytes;
       if (!isSwappedVcpu(vm.vcpu)) this.finished.add(new WeakRef(vm.memory));
+      if (this.finished.size > 1024) for (const r of this.finished) if (!r.deref()) this.finished.delete(r);
     }
     const slot = this.slots.get(vm);
     if (slot) {
