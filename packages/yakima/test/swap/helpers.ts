@@ -61,3 +61,27 @@ export async function until(cond: () => boolean, ms: number, what: string): Prom
     await sleep(2);
   }
 }
+
+/**
+ * Runs `body`, IDLEs (forever), then exits with the VM id read from its read-only virtual
+ * registers at that moment: a clone exits with its own id only if it reads the registers
+ * after it was cloned. The EXIT argument block is at 0x100900.
+ */
+export function idleThenExitWithVmId(body: number[]): number[] {
+  const code = [
+    ...body,
+    ...movEax(IDLE_ARGS_AT),
+    ...movDx(HYPERCALL_PORT_BASE + HYPERCALL.IDLE),
+    OUT_DX_EAX,
+    0xa1, ...le32(0x1000 + 0x10), // mov eax, [VREG_RO.VM_ID]
+    0xa3, ...le32(0x100900), // mov [0x100900], eax
+    ...movEax(0x100900),
+    ...movDx(HYPERCALL_PORT_BASE + HYPERCALL.EXIT),
+    OUT_DX_EAX,
+    HLT,
+  ];
+  const out = new Array<number>(0x1000).fill(0);
+  out.splice(0, code.length, ...code);
+  out.splice(IDLE_ARGS_AT - 0x100000, 8, ...le32(IDLE_FOREVER), ...le32(IDLE_FOREVER));
+  return out;
+}

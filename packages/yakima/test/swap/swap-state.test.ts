@@ -17,7 +17,7 @@ import { privatePages, templateOf } from '../../src/memory/template.js';
 import { SwapError } from '../../src/swap/swap-error.js';
 import { EMU_VM_BASE_BYTES } from '../../src/memory/accounting.js';
 import type { SwapStore } from '../../src/swap/swap-area.js';
-import { FPU_BODY, idleThenHalt, INTEGER_BODY, le32, rawImage, store32, until } from './helpers.js';
+import { FPU_BODY, idleThenExitWithVmId, idleThenHalt, INTEGER_BODY, le32, rawImage, store32, until } from './helpers.js';
 
 const dirs: string[] = [];
 const scratch = (): string => {
@@ -128,6 +128,46 @@ describe('swap-out and swap-in', () => {
     y.stop();
     await y.run();
     await y.close();
+  });
+});
+
+describe('clones', () => {
+  async function cloneRun(backend: 'emu' | 'kvm'): Promise<void> {
+    const y = new Yakima({ backend, swapDir: scratch() });
+    const vms = y.addVms(rawImage('clone', idleThenExitWithVmId(INTEGER_BODY), 4 << 20), 4);
+    const done = y.run();
+    try {
+      await until(() => vms.every((v) => v.state === 'swapped'), 20_000, 'the clone template');
+      expect(vms.map((v) => v.id)).toEqual([1, 2, 3, 4]);
+      // Each clone starts from the parent's post-boot state: same registers and memory contents
+      // except the read-only register page, which holds its own identity.
+      for (const vm of vms) await y.swapIn(vm);
+      const ref = vms[0]!.vcpu.getRegs();
+      for (const vm of vms) {
+        expect(vm.vcpu.getRegs()).toEqual(ref);
+        expect(vm.memory.dv.getUint32(0x300000, true)).toBe(0xdeadbeef);
+        expect(vm.memory.dv.getUint32(LAYOUT.VREG_RO_BASE + VREG_RO.VM_ID, true)).toBe(vm.id);
+      }
+      // A write in one clone stays in that clone.
+      vms[1]!.memory.dv.setUint32(0x300000, 1, true);
+      expect(vms.map((v) => v.memory.dv.getUint32(0x300000, true))).toEqual([0xdeadbeef, 1, 0xdeadbeef, 0xdeadbeef]);
+      for (const vm of vms) vm.console.pushInput(Uint8Array.of(1));
+      await done;
+      expect(vms.map((v) => [v.state, v.exitStatus])).toEqual(vms.map((v) => ['exited', v.id]));
+    } finally {
+      y.stop();
+      await done;
+      await y.close();
+    }
+  }
+
+  it('start from the parent\'s post-boot state with their own VM id (emulator)', async () => {
+    await cloneRun('emu');
+  });
+
+  const kvmProbe = probeKvm();
+  it.skipIf(!kvmProbe.usable)(`start from the parent's post-boot state with their own VM id on KVM${kvmProbe.usable ? '' : ` (skipped: ${kvmProbe.reason})`}`, async () => {
+    await cloneRun('kvm');
   });
 });
 
