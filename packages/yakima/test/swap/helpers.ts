@@ -16,14 +16,15 @@ const IDLE_ARGS_AT = 0x100800;
 export const store32 = (addr: number, v: number): number[] => [0xc7, 0x05, ...le32(addr), ...le32(v)];
 
 /**
- * An image whose code runs `body`, then IDLE (forever) and `hlt` once woken.
+ * An image whose code runs `body`, then IDLE (forever, or `timeoutTicks` µs) and `hlt` once woken.
  * The IDLE argument block is at 0x100800.
  */
-export function idleThenHalt(body: number[]): number[] {
+export function idleThenHalt(body: number[], timeoutTicks?: number): number[] {
   const code = [...body, ...movEax(IDLE_ARGS_AT), ...movDx(HYPERCALL_PORT_BASE + HYPERCALL.IDLE), OUT_DX_EAX, HLT];
   const out = new Array<number>(0x1000).fill(0);
   out.splice(0, code.length, ...code);
-  out.splice(IDLE_ARGS_AT - 0x100000, 8, ...le32(IDLE_FOREVER), ...le32(IDLE_FOREVER));
+  const timeout = timeoutTicks === undefined ? [...le32(IDLE_FOREVER), ...le32(IDLE_FOREVER)] : [...le32(timeoutTicks), ...le32(0)];
+  out.splice(IDLE_ARGS_AT - 0x100000, 8, ...timeout);
   return out;
 }
 

@@ -120,6 +120,19 @@ describe('swap-out and swap-in', () => {
     await y.close();
   });
 
+  it('swap a VM in when its idle timeout passes', async () => {
+    const y = new Yakima({ swapDir: scratch() });
+    const vm = y.addVm(rawImage('timeout', idleThenHalt(INTEGER_BODY, 300_000), 4 << 20)); // 300 ms
+    const done = y.run();
+    await until(() => vm.state === 'idle', 20_000, 'the VM to idle');
+    await y.swapOut(vm);
+    expect(vm.state).toBe('swapped');
+    await done; // only the timeout can wake it
+    expect(vm.state).toBe('exited');
+    expect(y.swapStats()).toMatchObject({ swapIns: 1, swapOuts: 1 });
+    await y.close();
+  });
+
   it('refuse to swap out a VM that is not idle, with a SwapError', async () => {
     const y = new Yakima({ swapDir: scratch() });
     const vm = y.addVm(rawImage('new', idleThenHalt([]), 4 << 20));
