@@ -87,6 +87,26 @@ async function cloneBoot(image: DenaliImage, dir: string): Promise<void> {
   await y.close();
 }
 
+/** A booted httpd VM (plain addVm, no request yet): what issue 8 measured at 3.16 MB per VM. */
+async function bootedIdle(image: DenaliImage, dir: string): Promise<void> {
+  const n = 50;
+  await settle();
+  const m0 = mem();
+  const y = new Yakima({ network: true, swapDir: dir, memoryBudget: 8 * 2 ** 30 });
+  const vms = Array.from({ length: n }, () => y.addVm(image, { args: ['80', '1'] }));
+  const done = y.run();
+  await until(() => vms.every((v) => v.state === 'idle'), 'httpd to boot');
+  await settle();
+  const m1 = mem();
+  const pages = vms.reduce((k, v) => k + privatePageCount(v), 0) / n;
+  console.log(
+    `booted idle httpd VM (addVm, before any request): ${kib((m1.js - m0.js) / n)} of JS objects + ${kib(pages * 4096)} of private guest pages, ${kib((m1.rss - m0.rss) / n)} RSS growth per VM over ${n} VMs (before: 3.16 MB per VM, of which 0.75 MB JS)`,
+  );
+  y.stop();
+  await done;
+  await y.close();
+}
+
 async function residentAndSwap(image: DenaliImage, dir: string): Promise<void> {
   await settle();
   const m0 = mem();
@@ -150,6 +170,7 @@ async function main(): Promise<void> {
     if (!gc) console.log('(run with node --expose-gc for stable memory numbers)');
     const built = await buildService(join(root, 'examples/httpd'), { out: join(dir, 'httpd.dni'), quiet: true });
     const image = await readImageFile(built.imagePath);
+    await bootedIdle(image, dir);
     await residentAndSwap(image, dir);
     await cloneBoot(image, dir);
     compareMechanisms(dir);
