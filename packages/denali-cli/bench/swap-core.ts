@@ -171,8 +171,8 @@ async function main(): Promise<void> {
     const built = await buildService(join(root, 'examples/httpd'), { out: join(dir, 'httpd.dni'), quiet: true });
     const image = await readImageFile(built.imagePath);
     await bootedIdle(image, dir);
-    await residentAndSwap(image, dir);
     await cloneBoot(image, dir);
+    await residentAndSwap(image, dir);
     compareMechanisms(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
