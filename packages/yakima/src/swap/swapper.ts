@@ -122,7 +122,28 @@ export class Swapper {
       this.templates.add(t);
     }
     this.makeRoom(EMU_VM_STATE_BYTES);
-    return t.map();
+    return this.mapWithRoom(t);
+  }
+
+  /**
+   * Map `template`; when the host refuses (vm.max_map_count or address space used up, which
+   * resident VMs do), swap out least recently active idle VMs, each giving back its mapping,
+   * and try again. @throws the last mmap error when no idle VM is left to make room.
+   */
+  private mapWithRoom(template: MemoryTemplate): GuestMemory {
+    for (let tries = 0; ; tries++) {
+      try {
+        return template.map();
+      } catch (e) {
+        const victim = this.lru.keys().next().value;
+        if (victim === undefined || tries >= 16) throw e;
+        try {
+          this.swapOut(victim);
+        } catch {
+          this.lru.delete(victim);
+        }
+      }
+    }
   }
 
   /** A new VM is resident (booted). */
@@ -220,7 +241,7 @@ export class Swapper {
     this.makeRoom(slot.recordLength + EMU_VM_STATE_BYTES);
     let memory: GuestMemory;
     try {
-      memory = slot.template.map();
+      memory = this.mapWithRoom(slot.template);
     } catch (e) {
       this.counters.failures++;
       throw new SwapError(`swap-in of VM ${vm.id} (${vm.name}) must wait: ${e instanceof Error ? e.message : String(e)}`);

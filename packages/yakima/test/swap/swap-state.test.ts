@@ -13,7 +13,7 @@ import { Yakima } from '../../src/control/yakima.js';
 import type { Vm } from '../../src/control/vm.js';
 import { probeKvm } from '../../src/cpu/kvm/probe.js';
 import { EmuCpu } from '../../src/cpu/emu/index.js';
-import { privatePages, templateOf } from '../../src/memory/template.js';
+import { MemoryTemplate, privatePages, templateOf } from '../../src/memory/template.js';
 import { SwapError } from '../../src/swap/swap-error.js';
 import { EMU_VM_BASE_BYTES } from '../../src/memory/accounting.js';
 import type { SwapStore } from '../../src/swap/swap-area.js';
@@ -339,6 +339,34 @@ describe('swap-in failures', () => {
     await done;
     expect(a.state).toBe('exited');
     await y.close();
+  });
+});
+
+describe('when the host refuses a mapping', () => {
+  it('swaps out the least recently active idle VM to make room, then maps', async () => {
+    const y = new Yakima({ swapDir: scratch() });
+    const img = rawImage('maps', idleThenHalt(INTEGER_BODY), 4 << 20);
+    const [a, b, c] = [y.addVm(img), y.addVm(img), y.addVm(img)];
+    const done = y.run();
+    const map = MemoryTemplate.prototype.map;
+    try {
+      await until(() => [a, b, c].every((v) => v.state === 'idle'), 20_000, 'the VMs to idle');
+      await y.swapOut(c);
+      // The next mmap fails as it would with vm.max_map_count reached.
+      let refusals = 1;
+      MemoryTemplate.prototype.map = function (this: MemoryTemplate) {
+        if (refusals-- > 0) throw Object.assign(new Error('mmap of guest memory: Cannot allocate memory (errno 12)'), { errno: 12 });
+        return map.call(this);
+      };
+      await y.swapIn(c);
+      expect([a.state, b.state, c.state]).toEqual(['swapped', 'idle', 'idle']); // a was idle longest
+    } finally {
+      MemoryTemplate.prototype.map = map;
+      for (const vm of [a, b, c]) vm.console.pushInput(Uint8Array.of(1));
+      await done;
+      await y.close();
+    }
+    expect([a, b, c].map((v) => v.state)).toEqual(['exited', 'exited', 'exited']);
   });
 });
 
