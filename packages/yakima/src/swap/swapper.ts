@@ -79,6 +79,10 @@ interface CloneBatch {
 /** Swap-in latencies kept for the percentiles. */
 const LATENCY_SAMPLES = 4096;
 
+/**
+ * The swap manager of one Yakima instance (see the module comment). Synchronous: swap-out and
+ * swap-in happen on the scheduler's thread between VM runs; `Yakima.swapOut/swapIn` wrap them.
+ */
 export class Swapper {
   private readonly slots = new Map<Vm, Slot>();
   /** Idle resident VMs, least recently active first (Map keeps insertion order). */
