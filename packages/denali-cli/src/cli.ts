@@ -41,6 +41,12 @@ function publishArg(text: string, prev: string[]): string[] {
   return [...prev, text];
 }
 
+function positiveSizeArg(text: string): number {
+  const n = sizeArg(text);
+  if (n <= 0) throw new InvalidArgumentError(`'${text}' must be more than 0 bytes`);
+  return n;
+}
+
 function positiveInt(text: string): number {
   const n = Number(text);
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`'${text}' is not a positive whole number`);
@@ -77,6 +83,8 @@ export async function runCli(argv: string[]): Promise<number> {
     backend: 'auto' | 'kvm' | 'process' | 'emu';
     memory?: number;
     quantum?: number;
+    memoryBudget?: number;
+    swapDir?: string;
     publish: string[];
     net?: 'user' | 'tap';
     name?: string;
@@ -91,6 +99,12 @@ export async function runCli(argv: string[]): Promise<number> {
       .option('--memory <size>', 'guest memory per VM, e.g. 16M (default: from the image)', memoryArg)
       .option('--quantum <instructions>', 'preemption quantum in guest instructions', positiveInt)
       .option(
+        '--memory-budget <size>',
+        'host memory all VMs may hold, e.g. 2G; idle VMs are swapped out to stay under it (default: half the available memory)',
+        positiveSizeArg,
+      )
+      .option('--swap-dir <dir>', 'directory for the swap area of idle VMs (default: the user cache directory); removed on exit')
+      .option(
         '-p, --publish <spec>',
         'forward host TCP port to a guest port: HOST_PORT:GUEST_PORT (first VM) or HOST_PORT:VM:GUEST_PORT (VM name or 1-based index); repeatable; implies --net user',
         publishArg,
@@ -104,7 +118,16 @@ export async function runCli(argv: string[]): Promise<number> {
       .addHelpText('after', '\nArguments after -- are passed to every guest as argv[1..].');
   /** Start (or detach) an instance, or add to one with --host. */
   const startInstance = async (targets: string[], o: RunFlags, serve: boolean): Promise<number> => {
-    const run = { backend: o.backend, memorySize: o.memory, quantum: o.quantum, args: guestArgs, publish: o.publish, net: o.net };
+    const run = {
+      backend: o.backend,
+      memorySize: o.memory,
+      quantum: o.quantum,
+      memoryBudget: o.memoryBudget,
+      swapDir: o.swapDir,
+      args: guestArgs,
+      publish: o.publish,
+      net: o.net,
+    };
     if (o.host !== undefined) return (await commands()).addToHost(o.host, targets, { ...run, vmName: o.name });
     if (o.detach) return (await commands()).detach(o.name, detachArgs(targets, o, guestArgs));
     return (await commands()).runCommand(targets, { ...run, name: o.name, serve });
@@ -187,12 +210,14 @@ export async function runCli(argv: string[]): Promise<number> {
 /** The `serve` arguments a detached instance is started with (targets made absolute). */
 function detachArgs(
   targets: string[],
-  o: { backend: string; memory?: number; quantum?: number; publish: string[]; net?: string },
+  o: { backend: string; memory?: number; quantum?: number; memoryBudget?: number; swapDir?: string; publish: string[]; net?: string },
   guestArgs?: string[],
 ): string[] {
   const a = ['--backend', o.backend];
   if (o.memory !== undefined) a.push('--memory', String(o.memory));
   if (o.quantum !== undefined) a.push('--quantum', String(o.quantum));
+  if (o.memoryBudget !== undefined) a.push('--memory-budget', String(o.memoryBudget));
+  if (o.swapDir !== undefined) a.push('--swap-dir', resolve(o.swapDir));
   for (const p of o.publish) a.push('-p', p);
   if (o.net !== undefined) a.push('--net', o.net);
   a.push(...targets.map((t) => resolve(t)));

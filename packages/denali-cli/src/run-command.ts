@@ -34,6 +34,10 @@ export interface RunOptions {
   memorySize?: number;
   /** Preemption quantum in guest instructions. */
   quantum?: number;
+  /** Host bytes all VMs may hold (idle VMs are swapped out to stay under it); default half the available memory. */
+  memoryBudget?: number;
+  /** Parent directory of the swap area; default the user's cache directory. */
+  swapDir?: string;
   /** argv[1..] for every guest (overrides the image's default args). */
   args?: string[];
   /** `-p` specs: HOST_PORT:GUEST_PORT or HOST_PORT:VM:GUEST_PORT. Non-empty implies `net: 'user'`. */
@@ -122,6 +126,8 @@ async function runVms(
   const yakima = new Yakima({
     backend: opts.backend,
     quantumInstructions: opts.quantum,
+    memoryBudget: opts.memoryBudget,
+    swapDir: opts.swapDir,
     network: net !== undefined,
     sink: tail,
     keepAlive: opts.serve,
@@ -139,6 +145,8 @@ async function runVms(
   if (control && (opts.serve || (opts.name === undefined && process.stderr.isTTY))) {
     log(`denali: instance ${control.name} (control socket ${control.socket})`);
   }
+  // Said for services (a network) and when asked for: a batch program that never idles is never swapped.
+  if (net !== undefined || opts.memoryBudget !== undefined || opts.swapDir !== undefined) log(describeMemory(yakima, opts.memoryBudget === undefined));
   try {
     if (net) closeUplink = await attachUplink(yakima, net, forwards, names, (f) => (onGuestGone = f));
     if (signals.received) return signals.status!;
@@ -354,6 +362,14 @@ async function attachUplink(
 function statusOf(vm: Vm): number {
   if (vm.state === 'exited') return (vm.exitStatus ?? 0) & 0xff;
   return 1;
+}
+
+/** The line `denali run` starts with: the memory budget and where idle VMs are swapped to. */
+function describeMemory(yakima: Yakima, isDefault: boolean): string {
+  const budget = yakima.memoryBudget;
+  if (budget === undefined) return 'denali: no memory budget: this host cannot swap VMs (guest memory cannot be mapped here)';
+  const size = budget >= 2 ** 30 ? `${(budget / 2 ** 30).toFixed(1)} GiB` : `${(budget / 2 ** 20).toFixed(1)} MiB`;
+  return `denali: memory budget ${size}${isDefault ? ' (half of the available memory; --memory-budget to change)' : ''}; idle VMs swap to ${yakima.swapArea}`;
 }
 
 /** Start reading host stdin only when the guest first reads its console. */

@@ -210,11 +210,29 @@ describe('control API (openapi.json) over the real socket', () => {
     expect((await api('POST', '/v1/vms/nobody/pause', '/v1/vms/{vm}/pause')).status).toBe(404);
   });
 
-  it('swap-out and swap-in answer a clear "not supported" (501) without swapping', async () => {
+  it('swap-out writes an idle VM to the swap area, swap-in brings it back; wrong states are 409', async () => {
+    // `tick` idles 200 ms between lines: a swap-out finds it idle, or answers 409 while it runs.
+    let out = await api('POST', '/v1/vms/tick/swap-out', '/v1/vms/{vm}/swap-out');
+    for (let i = 0; i < 100 && out.status === 409; i++) {
+      expect((out.json as { error: string }).error).toMatch(/only idle, resident VMs/);
+      await sleep(5);
+      out = await api('POST', '/v1/vms/tick/swap-out', '/v1/vms/{vm}/swap-out');
+    }
+    expect(out.status).toBe(200);
+    expect(out.json).toMatchObject({ state: 'swapped', swapOuts: 1 });
+    const back = await api('POST', '/v1/vms/tick/swap-in', '/v1/vms/{vm}/swap-in');
+    if (back.status === 200) {
+      expect((back.json as { state: string }).state).not.toBe('swapped');
+    } else {
+      // its 200 ms timer came first and swapped it in
+      expect(back.status).toBe(409);
+      expect((back.json as { error: string }).error).toMatch(/not swapped out/);
+    }
+    expect(((await api('GET', '/v1/vms/tick', '/v1/vms/{vm}')).json as { swapIns: number }).swapIns).toBe(1);
+    // the spinner never idles: it cannot be swapped out
+    const busy = await api('POST', '/v1/vms/spinner/swap-out', '/v1/vms/{vm}/swap-out');
+    expect(busy.status).toBe(409);
     for (const op of ['swap-out', 'swap-in']) {
-      const a = await api('POST', `/v1/vms/tick/${op}`, `/v1/vms/{vm}/${op}`);
-      expect(a.status).toBe(501);
-      expect((a.json as { error: string }).error).toMatch(/not supported/);
       expect((await api('POST', `/v1/vms/nobody/${op}`, `/v1/vms/{vm}/${op}`)).status).toBe(404);
     }
   });

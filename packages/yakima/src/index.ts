@@ -19,8 +19,12 @@ export { probeKvm, KvmUnavailableError, type KvmProbe } from './cpu/kvm/index.js
 export { ProcessBackend, ProcessVcpu, allocateSharedGuestMemory, tenderBinary, TenderBuildError, probeProcessBackend, type ProcessProbe } from './cpu/process/index.js';
 export * from './net/uplink/index.js';
 export * from './control/vm-state-error.js';
-export * from './swap/swap-error.js';
 export * from './devices/console-tail.js';
 export * from './api/control-server.js';
 export * from './api/instance-dir.js';
 export * from './api/counters.js';
+export { SwapError } from './swap/swap-error.js';
+export type { SwapStats } from './swap/swapper.js';
+export { FileSwapStore, defaultSwapParent, type SwapStore } from './swap/swap-area.js';
+export type { SwapOptions } from './swap/open-swapper.js';
+export { defaultMemoryBudget, SWAPPED_VM_BYTES } from './memory/accounting.js';

@@ -100,8 +100,8 @@ static void build(uint8_t *f, uint16_t op, const uint8_t *tha, uint32_t tpa, con
     a[4] = 6;
     a[5] = 4;
     wr16(a + 6, op);
-    memcpy(a + 8, __net_if.mac, 6);
-    wraddr(a + 14, __net_if.addr);
+    memcpy(a + 8, NET_MAC, 6);
+    wraddr(a + 14, net_addr());
     memcpy(a + 18, tha, 6);
     wraddr(a + 24, tpa);
     ether_output(f, ETH_HDR + 28, eth_dst, 0x0806);
@@ -165,13 +165,13 @@ void arp_input(const uint8_t *a, uint32_t len) {
     const uint8_t *sha = a + 8;
     uint32_t spa = rdaddr(a + 14), tpa = rdaddr(a + 24);
     /* A group address as sender hardware address would make us send unicast to everyone. */
-    if ((op != 1 && op != 2) || (sha[0] & 1) || spa == __net_if.addr) {
+    if ((op != 1 && op != 2) || (sha[0] & 1) || spa == net_addr()) {
         NSTAT(arp_drop_bad);
         return;
     }
     struct arp_entry *e = spa ? lookup(spa) : NULL;
     if (e) resolved(e, sha);
-    if (tpa != __net_if.addr) return;
+    if (tpa != net_addr()) return;
     if (!e && spa) {
         e = alloc_entry(spa);
         resolved(e, sha);

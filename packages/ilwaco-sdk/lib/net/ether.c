@@ -19,7 +19,7 @@ void ether_input(uint8_t *frame, uint32_t len) {
         return;
     }
     /* Group addresses other than broadcast: we join no multicast group. */
-    if (!mac_eq(frame, __net_if.mac) && !mac_eq(frame, ether_broadcast)) {
+    if (!mac_eq(frame, NET_MAC) && !mac_eq(frame, ether_broadcast)) {
         NSTAT(eth_drop_not_for_us);
         return;
     }
@@ -37,7 +37,7 @@ void ether_input(uint8_t *frame, uint32_t len) {
 
 void ether_output(uint8_t *frame, uint32_t len, const uint8_t *dst_mac, uint16_t ethertype) {
     __builtin_memcpy(frame, dst_mac, 6);
-    __builtin_memcpy(frame + 6, __net_if.mac, 6);
+    __builtin_memcpy(frame + 6, NET_MAC, 6);
     wr16(frame + 12, ethertype);
     netif_tx_commit(frame, len);
 }

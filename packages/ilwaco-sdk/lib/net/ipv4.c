@@ -13,9 +13,9 @@
 
 static uint16_t ip_id;
 
-int ipv4_is_local(uint32_t a) { return a == __net_if.addr; }
+int ipv4_is_local(uint32_t a) { return a == net_addr(); }
 
-static uint32_t subnet_broadcast(void) { return __net_if.addr | ~__net_if.netmask; }
+static uint32_t subnet_broadcast(void) { return net_addr() | ~net_netmask(); }
 
 void ipv4_input(uint8_t *p, uint32_t len) {
     if (len < IP_HDR) {
@@ -48,7 +48,7 @@ void ipv4_input(uint8_t *p, uint32_t len) {
     }
     uint32_t src = rdaddr(p + 12), dst = rdaddr(p + 16);
     int bcast = dst == 0xffffffffu || dst == subnet_broadcast();
-    if (dst != __net_if.addr && !bcast) {
+    if (dst != net_addr() && !bcast) {
         NSTAT(ip_drop_not_for_us);
         return;
     }
@@ -56,7 +56,7 @@ void ipv4_input(uint8_t *p, uint32_t len) {
      * address is bogus (and would make us answer to everyone or to ourselves). */
     uint8_t s0 = ((const uint8_t *)&src)[0];
     if (src == 0 || src == 0xffffffffu || src == subnet_broadcast() || s0 >= 224 || s0 == 127 ||
-        src == __net_if.addr) {
+        src == net_addr()) {
         NSTAT(ip_drop_bad_src);
         return;
     }
@@ -84,8 +84,8 @@ int ipv4_output(uint8_t *frame, uint32_t l4len, uint32_t dst, uint8_t proto) {
     uint32_t nexthop;
     int bcast = dst == 0xffffffffu || dst == subnet_broadcast();
     if (bcast) nexthop = dst;
-    else if ((dst & __net_if.netmask) == (__net_if.addr & __net_if.netmask) && dst != __net_if.addr) nexthop = dst;
-    else if (__net_if.gateway && dst != __net_if.addr) nexthop = __net_if.gateway;
+    else if ((dst & net_netmask()) == (net_addr() & net_netmask()) && dst != net_addr()) nexthop = dst;
+    else if (net_gateway() && dst != net_addr()) nexthop = net_gateway();
     else {
         NSTAT(ip_drop_no_route);
         return -1;
@@ -99,7 +99,7 @@ int ipv4_output(uint8_t *frame, uint32_t l4len, uint32_t dst, uint8_t proto) {
     p[8] = 64;
     p[9] = proto;
     p[10] = p[11] = 0;
-    wraddr(p + 12, __net_if.addr);
+    wraddr(p + 12, net_addr());
     wraddr(p + 16, dst);
     uint16_t ck = net_fold(net_sum(p, IP_HDR, 0));
     __builtin_memcpy(p + 10, &ck, 2);

@@ -22,12 +22,18 @@ extern struct ilwaco_net_stats __net_stats;
 
 /* ---- interface configuration (from the virtual registers) ---- */
 struct net_if {
-    uint8_t mac[6];
-    uint32_t addr, netmask, gateway; /* network order */
     uint32_t mtu;
     int up;
 };
 extern struct net_if __net_if;
+
+/* The VM's MAC and IPv4 settings are read from the read-only virtual registers whenever they
+ * are needed, never cached: a clone of a booted VM (Yakima.addVms) finds its own values there
+ * although it never ran net_start. Addresses are in network order, as the registers hold them. */
+#define NET_MAC ((const uint8_t *)(uintptr_t)(DENALI_VREG_RO_BASE + DENALI_VREG_RO_MAC))
+static inline uint32_t net_addr(void) { return DENALI_VREG_RO_U32(DENALI_VREG_RO_IPV4_ADDR); }
+static inline uint32_t net_netmask(void) { return DENALI_VREG_RO_U32(DENALI_VREG_RO_IPV4_NETMASK); }
+static inline uint32_t net_gateway(void) { return DENALI_VREG_RO_U32(DENALI_VREG_RO_IPV4_GATEWAY); }
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 static inline uint32_t rd32(const uint8_t *p) {

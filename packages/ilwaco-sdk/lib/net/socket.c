@@ -38,18 +38,13 @@ int net_start(void) {
         errno = ENETDOWN;
         return -1;
     }
-    const volatile uint8_t *mac = (const volatile uint8_t *)(uintptr_t)(DENALI_VREG_RO_BASE + DENALI_VREG_RO_MAC);
-    for (int i = 0; i < 6; i++) __net_if.mac[i] = mac[i];
-    __net_if.addr = addr;
-    __net_if.netmask = DENALI_VREG_RO_U32(DENALI_VREG_RO_IPV4_NETMASK);
-    __net_if.gateway = DENALI_VREG_RO_U32(DENALI_VREG_RO_IPV4_GATEWAY);
     __net_if.mtu = mtu > 1500 ? 1500 : mtu;
     if (netif_init() < 0) {
         errno = ENOMEM;
         return -1;
     }
     arp_init();
-    rand_state = (uint32_t)ilwaco_wallclock_us() ^ addr ^ ((uint32_t)__net_if.mac[5] << 24) ^ 0x9e3779b9u;
+    rand_state = (uint32_t)ilwaco_wallclock_us() ^ addr ^ ((uint32_t)NET_MAC[5] << 24) ^ 0x9e3779b9u;
     if (!rand_state) rand_state = 1;
     started = 1;
     __net_if.up = 1;
@@ -61,10 +56,10 @@ int ilwaco_net_init(void) { return net_start(); }
 
 int ilwaco_net_config(struct ilwaco_net_config *out) {
     if (net_start() < 0) return -1;
-    memcpy(out->mac, __net_if.mac, 6);
-    out->addr = __net_if.addr;
-    out->netmask = __net_if.netmask;
-    out->gateway = __net_if.gateway;
+    memcpy(out->mac, NET_MAC, 6);
+    out->addr = net_addr();
+    out->netmask = net_netmask();
+    out->gateway = net_gateway();
     out->mtu = __net_if.mtu;
     return 0;
 }
@@ -74,7 +69,8 @@ void ilwaco_net_get_stats(struct ilwaco_net_stats *out) { *out = __net_stats; }
 uint32_t net_random(void) {
     /* xorshift32 stirred with the clock: unpredictable enough for ISNs and ports against an
      * off-path guesser without a source of real entropy (RFC 6528's intent, not its letter). */
-    uint32_t x = rand_state ^ ((uint32_t)ilwaco_ticks() * 0x85ebca6bu);
+    /* The VM id keeps clones of one booted VM (same rand_state) from drawing the same numbers. */
+    uint32_t x = rand_state ^ ((uint32_t)ilwaco_ticks() * 0x85ebca6bu) ^ (ilwaco_vm_id() * 0xc2b2ae35u);
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;
@@ -244,7 +240,7 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
     struct sockaddr_in sin;
     if (!s || get_sin(addr, len, &sin) < 0) return -1;
     if (s->lport || s->listening) return fail(EINVAL);
-    if (sin.sin_addr.s_addr != INADDR_ANY && sin.sin_addr.s_addr != __net_if.addr) return fail(EADDRNOTAVAIL);
+    if (sin.sin_addr.s_addr != INADDR_ANY && sin.sin_addr.s_addr != net_addr()) return fail(EADDRNOTAVAIL);
     uint16_t port = sin.sin_port;
     if (port == 0) {
         port = sock_ephemeral_port(s->type);
@@ -276,7 +272,7 @@ int listen(int fd, int backlog) {
         if (!s->lport) return fail(EADDRINUSE);
     }
     if (!s->listening) {
-        struct sock *other = sock_find_listener(s->laddr ? s->laddr : __net_if.addr, s->lport);
+        struct sock *other = sock_find_listener(s->laddr ? s->laddr : net_addr(), s->lport);
         if (other && other != s) return fail(EADDRINUSE);
     }
     if (backlog < 1) backlog = 1;
@@ -321,9 +317,9 @@ int accept(int fd, struct sockaddr *addr, socklen_t *len) {
 }
 
 static int route_ok(uint32_t dst) {
-    if (dst == 0 || dst == 0xffffffffu || dst == __net_if.addr) return 0;
-    if ((dst & __net_if.netmask) == (__net_if.addr & __net_if.netmask)) return 1;
-    return __net_if.gateway != 0;
+    if (dst == 0 || dst == 0xffffffffu || dst == net_addr()) return 0;
+    if ((dst & net_netmask()) == (net_addr() & net_netmask())) return 1;
+    return net_gateway() != 0;
 }
 
 int connect(int fd, const struct sockaddr *addr, socklen_t len) {
@@ -359,7 +355,7 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     if (sin.sin_port == 0) return fail(EINVAL);
     if (!route_ok(sin.sin_addr.s_addr)) return fail(ENETUNREACH);
     if (!s->lport && !(s->lport = sock_ephemeral_port(SOCK_STREAM))) return fail(EADDRNOTAVAIL);
-    if (tcp_lookup(__net_if.addr, s->lport, sin.sin_addr.s_addr, sin.sin_port)) return fail(EADDRINUSE);
+    if (tcp_lookup(net_addr(), s->lport, sin.sin_addr.s_addr, sin.sin_port)) return fail(EADDRINUSE);
     t = tcp_new();
     if (!t) return fail(ENOMEM);
     t->sndbuf_size = s->sndbuf;
@@ -368,7 +364,7 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
         free(t);
         return fail(ENOMEM);
     }
-    t->laddr = __net_if.addr;
+    t->laddr = net_addr();
     t->lport = s->lport;
     t->faddr = sin.sin_addr.s_addr;
     t->fport = sin.sin_port;
@@ -689,7 +685,7 @@ int getsockname(int fd, struct sockaddr *addr, socklen_t *len) {
     if (!s) return -1;
     if (!addr || !len) return fail(EFAULT);
     uint32_t a = s->laddr;
-    if (!a && (s->tcb || s->connected)) a = __net_if.addr;
+    if (!a && (s->tcb || s->connected)) a = net_addr();
     put_sin(addr, len, a, s->lport);
     return 0;
 }

@@ -30,7 +30,7 @@ void udp_input(uint8_t *u, uint32_t len, uint32_t src, uint32_t dst) {
     uint16_t sport, dport;
     memcpy(&sport, u, 2);
     memcpy(&dport, u + 2, 2);
-    struct sock *s = sock_find_udp(dst == __net_if.addr ? dst : __net_if.addr, dport, src, sport);
+    struct sock *s = sock_find_udp(dst == net_addr() ? dst : net_addr(), dport, src, sport);
     if (!s || s->shut_rd) {
         NSTAT(udp_drop_no_port);
         return;
@@ -84,7 +84,7 @@ ssize_t udp_send(struct sock *s, const void *buf, size_t len, int flags, uint32_
     wr16(u + 4, (uint16_t)(UDP_HDR + len));
     u[6] = u[7] = 0;
     memcpy(u + UDP_HDR, buf, len);
-    uint16_t ck = net_fold(net_sum(u, UDP_HDR + len, net_pseudo_sum(__net_if.addr, dst, IPPROTO_UDP, (uint16_t)(UDP_HDR + len))));
+    uint16_t ck = net_fold(net_sum(u, UDP_HDR + len, net_pseudo_sum(net_addr(), dst, IPPROTO_UDP, (uint16_t)(UDP_HDR + len))));
     if (ck == 0) ck = 0xffff; /* 0 would mean "no checksum" */
     memcpy(u + 6, &ck, 2);
     if (ipv4_output(f, UDP_HDR + (uint32_t)len, dst, IPPROTO_UDP) < 0) {

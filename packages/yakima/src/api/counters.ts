@@ -50,17 +50,11 @@ export interface VmCounters {
 export const VM_STATES = ['runnable', 'idle', 'paused', 'swapped', 'exited', 'faulted', 'stopped'] as const;
 
 /** Counters the scale branch adds to VmStats; read structurally so this module works without them. */
-interface SwapCounters {
-  swapIns?: number;
-  swapOuts?: number;
-}
-
 /** The counters of `vm` now. `tail` gives the console byte count. */
 export function vmCounters(vm: Vm, tail: ConsoleTailSink | undefined, now = performance.now()): VmCounters {
   const s = vm.stats;
   const n = vm.nic?.stats;
   const uptimeMs = Math.max(0, (vm.endedAt ?? now) - vm.startedAt);
-  const swap = s as unknown as SwapCounters;
   return {
     id: vm.id,
     name: vm.name,
@@ -70,7 +64,7 @@ export function vmCounters(vm: Vm, tail: ConsoleTailSink | undefined, now = perf
     residentBytes: vm.residentBytes(),
     cpuTimeUs: Math.round(s.cpuTimeUs),
     cpuShare: uptimeMs > 0 ? Math.min(1, s.cpuTimeUs / 1000 / uptimeMs) : 0,
-    instructionsRetired: vm.vcpu.instructionsRetired,
+    instructionsRetired: vm.state === 'swapped' ? vm.retiredAtSwapOut : vm.vcpu.instructionsRetired,
     exits: s.exits,
     hypercalls: s.hypercalls,
     entries: s.entries,
@@ -82,8 +76,8 @@ export function vmCounters(vm: Vm, tail: ConsoleTailSink | undefined, now = perf
     txFrames: n?.txFrames ?? 0,
     txBytes: n?.txBytes ?? 0,
     drops: { txFifoFull: n?.txFifoFull ?? 0, txBadLength: n?.txBadLength ?? 0, txSpoofed: n?.txSpoofDrops ?? 0, rxFifoFull: n?.rxFifoDrops ?? 0 },
-    swapIns: swap.swapIns ?? 0,
-    swapOuts: swap.swapOuts ?? 0,
+    swapIns: s.swapIns,
+    swapOuts: s.swapOuts,
     consoleBytes: tail?.totalBytes(vm.name) ?? vm.console.bytesWritten,
     uptimeSeconds: uptimeMs / 1000,
     exitStatus: vm.state === 'exited' ? (vm.exitStatus ?? 0) : null,

@@ -34,6 +34,11 @@ export interface BootOptions {
   mtu?: number;
   /** Allocates the (zeroed) guest memory, e.g. mmap'd memory KVM can map; default a fresh `GuestMemory`. */
   allocateMemory?: (size: number) => GuestMemory;
+  /**
+   * `allocateMemory` returns memory that already holds the image's segments (a private mapping
+   * of the image's memory template): they are not copied again, so their pages stay shared.
+   */
+  preloaded?: boolean;
 }
 
 /** The guest-physical memory and initial CPU state of a VM, ready for any backend to run. */
@@ -55,13 +60,42 @@ export function defaultMac(vmId: number): Uint8Array {
   return Uint8Array.of(0x02, 0xde, 0x4e, (vmId >>> 16) & 0xff, (vmId >>> 8) & 0xff, vmId & 0xff);
 }
 
-/** What `checkBootFit` found: memory size, argv and its NUL-separated encoding, end of the segments, bottom of the stack. */
+/**
+ * Build a VM's boot image: no BIOS and no boot loader (paper 3.1.2) — Yakima copies each
+ * segment to its load address (BSS stays zero), fills the read-only virtual register page
+ * (memory size, tick rate, VM id, MAC, boot arguments), sets the stack at the top of memory
+ * and points EIP at the entry point. Devices need no initialization by the guest.
+ *
+ * @throws BootError when the memory size is not a page multiple, too small for the
+ *   segments plus the stack, or the boot arguments exceed `LAYOUT.BOOTARGS_MAX` bytes.
+ */
+export function createBootImage(image: DenaliImage, opts: BootOptions): BootImage {
+  const plan = checkBootFit(image, opts);
+  const memory = opts.allocateMemory?.(plan.memorySize) ?? new GuestMemory(plan.memorySize);
+  if (!opts.preloaded) image.segments.forEach((data, i) => memory.u8.set(data, image.manifest.segments[i]!.loadAddress));
+  writeBootRegisters(memory, image, opts, plan);
+  const gpr = new Array<number>(8).fill(0);
+  gpr[Reg.ESP] = plan.memorySize >>> 0;
+  return { memory, regs: { gpr, eip: image.manifest.entryPoint, eflags: 0x2 }, argv: plan.argv, imageEnd: plan.imageEnd, stackBottom: plan.stackBottom };
+}
+
+/**
+ * Write the read-only virtual register page and boot arguments of a VM into `memory` again,
+ * e.g. into a clone's copy of another VM's memory (its VM id, MAC and IPv4 address differ).
+ * The page is read-only to the guest, so this changes nothing else.
+ * @throws BootError like `createBootImage`.
+ */
+export function rewriteBootRegisters(memory: GuestMemory, image: DenaliImage, opts: BootOptions): void {
+  writeBootRegisters(memory, image, opts, checkBootFit(image, opts));
+}
+
+/** What `checkBootFit` found: memory size, argv and its NUL-separated encoding, end of the segments, bottom of the stack (bytes, guest addresses). */
 export interface BootFit {
   memorySize: number;
-  encoded: Uint8Array;
-  argv: string[];
   imageEnd: number;
   stackBottom: number;
+  argv: string[];
+  encoded: Uint8Array;
 }
 
 /**
@@ -93,25 +127,13 @@ export function checkBootFit(image: DenaliImage, opts: Pick<BootOptions, 'memory
   if (encoded.length > LAYOUT.BOOTARGS_MAX) {
     throw new BootError(`boot arguments take ${encoded.length} bytes; at most ${LAYOUT.BOOTARGS_MAX} fit`);
   }
-  return { memorySize, encoded, argv, imageEnd, stackBottom };
+
+  return { memorySize, imageEnd, stackBottom, argv, encoded };
 }
 
-/**
- * Build a VM's boot image: no BIOS and no boot loader (paper 3.1.2) — Yakima copies each
- * segment to its load address (BSS stays zero), fills the read-only virtual register page
- * (memory size, tick rate, VM id, MAC, boot arguments), sets the stack at the top of memory
- * and points EIP at the entry point. Devices need no initialization by the guest.
- *
- * @throws BootError when the memory size is not a page multiple, too small for the
- *   segments plus the stack, or the boot arguments exceed `LAYOUT.BOOTARGS_MAX` bytes.
- */
-export function createBootImage(image: DenaliImage, opts: BootOptions): BootImage {
+function writeBootRegisters(memory: GuestMemory, image: DenaliImage, opts: BootOptions, plan: BootFit): void {
+  const { memorySize, imageEnd, encoded, argv } = plan;
   const m = image.manifest;
-  const { memorySize, encoded, argv, imageEnd, stackBottom } = checkBootFit(image, opts);
-
-  const memory = opts.allocateMemory?.(memorySize) ?? new GuestMemory(memorySize);
-  image.segments.forEach((data, i) => memory.u8.set(data, m.segments[i]!.loadAddress));
-
   const ro = LAYOUT.VREG_RO_BASE;
   const dv = memory.dv;
   const u32 = (off: number, v: number): void => dv.setUint32(ro + off, v >>> 0, true);
@@ -134,8 +156,4 @@ export function createBootImage(image: DenaliImage, opts: BootOptions): BootImag
   u32(VREG_RO.BOOTARGS_ADDR, LAYOUT.BOOTARGS_BASE);
   u32(VREG_RO.BOOTARGS_LEN, encoded.length);
   memory.u8.set(encoded, LAYOUT.BOOTARGS_BASE);
-
-  const gpr = new Array<number>(8).fill(0);
-  gpr[Reg.ESP] = memorySize >>> 0;
-  return { memory, regs: { gpr, eip: m.entryPoint, eflags: 0x2 }, argv, imageEnd, stackBottom };
 }

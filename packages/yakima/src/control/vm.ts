@@ -9,9 +9,10 @@ import type { FaultReport } from './fault-report.js';
 
 /**
  * Life of a VM: runnable (in the run queue or running), idle (in the idle table), paused by the
- * operator (in neither; resumes as runnable), or finished (exited, faulted, stopped).
+ * operator (in neither; resumes as runnable), swapped (idle, its memory and vCPU written to the
+ * swap area; any virtual interrupt swaps it back in), or finished (exited, faulted, stopped).
  */
-export type VmState = 'runnable' | 'idle' | 'paused' | 'exited' | 'faulted' | 'stopped';
+export type VmState = 'runnable' | 'idle' | 'paused' | 'swapped' | 'exited' | 'faulted' | 'stopped';
 
 /** Counters kept per VM; cheap enough to update on every VM exit. */
 export interface VmStats {
@@ -34,6 +35,9 @@ export interface VmStats {
   exits: number;
   /** Host time spent running this VM's vCPU (guest CPU time), in µs. */
   cpuTimeUs: number;
+  /** Times the VM was swapped out to the swap area / swapped back in. */
+  swapOuts: number;
+  swapIns: number;
 }
 
 /** Hypercall data charged as one guest instruction of the quantum (a copy costs ~1 instruction per 4 bytes). */
@@ -52,7 +56,9 @@ export class Vm {
   exitStatus: number | undefined;
   /** The fault that stopped the VM once `state` is 'faulted'. */
   fault: FaultReport | undefined;
-  readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0, consoleBytes: 0, consoleWaits: 0, netWithoutNic: 0, exits: 0, cpuTimeUs: 0 };
+  readonly stats: VmStats = { entries: 0, preemptions: 0, hypercalls: 0, idles: 0, upcalls: 0, consoleBytes: 0, consoleWaits: 0, netWithoutNic: 0, exits: 0, cpuTimeUs: 0, swapOuts: 0, swapIns: 0 };
+  /** Instructions the vCPU had retired when it was swapped out (its placeholder vCPU counts none). */
+  retiredAtSwapOut = 0;
   /**
    * Host work done for this VM in the current quantum (hypercall data moved), in
    * instruction-equivalents; the scheduler subtracts it from the quantum (`chargeBytes`).
@@ -63,7 +69,17 @@ export class Vm {
   endedAt: number | undefined;
   readonly console: ConsoleDevice;
   readonly clock = new ClockDevice();
-  readonly memory: GuestMemory;
+  /**
+   * Guest memory. Replaced on swap-in; while the VM is swapped out it is a placeholder whose
+   * contents throw `SwapError` (swap/swapped.ts).
+   */
+  memory: GuestMemory;
+  /**
+   * Host bytes held privately by this VM, set by Yakima's swap manager (swap/swapper.ts):
+   * its written guest pages at the last measurement plus its vCPU and device objects; while
+   * swapped out, what the VM object itself still holds.
+   */
+  hostBytes = 0;
   /** The VM's virtual NIC, when the Yakima instance has a network. */
   nic: NicDevice | undefined;
 
@@ -73,7 +89,8 @@ export class Vm {
     readonly name: string,
     readonly manifest: Manifest,
     readonly boot: BootImage,
-    readonly vcpu: Vcpu,
+    /** The vCPU. Replaced on swap-in; a placeholder that throws `SwapError` while swapped out. */
+    public vcpu: Vcpu,
     sink: ConsoleSink,
     /** Called when an interrupt is raised for this VM, so the scheduler can wake it. */
     private readonly onInterrupt: (vm: Vm) => void,
@@ -95,16 +112,17 @@ export class Vm {
     this.charged += Math.ceil(bytes / BYTES_PER_INSTRUCTION);
   }
 
-  /**
-   * Host bytes this VM holds now, approximated by its guest memory size (all of it is
-   * allocated at boot). The scale branch's memory model (resident pages, swap) replaces this.
-   */
-  residentBytes(): number {
-    return this.finished ? 0 : this.memory.size;
-  }
-
   get finished(): boolean {
     return this.state === 'exited' || this.state === 'faulted' || this.state === 'stopped';
+  }
+
+  /**
+   * Host memory this VM holds now, in bytes: its private (written) guest pages and per-VM
+   * state (vCPU, devices); guest pages still shared with its image's or clone parent's
+   * template are not counted (they are held once per template). See `Yakima.swapStats`.
+   */
+  residentBytes(): number {
+    return this.hostBytes;
   }
 
   /** Queue a virtual interrupt (an `IRQ` bit) and wake the VM if it idles. */

@@ -1,5 +1,5 @@
 import { IRQ, type DenaliImage } from '@denali/image-format';
-import { createBootImage, defaultMac, type BootOptions } from '../boot/boot-image.js';
+import { createBootImage, defaultMac, type BootImage, type BootOptions } from '../boot/boot-image.js';
 import type { GuestMemory } from '../boot/guest-memory.js';
 import { EmuCpu } from '../cpu/emu/index.js';
 import { KvmBackend, KVM_INSTRUCTIONS_PER_MICROSECOND, allocateGuestMemory } from '../cpu/kvm/index.js';
@@ -12,6 +12,9 @@ import { HeapAdmission, heapEmergency } from '../sched/heap-admission.js';
 import { IdleTable } from '../sched/idle-table.js';
 import { RunQueue } from '../sched/run-queue.js';
 import { VirtualNetwork, type NetworkOptions } from '../net/network.js';
+import { openSwapper, type SwapOptions } from '../swap/open-swapper.js';
+import { swappedMemory, SWAPPED_VCPU } from '../swap/swapped.js';
+import type { Swapper, SwapStats } from '../swap/swapper.js';
 import { formatFault, type FaultReport } from './fault-report.js';
 import { dispatchHypercall, HypercallFault } from './hypercalls.js';
 import { Vm } from './vm.js';
@@ -21,8 +24,11 @@ import { SwapError } from '../swap/swap-error.js';
 /** CPU backends Yakima can run a VM on: the bundled emulator, x86 on Linux KVM, or x86 in sandboxed host processes. */
 export type Backend = 'emu' | 'kvm' | 'process';
 
-/** Options of a Yakima instance. */
-export interface YakimaOptions {
+/**
+ * Options of a Yakima instance. Memory (see `SwapOptions`): `memoryBudget` (bytes all VMs may
+ * hold; idle VMs are swapped out to stay under it), `swapDir` (parent of the swap area).
+ */
+export interface YakimaOptions extends SwapOptions {
   /** CPU backend for new VMs. Default 'emu'. 'kvm' throws `KvmUnavailableError` where KVM is unusable. */
   backend?: Backend;
   /** KVM only: vCPU worker threads (default: one per host core). */
@@ -84,6 +90,9 @@ const RUN_CHUNK = 20_000;
 /** How often the scheduler checks the V8 heap against its limit, in ms. */
 const HEAP_CHECK_MS = 100;
 
+/** Delay before retrying a swap-in the host could not take (no mapping or vCPU to be had), in ticks (µs). */
+const SWAP_IN_RETRY_TICKS = 100_000;
+
 /** Longest single host timer while waiting for idle VMs, in ms (a timer keeps Node alive). */
 const MAX_WAIT_MS = 60_000;
 
@@ -125,6 +134,10 @@ export class Yakima {
   private quantumOf: { vm: Vm; start: number; deadline: number } | undefined;
   /** VMs on a worker-thread vCPU right now (KVM); a resumed VM among them is not requeued. */
   private readonly onCpu = new Set<Vm>();
+  private readonly names = new Set<string>();
+  private readonly nextSuffix = new Map<string, number>();
+  /** Swap manager; undefined where guest memory cannot be mapped (then nothing is swapped). */
+  private readonly swap: Swapper | undefined;
 
   constructor(private readonly opts: YakimaOptions = {}) {
     this.quantum = opts.quantumInstructions ?? DEFAULT_QUANTUM;
@@ -136,6 +149,24 @@ export class Yakima {
     if (!opts.createVcpu && opts.backend === 'process') {
       this.proc = new ProcessBackend({ threads: opts.processThreads, quantumMicros: this.quantum / KVM_INSTRUCTIONS_PER_MICROSECOND });
     }
+    // The process backend shares guest memory with its tender through a memfd (MAP_SHARED);
+    // the swap manager's private template mappings do not apply to it (not swapped yet).
+    this.swap = this.proc ? undefined : openSwapper(opts, {
+      createVcpu: (m) => this.createVcpu(m),
+      parkSwapped: (vm, deadline) => this.parkSwapped(vm, deadline),
+      idleDeadline: (vm) => this.idleTable.deadlineOf(vm) ?? Infinity,
+      log: (line) => this.opts.log?.(line),
+    });
+  }
+
+  /** The memory budget in bytes, or undefined when this host cannot swap. */
+  get memoryBudget(): number | undefined {
+    return this.swap?.memoryBudget;
+  }
+
+  /** Where swapped-out VMs are written (a private directory removed on close), or undefined. */
+  get swapArea(): string | undefined {
+    return this.swap?.swapArea;
   }
 
   /**
@@ -143,27 +174,19 @@ export class Yakima {
    * @throws BootError when the memory size or arguments do not fit (see `createBootImage`).
    */
   addVm(image: DenaliImage, opts: AddVmOptions = {}): Vm {
-    const name = this.uniqueName(opts.name ?? image.manifest.name);
-    this.admission.admit(name, this.liveCount);
-    const id = this.nextId++;
-    const bootOpts: BootOptions = { vmId: id, args: opts.args, memorySize: opts.memorySize };
-    if (this.kvm) bootOpts.allocateMemory = allocateGuestMemory;
-    if (this.proc) bootOpts.allocateMemory = allocateSharedGuestMemory;
-    const mac = defaultMac(id);
-    if (this.net) {
-      bootOpts.mac = mac;
-      bootOpts.ipv4 = { addr: this.net.addressOf(id), netmask: this.net.netmask, gateway: this.net.gateway };
-      bootOpts.mtu = 1500;
-    }
+    this.admission.admit(opts.name ?? image.manifest.name, this.liveCount);
+    const bootOpts = this.bootOptions(this.nextId++, opts);
+    const swap = this.swap;
+    if (swap) {
+      bootOpts.allocateMemory = (size) => swap.memoryFor(image, size);
+      bootOpts.preloaded = true;
+    } else if (this.kvm) bootOpts.allocateMemory = allocateGuestMemory;
+    else if (this.proc) bootOpts.allocateMemory = allocateSharedGuestMemory;
     const boot = createBootImage(image, bootOpts);
     const vcpu = this.createVcpu(boot.memory);
     vcpu.setRegs(boot.regs);
-    const vm = new Vm(id, name, image.manifest, boot, vcpu, this.sink, (v) =>
-      this.onInterrupt(v),
-    );
-    if (this.net) vm.nic = this.net.attachNic(vm.name, mac, () => vm.raise(IRQ.NET_RX));
-    this.vms.push(vm);
-    this.liveCount++;
+    const vm = this.register(image, opts, bootOpts, boot, vcpu);
+    swap?.admit(vm);
     this.runQueue.push(vm);
     this.poke();
     return vm;
@@ -182,6 +205,83 @@ export class Yakima {
       this.holds--;
       this.poke();
     };
+  }
+
+  /**
+   * Boot `count` VMs of one image: the first boots; the others are copy-on-write clones of its
+   * state at its first IDLE (booted and waiting for work), each with its own id, name, MAC and
+   * IPv4 address in its virtual registers. Clones start swapped out and are swapped in by
+   * their first virtual interrupt (a frame for their MAC, a timeout, console input); one that
+   * gets none stays at SWAPPED_VM_BYTES. Without swap support this boots `count` VMs.
+   * @throws RangeError for a count that is not a positive integer; BootError like `addVm`.
+   */
+  addVms(image: DenaliImage, count: number, opts: AddVmOptions = {}): Vm[] {
+    if (!Number.isInteger(count) || count < 1) throw new RangeError(`VM count must be a positive integer, got ${count}`);
+    const first = this.addVm(image, opts);
+    const out = [first];
+    if (!this.swap || !first.vcpu.saveState) {
+      for (let i = 1; i < count; i++) out.push(this.addVm(image, opts));
+      return out;
+    }
+    const clones: { vm: Vm; opts: BootOptions }[] = [];
+    for (let i = 1; i < count; i++) {
+      const bootOpts = this.bootOptions(this.nextId++, opts);
+      const boot: BootImage = { ...first.boot, memory: swappedMemory(first.memory.size) };
+      const vm = this.register(image, opts, bootOpts, boot, SWAPPED_VCPU);
+      vm.state = 'swapped';
+      clones.push({ vm, opts: bootOpts });
+    }
+    this.swap.cloneWhenBooted(first, image, clones);
+    return out.concat(clones.map((c) => c.vm));
+  }
+
+  /**
+   * Swap out an idle VM now (it is swapped back in by its next virtual interrupt).
+   * @throws SwapError when it is not idle or cannot be swapped (the VM stays resident, nothing is lost).
+   */
+  async swapOut(vm: Vm): Promise<void> {
+    if (!this.swap) throw new SwapError(this.noSwapReason());
+    this.swap.swapOut(vm);
+  }
+
+  /**
+   * Swap a swapped-out VM back in now; it stays idle until a virtual interrupt.
+   * @throws SwapError when it is not swapped out or its record cannot be read.
+   */
+  async swapIn(vm: Vm): Promise<void> {
+    if (!this.swap) throw new SwapError(this.noSwapReason());
+    this.swap.swapIn(vm);
+  }
+
+  private noSwapReason(): string {
+    return this.proc
+      ? 'swapping is not supported on the process backend yet (its guest memory is shared with the tender process)'
+      : 'swapping is not supported on this host (guest memory cannot be mapped)';
+  }
+
+  /** Swap counters and memory use (all zero where this host cannot swap). */
+  swapStats(): SwapStats {
+    if (this.swap) return this.swap.stats();
+    const resident = this.vms.filter((v) => !v.finished).length;
+    return { swapIns: 0, swapOuts: 0, bytesRead: 0, bytesWritten: 0, residentVms: resident, swappedVms: 0, failures: 0, residentBytes: 0, memoryBudget: 0, swapInLatencyUs: { p50: 0, p99: 0 } };
+  }
+
+  private bootOptions(id: number, opts: AddVmOptions): BootOptions {
+    const bootOpts: BootOptions = { vmId: id, args: opts.args, memorySize: opts.memorySize, mac: defaultMac(id) };
+    if (this.net) {
+      bootOpts.ipv4 = { addr: this.net.addressOf(id), netmask: this.net.netmask, gateway: this.net.gateway };
+      bootOpts.mtu = 1500;
+    }
+    return bootOpts;
+  }
+
+  /** Make a Vm object for a booted (or cloned) VM and give it its NIC; counts it live. */
+  private register(image: DenaliImage, opts: AddVmOptions, bootOpts: BootOptions, boot: BootImage, vcpu: Vcpu): Vm {
+    const vm = new Vm(bootOpts.vmId, this.uniqueName(opts.name ?? image.manifest.name), image.manifest, boot, vcpu, this.sink, (v) => this.onInterrupt(v));
+    if (this.net) vm.nic = this.net.attachNic(vm.name, bootOpts.mac!, () => vm.raise(IRQ.NET_RX), bootOpts.ipv4?.addr);
+    this.vms.push(vm);
+    this.liveCount++;
+    return vm;
   }
 
   /** Number of VMs that have not finished. */
@@ -213,6 +313,7 @@ export class Yakima {
     for (const vm of this.vms) vm.vcpu.destroy?.();
     await this.kvm?.close();
     await this.proc?.close();
+    this.swap?.close();
   }
 
   /** Synchronous vCPUs (the emulator): one VM at a time on the main thread. */
@@ -300,6 +401,9 @@ export class Yakima {
    */
   pauseVm(vm: Vm): void {
     if (vm.finished) throw new VmStateError(`VM ${vm.name} has ${vm.state}`);
+    // A swapped-out VM comes back in first: a paused VM is resumed by running it, and its
+    // memory and vCPU must be there then. @throws SwapError when its record cannot be read.
+    if (vm.state === 'swapped') this.swap?.swapIn(vm);
     this.runQueue.remove(vm);
     this.idleTable.remove(vm);
     if (this.quantumOf?.vm === vm) this.quantumOf = undefined; // its half-run quantum ends here
@@ -325,17 +429,6 @@ export class Yakima {
     this.poke();
   }
 
-  /** Write a VM's memory out and release it. @throws SwapError: this Yakima has no swap. */
-  async swapOut(vm: Vm): Promise<void> {
-    void vm;
-    throw new SwapError('swapping is not supported by this Yakima');
-  }
-
-  /** Bring a swapped-out VM back. @throws SwapError: this Yakima has no swap. */
-  async swapIn(vm: Vm): Promise<void> {
-    void vm;
-    throw new SwapError('swapping is not supported by this Yakima');
-  }
 
   private createVcpu(memory: GuestMemory): Vcpu {
     if (this.opts.createVcpu) return this.opts.createVcpu(memory);
@@ -347,7 +440,16 @@ export class Yakima {
   }
 
   private uniqueName(base: string): string {
-    return uniqueVmName(base, new Set(this.vms.map((v) => v.name)));
+    let name = base;
+    if (this.names.has(name)) {
+      // Resume from the last suffix used for `base`: naming 10,000 clones stays linear.
+      let n = this.nextSuffix.get(base) ?? 2;
+      while (this.names.has(`${base}-${n}`)) n++;
+      name = `${base}-${n}`;
+      this.nextSuffix.set(base, n + 1);
+    }
+    this.names.add(name);
+    return name;
   }
 
   /**
@@ -466,6 +568,7 @@ export class Yakima {
         if (vm.state === 'paused') return true;
         vm.state = 'idle';
         this.idleTable.add(vm, outcome.timeoutTicks === Infinity ? Infinity : hostTicks() + outcome.timeoutTicks);
+        this.swap?.noteIdle(vm);
         return true;
       }
     }
@@ -494,13 +597,16 @@ export class Yakima {
       this.net.detachNic(vm.nic);
     }
     vm.vcpu.destroy?.();
+    this.swap?.forget(vm);
     vm.console.close();
     this.opts.onVmDone?.(vm);
   }
 
   private onInterrupt(vm: Vm): void {
+    if (vm.state === 'swapped' && this.swap?.canSwapIn(vm)) this.swapInOrFault(vm);
     if (vm.state !== 'idle') return;
     this.idleTable.remove(vm);
+    this.swap?.noteAwake(vm);
     vm.state = 'runnable';
     this.runQueue.push(vm);
     this.poke();
@@ -509,10 +615,38 @@ export class Yakima {
   private expireIdle(): void {
     if (this.idleTable.nextDeadline() > hostTicks()) return;
     for (const vm of this.idleTable.expire(hostTicks())) {
+      if (vm.state === 'swapped' && !this.swapInOrFault(vm)) continue;
+      this.swap?.noteAwake(vm);
       vm.pendingIrqs |= IRQ.TIMER;
       vm.state = 'runnable';
       this.runQueue.push(vm);
     }
+  }
+
+  /**
+   * Swap in a VM that has work. When its record cannot be read it is lost: fault it. When the
+   * host cannot take it now (no mapping or vCPU to be had), log it and retry in 100 ms.
+   */
+  private swapInOrFault(vm: Vm): boolean {
+    try {
+      this.swap!.swapIn(vm);
+      return true;
+    } catch (e) {
+      const detail = e instanceof Error ? e.message : String(e);
+      if (e instanceof SwapError && !e.lost) {
+        this.opts.log?.(`yakima: ${detail}; retrying`);
+        this.idleTable.add(vm, hostTicks() + SWAP_IN_RETRY_TICKS);
+        this.poke(); // the scheduler's wait must see the earlier deadline
+      } else this.recordFault(vm, { vmId: vm.id, vmName: vm.name, cause: 'unknown-exit', detail, eip: 0, bytes: new Uint8Array() });
+      return false;
+    }
+  }
+
+  /** A clone (or a rebased clone parent) became a swapped VM waiting in the idle table. */
+  private parkSwapped(vm: Vm, deadline: number): void {
+    this.idleTable.add(vm, deadline);
+    if (vm.pendingIrqs !== 0) this.onInterrupt(vm);
+    this.poke();
   }
 
   /** Sleep until the earliest idle deadline, an interrupt, or `stop`. Costs no host CPU. */

@@ -51,6 +51,16 @@ export interface VcpuRegs {
   eflags: number;
 }
 
+/**
+ * A vCPU's complete architectural state (registers, flags, FPU/SSE/x87 state) as its backend
+ * serializes it: opaque bytes, restorable only by a vCPU of the same backend (swap, clone).
+ */
+export interface VcpuState {
+  /** Backend that wrote it, e.g. 'emu' or 'kvm'. */
+  backend: string;
+  bytes: Uint8Array;
+}
+
 /** A virtual CPU bound to one VM's guest memory. */
 export interface Vcpu {
   /**
@@ -67,6 +77,13 @@ export interface Vcpu {
    * µs of guest time without blocking the event loop. Yakima prefers this when present.
    */
   runAsync?(quantumMicros: number): Promise<VcpuExit>;
+  /**
+   * The full architectural state, for swap-out and cloning (call only between runs). Backends
+   * without it cannot be swapped.
+   */
+  saveState?(): VcpuState;
+  /** Load a state from `saveState` of the same backend. @throws Error for another backend's or a malformed state. */
+  restoreState?(state: VcpuState): void;
   /** Release host resources (file descriptors, memory) once the VM has finished. Idempotent. */
   destroy?(): void;
   /**

@@ -66,10 +66,13 @@ export class VirtualNetwork {
     return addr >>> 0;
   }
 
-  /** Give a VM a NIC on this network. `raiseRx` raises its NET_RX interrupt. */
-  attachNic(name: string, mac: Uint8Array, raiseRx: () => void): NicDevice {
+  /**
+   * Give a VM a NIC on this network. `raiseRx` raises its NET_RX interrupt; `ipv4` (host order)
+   * is the address Yakima assigned it, so ARP requests for it reach it alone.
+   */
+  attachNic(name: string, mac: Uint8Array, raiseRx: () => void, ipv4?: number): NicDevice {
     const nic = new NicDevice(mac, raiseRx, (n) => this.scheduler.ready(n));
-    const port: SwitchPort = { name, mac, deliver: (f) => nic.deliver(f) };
+    const port: SwitchPort = { name, mac, ipv4, deliver: (f) => nic.deliver(f) };
     this.ports.set(nic, port);
     this.nics.set(port, nic);
     this.switch.attach(port);

@@ -9,6 +9,11 @@ export interface SwitchPort {
    * which may carry many addresses and whose addresses the switch learns.
    */
   readonly mac?: Uint8Array;
+  /**
+   * The IPv4 address (host order) Yakima assigned to this port's VM. ARP requests for it go to
+   * this port only instead of being flooded, so a broadcast does not wake (and swap in) every VM.
+   */
+  readonly ipv4?: number;
   /** Take a frame from the switch. The frame must not be modified by the port. */
   deliver(frame: Uint8Array): void;
 }
@@ -33,6 +38,10 @@ export interface SwitchStats {
 export class EthernetSwitch {
   private readonly ports = new Set<SwitchPort>();
   private readonly table = new Map<number, SwitchPort>();
+  /** Ports by their assigned IPv4 address (ARP requests are delivered to the owner only). */
+  private readonly ipOwners = new Map<number, SwitchPort>();
+  /** Ports without an assigned address (uplinks): they still see every ARP request. */
+  private readonly unaddressed = new Set<SwitchPort>();
   readonly stats: SwitchStats = { forwarded: 0, flooded: 0, spoofDrops: 0, unknownDestination: 0 };
   /** Called for each spoofed frame dropped, with the port it came from. */
   onSpoof?: (port: SwitchPort) => void;
@@ -40,11 +49,16 @@ export class EthernetSwitch {
   attach(port: SwitchPort): void {
     this.ports.add(port);
     if (port.mac) this.table.set(macKeyOf(port.mac), port);
+    if (port.ipv4 !== undefined) this.ipOwners.set(port.ipv4, port);
+    else this.unaddressed.add(port);
   }
 
   detach(port: SwitchPort): void {
     this.ports.delete(port);
-    for (const [k, p] of this.table) if (p === port) this.table.delete(k);
+    if (port.mac && this.table.get(macKeyOf(port.mac)) === port) this.table.delete(macKeyOf(port.mac));
+    else for (const [k, p] of this.table) if (p === port) this.table.delete(k);
+    if (port.ipv4 !== undefined && this.ipOwners.get(port.ipv4) === port) this.ipOwners.delete(port.ipv4);
+    this.unaddressed.delete(port);
   }
 
   /** Forward one frame that arrived on `from`. Returns false when it was dropped. */
@@ -62,6 +76,15 @@ export class EthernetSwitch {
       this.table.set(src, from);
     }
     if (isGroupMac(frame, 0)) {
+      const target = this.arpRequestTarget(frame);
+      if (target !== undefined) {
+        // Only the VM that owns the address (if any) and the uplinks can answer.
+        const owner = this.ipOwners.get(target);
+        if (owner !== undefined && owner !== from) owner.deliver(frame);
+        for (const p of this.unaddressed) if (p !== from) p.deliver(frame);
+        this.stats.forwarded++;
+        return true;
+      }
       for (const p of this.ports) if (p !== from) p.deliver(frame);
       this.stats.flooded++;
       return true;
@@ -74,5 +97,16 @@ export class EthernetSwitch {
     to.deliver(frame);
     this.stats.forwarded++;
     return true;
+  }
+
+  /**
+   * The target address (host order) of an ARP request (RFC 826) in `frame`, when ports with
+   * assigned addresses exist (else such requests are flooded like any broadcast).
+   */
+  private arpRequestTarget(frame: Uint8Array): number | undefined {
+    // Ethernet type 0x0806, operation 1 (request); the target protocol address is at byte 38.
+    if (frame.length < 42 || frame[12] !== 0x08 || frame[13] !== 0x06 || frame[20] !== 0 || frame[21] !== 1) return undefined;
+    if (this.ipOwners.size === 0) return undefined;
+    return ((frame[38]! << 24) | (frame[39]! << 16) | (frame[40]! << 8) | frame[41]!) >>> 0;
   }
 }

@@ -16,6 +16,12 @@ export class IdleTable<T> {
     return this.index.has(item);
   }
 
+  /** The deadline `item` waits for (host ticks), or undefined when it is not in the table. */
+  deadlineOf(item: T): number | undefined {
+    const i = this.index.get(item);
+    return i === undefined ? undefined : this.heap[i]!.deadline;
+  }
+
   /** Add (or re-key) `item` with an absolute deadline in host ticks. */
   add(item: T, deadline: number): void {
     this.remove(item);

@@ -8,8 +8,13 @@ export const MAX_BLOCK_INSTRS = 64;
 /** Granularity of the per-page code map used to ignore writes near, but not on, code (bytes). */
 const LINE_SHIFT = 6;
 const LINES_PER_PAGE = 0x1000 >> LINE_SHIFT;
-/** Size of the direct-mapped EIP -> block array in front of the Map. */
-const FAST_SIZE = 1 << 14;
+/**
+ * Size of the direct-mapped EIP -> block array in front of the Map. 4,096 entries (32 KiB per
+ * vCPU) rather than 16,384 (128 KiB, allocated in V8's large-object space): every swap-in
+ * makes a vCPU, and the larger array halved swap-in throughput through old-space GCs
+ * (`pnpm bench:swap-core`); httpd decodes about 1,400 blocks, so hits stay in the array.
+ */
+const FAST_SIZE = 1 << 12;
 
 /**
  * A basic block: decoded instructions from `addr` up to and including the first block

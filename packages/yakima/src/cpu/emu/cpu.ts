@@ -1,10 +1,11 @@
 import type { GuestMemory } from '../../boot/guest-memory.js';
-import type { FaultCause, Vcpu, VcpuExit, VcpuRegs } from '../vcpu.js';
+import type { FaultCause, Vcpu, VcpuExit, VcpuRegs, VcpuState } from '../vcpu.js';
 import { BlockCache } from './block-cache.js';
 import { COMPILE_AFTER, compileBlock } from './compiler.js';
 import { CpuFault, fault } from './fault.js';
 import { ARITH, AF, CF, FIXED1, LazyOp, OF, PARITY, PF, SF, SIZE_MASK, SIZE_SIGN, ZF } from './flags.js';
 import type { Instr } from './instr.js';
+import { restoreEmuState, saveEmuState } from './snapshot.js';
 import { STOP_EXIT, STOP_SMC, STOP_YIELD } from './stop.js';
 import { X87 } from './x87-state.js';
 
@@ -239,6 +240,16 @@ export class EmuCpu implements Vcpu {
     for (let k = 0; k < 8; k++) this.regs[k] = r.gpr[k] | 0;
     this.eip = r.eip | 0;
     this.setFlags(r.eflags);
+  }
+
+  /** The whole architectural state (snapshot.ts). */
+  saveState(): VcpuState {
+    return saveEmuState(this);
+  }
+
+  /** Load a `saveState` result (snapshot.ts). @throws Error for a malformed or non-emulator state. */
+  restoreState(state: VcpuState): void {
+    restoreEmuState(this, state);
   }
 
   /** Byte-register index into `r8` for the ModRM 8-bit register number (AL CL DL BL AH CH DH BH). */

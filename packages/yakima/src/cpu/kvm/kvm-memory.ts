@@ -51,6 +51,19 @@ export function allocateGuestMemory(size: number): GuestMemory {
   return memory;
 }
 
+/**
+ * Let memory mapped elsewhere (memory/template.ts: private mappings of a shared template) be
+ * used by KVM: `hostAddressOf` then reports `address`. The caller owns the mapping.
+ */
+export function adoptHostMemory(memory: GuestMemory, address: bigint, size: number): void {
+  regions.set(memory, { address, size, released: false });
+}
+
+/** Undo `adoptHostMemory` before the caller unmaps the memory. */
+export function forgetHostMemory(memory: GuestMemory): void {
+  regions.delete(memory);
+}
+
 /** The host address of KVM-backed guest memory, or undefined for ordinary (ArrayBuffer) memory. */
 export function hostAddressOf(memory: GuestMemory): bigint | undefined {
   const r = regions.get(memory);

@@ -15,7 +15,7 @@
 import { KVM_INSTRUCTIONS_PER_MICROSECOND } from './constants.js';
 import { LAYOUT } from '@denali/image-format';
 import type { GuestMemory } from '../../boot/guest-memory.js';
-import { Reg, type FaultCause, type Vcpu, type VcpuExit, type VcpuRegs } from '../vcpu.js';
+import { Reg, type FaultCause, type Vcpu, type VcpuExit, type VcpuRegs, type VcpuState } from '../vcpu.js';
 import {
   classifyVector,
   DIAG_BASE,
@@ -42,6 +42,7 @@ import {
   KVM_EXIT,
   KVM_EXIT_IO_IN,
   KVM_EXIT_IO_OUT,
+  KVM_FPU_SIZE,
   KVM_INTERNAL_ERROR,
   KVM_MEM_READONLY,
   KVM_MEMORY_REGION,
@@ -308,6 +309,34 @@ export class KvmVcpu implements Vcpu {
   }
 
   /**
+   * The architectural state for swap and cloning: general registers, EIP, EFLAGS and the
+   * FPU/SSE state of KVM_GET_FPU (`struct kvm_fpu`: x87 registers, FCW/FSW/FTW, XMM0-15,
+   * MXCSR). Segment registers are not included: every Denali vCPU has the same flat ones.
+   */
+  saveState(): VcpuState {
+    const regs = this.getRegs();
+    const bytes = new Uint8Array(STATE_FPU + KVM_FPU_SIZE);
+    const dv = new DataView(bytes.buffer);
+    regs.gpr.forEach((v, i) => dv.setUint32(i * 4, v >>> 0, true));
+    dv.setUint32(32, regs.eip >>> 0, true);
+    dv.setUint32(36, regs.eflags >>> 0, true);
+    dv.setFloat64(40, this.guestNs, true);
+    const fpu = bytes.subarray(STATE_FPU);
+    check(libc().ioctlPtr(this.vcpuFd, KVM.GET_FPU, fpu), 'KVM_GET_FPU');
+    return { backend: 'kvm', bytes };
+  }
+
+  /** Load a `saveState` result. @throws Error for another backend's state or a failed ioctl. */
+  restoreState(state: VcpuState): void {
+    if (state.backend !== 'kvm' || state.bytes.length !== STATE_FPU + KVM_FPU_SIZE) throw new Error(`not a KVM vCPU state (backend '${state.backend}', ${state.bytes.length} bytes)`);
+    const dv = new DataView(state.bytes.buffer, state.bytes.byteOffset, state.bytes.byteLength);
+    const gpr = Array.from({ length: 8 }, (_, i) => dv.getUint32(i * 4, true));
+    this.setRegs({ gpr, eip: dv.getUint32(32, true), eflags: dv.getUint32(36, true) });
+    check(libc().ioctlPtr(this.vcpuFd, KVM.SET_FPU, state.bytes.slice(STATE_FPU)), 'KVM_SET_FPU');
+    this.guestNs = dv.getFloat64(40, true);
+  }
+
+  /**
    * Close the vCPU and VM and give the guest memory back to the host (its GuestMemory then
    * reads as zeros). Idempotent; while a `runAsync` is in flight it happens when that returns.
    */
@@ -445,6 +474,9 @@ export class KvmVcpu implements Vcpu {
     return this.fault(cause, detail, undefined, eip);
   }
 }
+
+/** Offset of `struct kvm_fpu` in a saved state: after 8 GPRs, EIP, EFLAGS (u32) and guest ns (f64). */
+const STATE_FPU = 48;
 
 function check(ret: number, what: string): void {
   if (ret < 0) throw sysError(what, libc().errno());

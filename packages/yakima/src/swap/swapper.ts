@@ -1,0 +1,439 @@
+/**
+ * Yakima's swap manager (paper 3.2, HotOS section 3.2: idle VMs are swapped to disk and
+ * brought back when a request arrives). It
+ * - gives every VM its guest memory as a private mapping of a shared template
+ *   (memory/template.ts) and tracks how much host memory each VM holds;
+ * - keeps the total under the memory budget by swapping out idle VMs (blocked in IDLE), least
+ *   recently active first;
+ * - swaps a VM back in when a virtual interrupt arrives for it (Yakima calls `swapIn`);
+ * - turns a booted VM's memory into a template that its clones share copy-on-write.
+ *
+ * Swap-out writes the vCPU state and the VM's private non-zero pages in one writev, then
+ * unmaps the memory and drops the vCPU: the VM keeps only its Vm object, devices (whose Rx
+ * FIFO still takes frames, bounded) and a small slot. Swap-in maps the template again and
+ * reads the record's pages straight over it with one preadv (see docs/architecture.md for why
+ * this beat mapping the record lazily here).
+ */
+import { PAGE_SIZE, type DenaliImage } from '@denali/image-format';
+import { rewriteBootRegisters, type BootOptions } from '../boot/boot-image.js';
+import type { GuestMemory } from '../boot/guest-memory.js';
+import type { Vcpu, VcpuState } from '../cpu/vcpu.js';
+import type { Vm } from '../control/vm.js';
+import { EMU_BLOCK_BYTES, EMU_VM_BASE_BYTES, EMU_VM_STATE_BYTES, KVM_VM_STATE_BYTES, SWAPPED_VM_BYTES } from '../memory/accounting.js';
+import { EmuCpu } from '../cpu/emu/cpu.js';
+import { MemoryTemplate, privatePages, releaseMappedMemory, templateOf, unmapGuestMemory } from '../memory/template.js';
+import { decodeRecordHead, encodeRecord, forEachRun, RECORD_HEADER } from './swap-record.js';
+import type { SwapStore } from './swap-area.js';
+import { SwapError } from './swap-error.js';
+import { isSwappedVcpu, swappedMemory, SWAPPED_VCPU } from './swapped.js';
+
+/** Counters of swapping (SEAMS.md: `Yakima.swapStats`). Bytes are host bytes; latency in µs. */
+export interface SwapStats {
+  swapIns: number;
+  swapOuts: number;
+  bytesRead: number;
+  bytesWritten: number;
+  residentVms: number;
+  swappedVms: number;
+  /** Swap-outs that failed (the VM stayed resident) and swap-ins that failed (the VM faulted). */
+  failures: number;
+  /** Host memory held by all VMs: private pages, per-VM state, swapped VMs' slots, shared templates. */
+  residentBytes: number;
+  memoryBudget: number;
+  /** Over the last `LATENCY_SAMPLES` swap-ins: from the interrupt to a runnable vCPU. */
+  swapInLatencyUs: { p50: number; p99: number };
+}
+
+/** What the swap manager needs from Yakima. */
+export interface SwapHost {
+  /** A vCPU of the instance's backend over `memory`. */
+  createVcpu(memory: GuestMemory): Vcpu;
+  /** A clone (or a rebased parent) is now a swapped VM: put it in the idle table with `deadline` (host ticks) and wake it if interrupts are pending. */
+  parkSwapped(vm: Vm, deadline: number): void;
+  /** The idle deadline of an idle VM (host ticks; Infinity for none). */
+  idleDeadline(vm: Vm): number;
+  log(line: string): void;
+}
+
+/** Where a swapped-out VM's state is. */
+interface Slot {
+  template: MemoryTemplate;
+  /** Record in the swap area (0 when there is none: the template holds everything). */
+  recordLength: number;
+  metaLength: number;
+  /** The vCPU state when it is not in a record (clones share their parent's). */
+  state?: VcpuState;
+  /** Rewrite the read-only virtual registers on swap-in (a clone's id, MAC, IPv4). */
+  identity?: { image: DenaliImage; opts: BootOptions };
+  /** A clone whose parent has not reached its first IDLE yet. */
+  parent?: Vm;
+}
+
+interface CloneBatch {
+  image: DenaliImage;
+  clones: { vm: Vm; opts: BootOptions }[];
+  /** The parent's boot vCPU state, for booting the clones from scratch if it never idles. */
+  bootState: VcpuState;
+}
+
+/** Swap-in latencies kept for the percentiles. */
+const LATENCY_SAMPLES = 4096;
+
+/**
+ * The swap manager of one Yakima instance (see the module comment). Synchronous: swap-out and
+ * swap-in happen on the scheduler's thread between VM runs; `Yakima.swapOut/swapIn` wrap them.
+ */
+export class Swapper {
+  private readonly slots = new Map<Vm, Slot>();
+  /** Idle resident VMs, least recently active first (Map keeps insertion order). */
+  private readonly lru = new Map<Vm, true>();
+  private readonly resident = new Set<Vm>();
+  private readonly imageTemplates = new WeakMap<DenaliImage, Map<number, MemoryTemplate>>();
+  private readonly templates = new Set<MemoryTemplate>();
+  private readonly cloneBatches = new Map<Vm, CloneBatch>();
+  /** Memory of finished VMs, released on `close` unless garbage (then unmapped) by then. */
+  private readonly finished = new Set<WeakRef<GuestMemory>>();
+  private residentTotal = 0;
+  private readonly latency = new Float64Array(LATENCY_SAMPLES);
+  private readonly counters = { swapIns: 0, swapOuts: 0, bytesRead: 0, bytesWritten: 0, failures: 0 };
+
+  constructor(
+    /** Host bytes all VMs together may hold (see `SwapStats.residentBytes`). */
+    readonly memoryBudget: number,
+    private readonly store: SwapStore,
+    private readonly host: SwapHost,
+  ) {
+    if (!(memoryBudget > 0)) throw new RangeError(`memory budget must be a positive number of bytes, got ${memoryBudget}`);
+  }
+
+  /** Where swapped VMs go (for messages). */
+  get swapArea(): string {
+    return this.store.where;
+  }
+
+  /**
+   * Guest memory for a new VM of `image`: a private mapping of the image's template, holding
+   * its segments already (pass `preloaded: true` to createBootImage). Makes room first.
+   * @throws Error when the host cannot map it.
+   */
+  memoryFor(image: DenaliImage, size: number): GuestMemory {
+    let bySize = this.imageTemplates.get(image);
+    if (!bySize) this.imageTemplates.set(image, (bySize = new Map()));
+    let t = bySize.get(size);
+    if (!t) {
+      t = MemoryTemplate.ofImage(image, size);
+      bySize.set(size, t);
+      this.templates.add(t);
+    }
+    this.makeRoom(EMU_VM_STATE_BYTES);
+    return this.mapWithRoom(t);
+  }
+
+  /**
+   * Map `template`; when the host refuses (vm.max_map_count or address space used up, which
+   * resident VMs do), swap out least recently active idle VMs, each giving back its mapping,
+   * and try again. @throws the last mmap error when no idle VM is left to make room.
+   */
+  private mapWithRoom(template: MemoryTemplate): GuestMemory {
+    for (let tries = 0; ; tries++) {
+      try {
+        return template.map();
+      } catch (e) {
+        const victim = this.lru.keys().next().value;
+        if (victim === undefined || tries >= 16) throw e;
+        try {
+          this.swapOut(victim);
+        } catch {
+          this.lru.delete(victim);
+        }
+      }
+    }
+  }
+
+  /** A new VM is resident (booted). */
+  admit(vm: Vm): void {
+    this.resident.add(vm);
+    vm.hostBytes = stateBytes(vm);
+    this.residentTotal += vm.hostBytes;
+  }
+
+  /** `vm` executed IDLE: measure it, make it the most recently active idle VM, enforce the budget. */
+  noteIdle(vm: Vm): void {
+    if (this.resident.has(vm)) {
+      const before = vm.hostBytes;
+      vm.hostBytes = privatePages(vm.memory).length * PAGE_SIZE + stateBytes(vm);
+      this.residentTotal += vm.hostBytes - before;
+      this.lru.delete(vm);
+      this.lru.set(vm, true);
+    }
+    const batch = this.cloneBatches.get(vm);
+    if (batch) this.forkClones(vm, batch);
+    this.makeRoom(0);
+  }
+
+  /** `vm` left the idle state (woken, or swapped out). */
+  noteAwake(vm: Vm): void {
+    this.lru.delete(vm);
+  }
+
+  /**
+   * `vm` finished: drop its record and stop counting it. Its memory stays readable (fault
+   * reports, tests) until it is garbage or `close` releases it.
+   */
+  forget(vm: Vm): void {
+    this.lru.delete(vm);
+    if (this.resident.delete(vm)) {
+      this.residentTotal -= vm.hostBytes;
+      if (!isSwappedVcpu(vm.vcpu)) this.finished.add(new WeakRef(vm.memory));
+      if (this.finished.size > 1024) for (const r of this.finished) if (!r.deref()) this.finished.delete(r);
+    }
+    const slot = this.slots.get(vm);
+    if (slot) {
+      this.slots.delete(vm);
+      if (slot.recordLength > 0) this.store.remove(vm.id);
+    }
+    vm.hostBytes = 0;
+    const batch = this.cloneBatches.get(vm);
+    if (batch) {
+      this.cloneBatches.delete(vm);
+      this.bootClonesFresh(vm, batch);
+    }
+  }
+
+  // ------------------------------------------------------------------ swap-out / swap-in
+
+  /**
+   * Swap out an idle VM now. On failure the VM is unchanged and resident.
+   * @throws SwapError when `vm` is not idle, cannot be swapped (its vCPU or memory does not
+   *   support it), or the swap area failed (logged as one line, counted in `failures`).
+   */
+  swapOut(vm: Vm): void {
+    if (vm.state !== 'idle' || !this.resident.has(vm)) throw new SwapError(`VM ${vm.id} (${vm.name}) is ${vm.state}: only idle, resident VMs can be swapped out`);
+    const memory = vm.memory;
+    const template = templateOf(memory);
+    const save = vm.vcpu.saveState?.bind(vm.vcpu);
+    if (!template || !save) throw new SwapError(`VM ${vm.id} (${vm.name}) cannot be swapped: its ${template ? 'vCPU cannot save its state' : 'memory is not a template mapping'}`);
+    const state = save();
+    const pages = this.pagesToWrite(memory, template);
+    const { chunks, shape } = encodeRecord(vm.id, memory.u8, state, pages);
+    let written: number;
+    try {
+      written = this.store.write(vm.id, chunks);
+    } catch (e) {
+      this.counters.failures++;
+      const why = e instanceof Error ? e.message : String(e);
+      this.host.log(`yakima: cannot swap out VM ${vm.id} (${vm.name}) to ${this.store.where}: ${why}; it stays resident`);
+      throw new SwapError(`swap-out of VM ${vm.id} (${vm.name}) failed: ${why}`);
+    }
+    this.counters.swapOuts++;
+    vm.stats.swapOuts++;
+    this.counters.bytesWritten += written;
+    this.evict(vm, { template, recordLength: shape.length, metaLength: shape.metaLength });
+  }
+
+  /**
+   * Swap a swapped-out VM back in: map its template, read its pages over it, restore its
+   * vCPU. The VM is idle afterwards (the caller wakes it).
+   * @throws SwapError when it is not swapped, is a clone whose parent has not booted yet, the
+   *   host cannot map its memory or make its vCPU now (it stays swapped; try later), or its
+   *   record cannot be read (`lost`: the caller faults it).
+   */
+  swapIn(vm: Vm): void {
+    const slot = this.slots.get(vm);
+    if (vm.state !== 'swapped' || !slot) throw new SwapError(`VM ${vm.id} (${vm.name}) is ${vm.state}, not swapped out`);
+    if (slot.parent) throw new SwapError(`VM ${vm.id} (${vm.name}) is a clone of VM ${slot.parent.id}, which has not finished booting`);
+    const t0 = performance.now();
+    this.makeRoom(slot.recordLength + EMU_VM_STATE_BYTES);
+    let memory: GuestMemory;
+    try {
+      memory = this.mapWithRoom(slot.template);
+    } catch (e) {
+      this.counters.failures++;
+      throw new SwapError(`swap-in of VM ${vm.id} (${vm.name}) must wait: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    let vcpu: Vcpu | undefined;
+    let lost = false;
+    try {
+      let state = slot.state;
+      if (slot.recordLength > 0) {
+        lost = true; // until the record has been read whole
+        state = this.store.read(vm.id, (read) => {
+          const head = new Uint8Array(RECORD_HEADER + slot.metaLength);
+          read([head], 0);
+          const rec = decodeRecordHead(vm.id, memory.size, head);
+          const views: Uint8Array[] = [];
+          forEachRun(rec.pages, (first, count) => views.push(memory.u8.subarray(first * PAGE_SIZE, (first + count) * PAGE_SIZE)));
+          read(views, head.length);
+          return rec.state;
+        });
+        lost = false;
+      }
+      if (slot.identity) rewriteBootRegisters(memory, slot.identity.image, slot.identity.opts);
+      vcpu = this.host.createVcpu(memory);
+      if (!vcpu.restoreState) throw new Error('its vCPU cannot restore a saved state');
+      vcpu.restoreState(state!);
+    } catch (e) {
+      vcpu?.destroy?.();
+      unmapGuestMemory(memory);
+      this.counters.failures++;
+      throw new SwapError(`swap-in of VM ${vm.id} (${vm.name}) failed: ${e instanceof Error ? e.message : String(e)}`, lost);
+    }
+    this.slots.delete(vm);
+    if (slot.recordLength > 0) {
+      this.store.remove(vm.id);
+      this.counters.bytesRead += slot.recordLength;
+    }
+    vm.memory = memory;
+    vm.boot.memory = memory;
+    vm.vcpu = vcpu;
+    vm.state = 'idle';
+    this.resident.add(vm);
+    this.lru.set(vm, true);
+    vm.hostBytes = slot.recordLength + stateBytes(vm);
+    this.residentTotal += vm.hostBytes;
+    this.latency[this.counters.swapIns % LATENCY_SAMPLES] = (performance.now() - t0) * 1000;
+    this.counters.swapIns++;
+    vm.stats.swapIns++;
+  }
+
+  /** True when `vm` is swapped out and can be swapped in now (not a clone still waiting for its parent). */
+  canSwapIn(vm: Vm): boolean {
+    const slot = this.slots.get(vm);
+    return vm.state === 'swapped' && slot !== undefined && slot.parent === undefined;
+  }
+
+  /** Pages of `memory` a record must hold: private ones, except zero pages over zero template pages. */
+  private pagesToWrite(memory: GuestMemory, template: MemoryTemplate): Uint32Array {
+    const priv = privatePages(memory);
+    const words = new Int32Array(memory.buffer);
+    const perPage = PAGE_SIZE / 4;
+    let n = 0;
+    for (const p of priv) {
+      if (!template.pageNonZero(p)) {
+        let w = p * perPage;
+        const end = w + perPage;
+        while (w < end && words[w] === 0) w++;
+        if (w === end) continue;
+      }
+      priv[n++] = p;
+    }
+    return priv.subarray(0, n);
+  }
+
+  /** Drop a resident VM's memory and vCPU; it is 'swapped' with `slot` from now on. */
+  private evict(vm: Vm, slot: Slot): void {
+    const memory = vm.memory;
+    vm.retiredAtSwapOut = vm.vcpu.instructionsRetired;
+    vm.vcpu.destroy?.();
+    vm.vcpu = SWAPPED_VCPU;
+    vm.memory = swappedMemory(memory.size);
+    vm.boot.memory = vm.memory;
+    unmapGuestMemory(memory);
+    this.slots.set(vm, slot);
+    this.lru.delete(vm);
+    if (this.resident.delete(vm)) this.residentTotal -= vm.hostBytes;
+    vm.hostBytes = SWAPPED_VM_BYTES;
+    vm.state = 'swapped';
+  }
+
+  /**
+   * Swap out idle VMs, least recently active first, until `extra` more bytes fit in the
+   * budget or no idle VM is left. Stops at the first failure (already logged).
+   */
+  makeRoom(extra: number): void {
+    while (this.total() + extra > this.memoryBudget && this.lru.size > 0) {
+      const victim = this.lru.keys().next().value!;
+      try {
+        this.swapOut(victim);
+      } catch {
+        this.lru.delete(victim); // tried; it is retried when it next goes idle
+        return;
+      }
+    }
+  }
+
+  private total(): number {
+    let templateBytes = 0;
+    for (const t of this.templates) templateBytes += t.hostBytes; // one fstat each: they grow as holes are read
+    return this.residentTotal + templateBytes + this.slots.size * SWAPPED_VM_BYTES;
+  }
+
+  // ------------------------------------------------------------------ cloning
+
+  /**
+   * Make `clones` (new VMs in state 'swapped', with NICs but no memory) copy-on-write clones of
+   * `parent` once it first executes IDLE (its post-boot state). If the parent finishes
+   * before that, the clones boot from the image instead. Call right after booting `parent`.
+   */
+  cloneWhenBooted(parent: Vm, image: DenaliImage, clones: { vm: Vm; opts: BootOptions }[]): void {
+    const v = parent.vcpu;
+    if (!v.saveState) throw new SwapError(`VM ${parent.id} cannot be cloned: its vCPU cannot save its state`);
+    const batch = this.cloneBatches.get(parent) ?? { image, clones: [], bootState: v.saveState() };
+    batch.clones.push(...clones);
+    this.cloneBatches.set(parent, batch);
+    for (const c of clones) {
+      c.vm.hostBytes = SWAPPED_VM_BYTES;
+      this.slots.set(c.vm, { template: templateOf(parent.memory)!, recordLength: 0, metaLength: 0, parent });
+    }
+  }
+
+  /** The parent idles for the first time: its memory becomes the clones' shared template. */
+  private forkClones(parent: Vm, batch: CloneBatch): void {
+    this.cloneBatches.delete(parent);
+    const template = MemoryTemplate.ofMemory(parent.memory, `clone of VM ${parent.id}`);
+    this.templates.add(template);
+    const state = parent.vcpu.saveState!();
+    const deadline = this.host.idleDeadline(parent);
+    // The parent itself moves onto the template too, so its post-boot pages are held once.
+    this.evict(parent, { template, recordLength: 0, metaLength: 0, state });
+    this.host.parkSwapped(parent, deadline);
+    for (const c of batch.clones) {
+      if (c.vm.finished) continue;
+      this.slots.set(c.vm, { template, recordLength: 0, metaLength: 0, state, identity: { image: batch.image, opts: c.opts } });
+      this.host.parkSwapped(c.vm, deadline);
+    }
+  }
+
+  /** The parent finished without idling: each clone boots from the image's entry point. */
+  private bootClonesFresh(parent: Vm, batch: CloneBatch): void {
+    const template = this.imageTemplates.get(batch.image)?.get(parent.memory.size);
+    for (const c of batch.clones) {
+      if (c.vm.finished || !template) continue;
+      this.slots.set(c.vm, { template, recordLength: 0, metaLength: 0, state: batch.bootState, identity: { image: batch.image, opts: c.opts } });
+      this.host.parkSwapped(c.vm, 0);
+    }
+  }
+
+  // ------------------------------------------------------------------ stats
+
+  stats(): SwapStats {
+    const n = Math.min(this.counters.swapIns, LATENCY_SAMPLES);
+    const sorted = Float64Array.from(this.latency.subarray(0, n)).sort();
+    const pct = (q: number): number => (n === 0 ? 0 : sorted[Math.min(n - 1, Math.floor(q * n))]!);
+    return {
+      ...this.counters,
+      residentVms: this.resident.size,
+      swappedVms: this.slots.size,
+      residentBytes: this.total(),
+      memoryBudget: this.memoryBudget,
+      swapInLatencyUs: { p50: pct(0.5), p99: pct(0.99) },
+    };
+  }
+
+  /** Remove the swap area and release the templates (mapped memory stays valid until unmapped). */
+  close(): void {
+    for (const r of this.finished) {
+      const m = r.deref();
+      if (m) releaseMappedMemory(m);
+    }
+    this.finished.clear();
+    this.store.close();
+    for (const t of this.templates) t.close();
+  }
+}
+
+/** Per-VM state bytes of a resident VM on its backend (the emulator's grow with its decoded blocks). */
+function stateBytes(vm: Vm): number {
+  if (vm.vcpu instanceof EmuCpu) return EMU_VM_BASE_BYTES + vm.vcpu.cache.decoded * EMU_BLOCK_BYTES;
+  return vm.vcpu.runAsync ? KVM_VM_STATE_BYTES : EMU_VM_STATE_BYTES;
+}
