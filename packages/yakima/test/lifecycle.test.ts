@@ -112,11 +112,12 @@ describe('Yakima: pause, resume and stop one VM', () => {
     expect(done).toBe(true);
   });
 
-  it('swapOut and swapIn say clearly that this Yakima cannot swap', async () => {
+  it('swapOut and swapIn refuse a VM in the wrong state with a SwapError that names it', async () => {
     const { y, add } = yakimaWith(() => 'idle');
     const vm = add(tinyImage('s'), 's');
     await expect(y.swapOut(vm)).rejects.toThrow(SwapError);
-    await expect(y.swapIn(vm)).rejects.toThrow(/swapping is not supported/);
+    await expect(y.swapOut(vm)).rejects.toThrow(/VM 1 \(s\) is runnable/);
+    await expect(y.swapIn(vm)).rejects.toThrow(/is runnable, not swapped out/);
     y.stopVm(vm);
   });
 });
