@@ -10,6 +10,7 @@ import { MemoryConsoleSink } from '../devices/console-sink.js';
 import { IdleTable } from '../sched/idle-table.js';
 import { RunQueue } from '../sched/run-queue.js';
 import { VirtualNetwork, type NetworkOptions } from '../net/network.js';
+import type { SwapStats } from '../swap/swap-stats.js';
 import { formatFault, type FaultReport } from './fault-report.js';
 import { dispatchHypercall, HypercallFault } from './hypercalls.js';
 import { Vm } from './vm.js';
@@ -41,6 +42,10 @@ export interface YakimaOptions {
   network?: NetworkOptions | boolean;
   /** Makes the vCPU of each new VM instead of `backend` (tests use scripted vCPUs). */
   createVcpu?: (memory: GuestMemory) => Vcpu;
+  /** Host memory the VMs may hold, bytes; idle VMs are swapped out beyond it. */
+  memoryBudget?: number; // replaced by the scale branch at merge
+  /** Directory of the swap area. */
+  swapDir?: string; // replaced by the scale branch at merge
 }
 
 /** Options for one VM. */
@@ -83,6 +88,8 @@ export class Yakima {
   /** The KVM worker pool, when the backend is 'kvm'. */
   private readonly kvm: KvmBackend | undefined;
   private nextId = 1;
+  private readonly names = new Set<string>();
+  private readonly suffixes = new Map<string, number>();
   private liveCount = 0;
   private stopReason: string | undefined;
   private wake: (() => void) | undefined;
@@ -117,12 +124,41 @@ export class Yakima {
     const vm = new Vm(id, this.uniqueName(opts.name ?? image.manifest.name), image.manifest, boot, vcpu, this.sink, (v) =>
       this.onInterrupt(v),
     );
+    this.names.add(vm.name);
     if (this.net) vm.nic = this.net.attachNic(vm.name, mac, () => vm.raise(IRQ.NET_RX));
     this.vms.push(vm);
     this.liveCount++;
     this.runQueue.push(vm);
     this.poke();
     return vm;
+  }
+
+  /**
+   * Boot `count` VMs of one image (names `<name>`, `<name>-2` … unless `opts.name` is given).
+   * @throws BootError as `addVm`.
+   */
+  addVms(image: DenaliImage, count: number, opts: AddVmOptions = {}): Vm[] {
+    // replaced by the scale branch at merge (there: the first boots, the others are clones)
+    return Array.from({ length: count }, () => this.addVm(image, opts));
+  }
+
+  /** Swap counters; no swapping here, so resident = live. */
+  swapStats(): SwapStats {
+    // replaced by the scale branch at merge
+    let residentBytes = 0;
+    for (const vm of this.vms) if (!vm.finished) residentBytes += vm.memory.size;
+    return {
+      swapIns: 0,
+      swapOuts: 0,
+      bytesRead: 0,
+      bytesWritten: 0,
+      residentVms: this.liveCount,
+      swappedVms: 0,
+      failures: 0,
+      residentBytes,
+      memoryBudget: this.opts.memoryBudget ?? 0,
+      swapInLatencyUs: { p50: 0, p99: 0 },
+    };
   }
 
   /** Number of VMs that have not finished. */
@@ -216,9 +252,12 @@ export class Yakima {
   }
 
   private uniqueName(base: string): string {
-    const taken = new Set(this.vms.map((v) => v.name));
-    if (!taken.has(base)) return base;
-    for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
+    // Names taken and the next suffix to try per base: scanning all VMs per add made booting N VMs O(N²).
+    if (!this.names.has(base)) return base;
+    let n = this.suffixes.get(base) ?? 2;
+    while (this.names.has(`${base}-${n}`)) n++;
+    this.suffixes.set(base, n + 1);
+    return `${base}-${n}`;
   }
 
   /** One scheduling quantum of `vm` on a synchronous vCPU. */
