@@ -16,3 +16,4 @@ export * from './net/network.js';
 export { probeKvm, KvmUnavailableError, type KvmProbe } from './cpu/kvm/index.js';
 export * from './net/uplink/index.js';
 export * from './swap/swap-stats.js';
+export * from './net/loadgen/index.js';
