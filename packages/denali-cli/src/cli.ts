@@ -3,6 +3,7 @@ import { parseSize } from '@denali/image-format';
 import { buildCommand } from './build-command.js';
 import { inspectCommand } from './inspect-command.js';
 import { runCommand } from './run-command.js';
+import { addSwapBenchCommand } from './swap-bench/cli.js';
 
 const VERSION = '0.1.0';
 
@@ -89,6 +90,8 @@ export async function runCli(argv: string[]): Promise<number> {
     .action(async (file: string, o: { json?: boolean }) => {
       status = await inspectCommand(file, o.json === true);
     });
+
+  addSwapBenchCommand(program, sizeArg, (s) => (status = s));
 
   if (guestArgs !== undefined && ours[0] !== 'run') {
     throw new Error("arguments after '--' are only for 'denali run'");

@@ -1,0 +1,276 @@
+import { cpus, totalmem } from 'node:os';
+import type { DenaliImage } from '@denali/image-format';
+import {
+  HttpLoadGenerator,
+  Yakima,
+  defaultMac,
+  type ConsoleSink,
+  type LoadErrorKind,
+  type LoadResult,
+  type RequestDistribution,
+  type SwapStats,
+  type Vm,
+} from '@denali/yakima';
+import { formatBytes, formatCount } from './format.js';
+import { hostMemoryProblem } from './host-guard.js';
+import type { SwapBenchOptions } from './options.js';
+import type { Progress } from './progress.js';
+
+/** The document every request fetches: examples/httpd's 2 KB page (HotOS Figure 3). */
+export const DOCUMENT_PATH = '/doc-2k.html';
+
+/** httpd's arguments in each VM: port 80, 2 worker threads (one request per connection). */
+export const HTTPD_ARGS = ['80', '2'];
+
+/** VMs added per step while booting (the scheduler and the readiness check run in between). */
+const BOOT_CHUNK = 250;
+
+/** One measured point: `vms` VMs, one request distribution. Rates per second of the measured interval. */
+export interface SwapBenchPoint {
+  vms: number;
+  distribution: RequestDistribution;
+  /** Requests answered with the right 2 KB body in the measured interval. */
+  requests: number;
+  requestsPerSecond: number;
+  /** Latency from connect to last body byte, µs. */
+  latencyUs: { p50: number; p99: number; max: number; mean: number };
+  /** Failed requests during warm-up and measurement (must be 0). */
+  errors: number;
+  errorsByKind: Partial<Record<LoadErrorKind, number>>;
+  swapInsPerSecond: number;
+  swapOutsPerSecond: number;
+  /** Bytes read from / written to the swap area in the measured interval. */
+  bytesRead: number;
+  bytesWritten: number;
+  /** VMs resident / swapped out at the end of the interval. */
+  residentVms: number;
+  swappedVms: number;
+  /** Host bytes the VMs held at the end (Yakima's account) and the process's resident set. */
+  residentBytes: number;
+  hostRssBytes: number;
+  /** Swap-in latency percentiles over the whole run so far, µs (Yakima's). */
+  swapInLatencyUs: { p50: number; p99: number };
+  /** Swap failures (VM stayed resident) in the interval. */
+  swapFailures: number;
+  /** Seconds measured. */
+  seconds: number;
+}
+
+/** A VM count that could not be measured, and why. */
+export interface SkippedPoint {
+  vms: number;
+  reason: string;
+}
+
+/** Boot of the VMs added for one count: wall time until every new VM had answered once. */
+export interface BootRecord {
+  vms: number;
+  added: number;
+  seconds: number;
+  hostRssBytes: number;
+}
+
+/** The whole result of `denali swap-bench` (the JSON written by `--out` / printed by `--json`). */
+export interface SwapBenchReport {
+  benchmark: 'denali swap-bench';
+  /** What it reproduces. */
+  reproduces: string;
+  startedAt: string;
+  host: { cpus: number; cpuModel: string; memoryBytes: number; node: string };
+  backend: 'emu' | 'kvm';
+  image: { name: string; memoryBytes: number; args: string[] };
+  document: { path: string; bytes: number };
+  memoryBudgetBytes: number;
+  memoryBudgetIsDefault: boolean;
+  swapDir: string | null;
+  concurrency: number;
+  durationSeconds: number;
+  warmupSeconds: number;
+  alpha: number;
+  seed: number;
+  boots: BootRecord[];
+  points: SwapBenchPoint[];
+  skipped: SkippedPoint[];
+  /** Requests that failed over the whole run (must be 0), and VMs that exited or faulted. */
+  totalErrors: number;
+  failedVms: number;
+}
+
+/** Thrown when a point cannot be measured (VMs never answered, VMs failed). */
+export class SwapBenchError extends Error {}
+
+/**
+ * Run the benchmark (HotOS paper 3.2, Figure 3): one Yakima with a memory budget; for each VM
+ * count in ascending order, boot the missing httpd VMs (`Yakima.addVms`) and check each
+ * answers once; then for each distribution run the closed-loop load generator on the virtual
+ * switch for `warmup` (unmeasured) and `duration` seconds, reading Yakima's swap counters
+ * before and after. Counts the host cannot hold (`hostMemoryProblem`) are skipped with the
+ * reason, as are all larger ones.
+ * @throws SwapBenchError when VMs never answer or fail; BootError from Yakima.
+ */
+export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: SwapBenchOptions, progress: Progress): Promise<SwapBenchReport> {
+  const report: SwapBenchReport = {
+    benchmark: 'denali swap-bench',
+    reproduces: 'Whitaker, Shaw, Gribble: Denali: A Scalable Isolation Kernel (HotOS 2002), section 3.2, Figure 3',
+    startedAt: new Date().toISOString(),
+    host: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), node: process.version },
+    backend: o.backend,
+    image: { name: image.manifest.name, memoryBytes: image.manifest.memorySize, args: HTTPD_ARGS },
+    document: { path: DOCUMENT_PATH, bytes: document.length },
+    memoryBudgetBytes: o.memoryBudget,
+    memoryBudgetIsDefault: o.memoryBudgetIsDefault,
+    swapDir: o.swapDir ?? null,
+    concurrency: o.concurrency,
+    durationSeconds: o.duration,
+    warmupSeconds: o.warmup,
+    alpha: o.alpha,
+    seed: o.seed,
+    boots: [],
+    points: [],
+    skipped: [],
+    totalErrors: 0,
+    failedVms: 0,
+  };
+  const failed: Vm[] = [];
+  const sink: ConsoleSink = { write() {}, close() {} }; // httpd's "listening" lines are not needed
+  const yakima = new Yakima({
+    backend: o.backend,
+    network: true,
+    sink,
+    memoryBudget: o.memoryBudget,
+    swapDir: o.swapDir,
+    log: (line) => progress.note(`denali: ${line}`),
+    onVmDone: (vm) => failed.push(vm),
+  });
+  const net = yakima.net!;
+  const targets = (n: number): Array<{ ip: number; mac: Uint8Array }> =>
+    yakima.vms.slice(0, n).map((vm) => ({ ip: net.addressOf(vm.id), mac: defaultMac(vm.id) }));
+  let running: Promise<void> | undefined;
+  let runError: unknown;
+  const checkVms = (): void => {
+    if (runError) throw runError;
+    if (failed.length > 0) {
+      const vm = failed[0]!;
+      throw new SwapBenchError(`VM ${vm.name} ${vm.state}${vm.fault ? `: ${vm.fault.detail}` : ''} (${failed.length} VMs stopped)`);
+    }
+  };
+
+  try {
+    for (const [pi, n] of o.vms.entries()) {
+      // Boot the VMs this count needs beyond those already running.
+      const before = yakima.vms.length;
+      const t0 = performance.now();
+      progress.start(`boot ${formatCount(n)} VMs`, n, 'VMs');
+      let problem: string | undefined;
+      while (yakima.vms.length < n) {
+        problem = hostMemoryProblem();
+        if (problem) break;
+        yakima.addVms(image, Math.min(BOOT_CHUNK, n - yakima.vms.length), { args: HTTPD_ARGS });
+        running ??= yakima.run().catch((e: unknown) => void (runError = e));
+        progress.update(yakima.vms.length);
+        await new Promise((r) => setTimeout(r, 0)); // let the scheduler boot them
+        checkVms();
+      }
+      if (problem) {
+        progress.stop();
+        const reason = `stopped booting at ${formatCount(yakima.vms.length)} VMs: ${problem} (memory budget ${formatBytes(o.memoryBudget)}, ${yakima.swapStats().swappedVms} VMs swapped out)`;
+        for (const m of o.vms.slice(pi)) report.skipped.push({ vms: m, reason });
+        progress.note(`denali: swap-bench: skipping ${o.vms.slice(pi).join(', ')} VMs: ${reason}`);
+        break;
+      }
+      // Readiness: every new VM answers the document once.
+      const check = new HttpLoadGenerator(net, { targets: targets(n), path: DOCUMENT_PATH, expectedBody: document, concurrency: Math.max(o.concurrency, 16) });
+      progress.start(`ready ${formatCount(n)} VMs`, n - before, 'VMs');
+      let visit;
+      try {
+        visit = await check.visitAll({ from: before, timeoutMs: 60_000 + (n - before) * 50, onProgress: (d) => progress.update(d) });
+      } finally {
+        check.close();
+        progress.stop();
+      }
+      checkVms();
+      if (visit.unanswered.length > 0) {
+        const first = yakima.vms[visit.unanswered[0]!]!;
+        throw new SwapBenchError(`${visit.unanswered.length} of ${n - before} new VMs never served ${DOCUMENT_PATH} (first: ${first.name}, last error: ${visit.lastError})`);
+      }
+      report.boots.push({ vms: n, added: n - before, seconds: (performance.now() - t0) / 1000, hostRssBytes: process.memoryUsage.rss() });
+
+      for (const dist of o.distributions) {
+        const point = await measure(yakima, targets(n), dist, document, o, progress);
+        checkVms();
+        report.points.push(point);
+        report.totalErrors += point.errors;
+      }
+    }
+  } finally {
+    progress.stop();
+    yakima.stop('swap-bench done');
+    await running;
+    await yakima.close();
+  }
+  report.failedVms = failed.filter((vm) => vm.state !== 'stopped').length;
+  return report;
+}
+
+/** One point: warm-up, then the measured interval with swap counters read around it. */
+async function measure(
+  yakima: Yakima,
+  targets: Array<{ ip: number; mac: Uint8Array }>,
+  dist: RequestDistribution,
+  document: Uint8Array,
+  o: SwapBenchOptions,
+  progress: Progress,
+): Promise<SwapBenchPoint> {
+  const n = targets.length;
+  const gen = new HttpLoadGenerator(yakima.net!, {
+    targets,
+    path: DOCUMENT_PATH,
+    expectedBody: document,
+    concurrency: o.concurrency,
+    distribution: dist,
+    alpha: o.alpha,
+    seed: o.seed,
+  });
+  const label = `${formatCount(n)} VMs ${dist}`;
+  try {
+    let warmupErrors: LoadResult['errorsByKind'] = {};
+    if (o.warmup > 0) {
+      progress.start(`${label} warm-up`, Math.ceil(o.warmup), 's');
+      const w = await gen.run(o.warmup * 1000, (p) => progress.update(Math.min(p.elapsed, o.warmup), `${formatCount(p.requests / Math.max(p.elapsed, 0.001))} req/s`));
+      warmupErrors = w.errorsByKind;
+    }
+    progress.start(label, Math.ceil(o.duration), 's');
+    const s0 = yakima.swapStats();
+    const r = await gen.run(o.duration * 1000, (p) =>
+      progress.update(Math.min(Math.floor(p.elapsed), o.duration), `${formatCount(p.requests / Math.max(p.elapsed, 0.001))} req/s, ${p.errors} errors`),
+    );
+    const s1 = yakima.swapStats();
+    progress.stop();
+    const errorsByKind = { ...warmupErrors };
+    for (const [k, v] of Object.entries(r.errorsByKind) as Array<[LoadErrorKind, number]>) errorsByKind[k] = (errorsByKind[k] ?? 0) + v;
+    const errors = Object.values(errorsByKind).reduce((a, b) => a + b, 0);
+    const d = (k: keyof Omit<SwapStats, 'swapInLatencyUs'>): number => s1[k] - s0[k];
+    return {
+      vms: n,
+      distribution: dist,
+      requests: r.requests,
+      requestsPerSecond: r.requestsPerSecond,
+      latencyUs: { p50: r.latencyUs.p50, p99: r.latencyUs.p99, max: r.latencyUs.max, mean: r.latencyUs.mean },
+      errors,
+      errorsByKind,
+      swapInsPerSecond: d('swapIns') / r.seconds,
+      swapOutsPerSecond: d('swapOuts') / r.seconds,
+      bytesRead: d('bytesRead'),
+      bytesWritten: d('bytesWritten'),
+      residentVms: s1.residentVms,
+      swappedVms: s1.swappedVms,
+      residentBytes: s1.residentBytes,
+      hostRssBytes: process.memoryUsage.rss(),
+      swapInLatencyUs: s1.swapInLatencyUs,
+      swapFailures: d('failures'),
+      seconds: r.seconds,
+    };
+  } finally {
+    gen.close();
+  }
+}
