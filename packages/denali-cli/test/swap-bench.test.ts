@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CSV_COLUMNS, formatTable, formatTerminalChart, toCsv, toSvg } from '../src/swap-bench/report.js';
 import type { SwapBenchReport } from '../src/swap-bench/bench.js';
+import { hostMemoryProblem } from '../src/swap-bench/host-guard.js';
 import { denali } from './helpers.js';
 
 /** Well-formed XML (tags balanced and properly nested, one root): enough to catch a broken SVG writer. */
@@ -116,6 +117,13 @@ describe('denali swap-bench', () => {
       expect(r.stdout).toBe('');
     }
   }, 120_000);
+});
+
+describe('swap-bench host guard', () => {
+  it('stops a Yakima that keeps every VM resident past its budget, but not one that swaps', () => {
+    expect(hostMemoryProblem(1024, 0, 0)).toMatch(/^Yakima is not keeping to the memory budget \(host RSS .+, no VM swapped out\)$/);
+    expect(hostMemoryProblem(1024, 5, 0)).toBeUndefined();
+  });
 });
 
 describe('swap-bench report formats', () => {

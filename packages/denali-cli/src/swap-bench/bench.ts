@@ -163,7 +163,7 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
       progress.start(`boot ${formatCount(n)} VMs`, n, 'VMs');
       let problem: string | undefined;
       while (yakima.vms.length < n) {
-        problem = hostMemoryProblem();
+        problem = hostMemoryProblem(o.memoryBudget, yakima.swapStats().swappedVms);
         if (problem) break;
         yakima.addVms(image, Math.min(BOOT_CHUNK, n - yakima.vms.length), { args: HTTPD_ARGS });
         running ??= yakima.run().catch((e: unknown) => void (runError = e));
@@ -173,7 +173,7 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
       }
       if (problem) {
         progress.stop();
-        const reason = `stopped booting at ${formatCount(yakima.vms.length)} VMs: ${problem} (memory budget ${formatBytes(o.memoryBudget)}, ${yakima.swapStats().swappedVms} VMs swapped out)`;
+        const reason = `stopped booting at ${formatCount(yakima.vms.length)} VMs: ${problem} (memory budget ${formatBytes(o.memoryBudget)})`;
         for (const m of o.vms.slice(pi)) report.skipped.push({ vms: m, reason });
         progress.note(`denali: swap-bench: skipping ${o.vms.slice(pi).join(', ')} VMs: ${reason}`);
         break;
