@@ -175,6 +175,8 @@ export class HttpLoadGenerator {
       maxConnections: this.concurrency * 4 + 64,
       maxQueuedFrames: Math.max(8192, this.concurrency * 64),
       knownMac: (a) => macs.get(a),
+      // One entry per target: an evicted entry costs a unicast ARP request before the next SYN.
+      arp: { maxEntries: Math.max(1024, this.targets.length + 16) },
     });
     claimAddress(net, this.host.ip, 'the load generator');
     this.host.attach();
