@@ -111,9 +111,9 @@ describe('closed-loop load generator on the virtual switch, against httpd VMs', 
   it('fetches the 2 KB document byte-exactly from every VM, with no errors and no ARP broadcast', async () => {
     expect(doc.length).toBe(2048);
     const flooded = yakima.net!.switch.stats.flooded;
-    const gen = new HttpLoadGenerator(yakima.net!, { targets: targets(), path: '/doc-2k.html', expectedBody: doc, concurrency: 4, distribution: 'random', seed: 5 });
+    const gen = new HttpLoadGenerator(yakima.net!, { path: '/doc-2k.html', expectedBody: doc, concurrency: 4 });
     try {
-      const r = await gen.run(1500);
+      const r = await gen.run({ targets: targets(), durationMs: 1500, distribution: 'random', seed: 5 });
       expect(r.errors).toBe(0);
       expect(r.requests).toBeGreaterThan(20);
       expect(r.bodyBytes).toBe(r.requests * 2048);
@@ -130,9 +130,9 @@ describe('closed-loop load generator on the virtual switch, against httpd VMs', 
   }, 60_000);
 
   it('Zipf requests favour the first VMs as the distribution says (α = 2 for a clear skew over 4 VMs)', async () => {
-    const gen = new HttpLoadGenerator(yakima.net!, { targets: targets(), path: '/doc-2k.html', expectedBody: doc, concurrency: 4, distribution: 'zipf', alpha: 2, seed: 9 });
+    const gen = new HttpLoadGenerator(yakima.net!, { path: '/doc-2k.html', expectedBody: doc, concurrency: 4 });
     try {
-      const r = await gen.run(2000);
+      const r = await gen.run({ targets: targets(), durationMs: 2000, distribution: 'zipf', alpha: 2, seed: 9 });
       expect(r.errors).toBe(0);
       const total = r.hits.reduce((a, b) => a + b, 0);
       expect(total).toBe(r.requests);
@@ -148,26 +148,38 @@ describe('closed-loop load generator on the virtual switch, against httpd VMs', 
   it('counts wrong bodies, missing documents and dead targets as errors', async () => {
     const wrong = Buffer.from(doc);
     wrong[100] ^= 1;
-    const g1 = new HttpLoadGenerator(yakima.net!, { targets: targets().slice(0, 1), path: '/doc-2k.html', expectedBody: wrong, concurrency: 1 });
-    const r1 = await g1.run(300).finally(() => g1.close());
+    const g1 = new HttpLoadGenerator(yakima.net!, { path: '/doc-2k.html', expectedBody: wrong, concurrency: 1 });
+    const r1 = await g1.run({ targets: targets().slice(0, 1), durationMs: 300 }).finally(() => g1.close());
     expect(r1.requests).toBe(0);
     expect(r1.errorsByKind.body).toBeGreaterThan(0);
 
-    const g2 = new HttpLoadGenerator(yakima.net!, { targets: targets().slice(0, 1), path: '/no-such.html', concurrency: 1 });
-    const r2 = await g2.run(300).finally(() => g2.close());
+    const g2 = new HttpLoadGenerator(yakima.net!, { path: '/no-such.html', concurrency: 1 });
+    const r2 = await g2.run({ targets: targets().slice(0, 1), durationMs: 300 }).finally(() => g2.close());
     expect(r2.errorsByKind.status).toBeGreaterThan(0);
 
     // An address with no VM behind it: the known MAC goes nowhere, SYNs time out.
     const ghost = { ip: yakima.net!.addressOf(VMS + 50), mac: defaultMac(VMS + 50) };
-    const g3 = new HttpLoadGenerator(yakima.net!, { targets: [ghost], path: '/doc-2k.html', concurrency: 1, requestTimeoutMs: 400 });
-    const r3 = await g3.run(300).finally(() => g3.close());
+    const g3 = new HttpLoadGenerator(yakima.net!, { path: '/doc-2k.html', concurrency: 1, requestTimeoutMs: 400 });
+    const r3 = await g3.run({ targets: [ghost], durationMs: 300 }).finally(() => g3.close());
     expect(r3.requests).toBe(0);
     expect(r3.errorsByKind['request-timeout']).toBe(1);
   }, 60_000);
 
-  it('rejects bad options with a clear message', () => {
-    expect(() => new HttpLoadGenerator(yakima.net!, { targets: [], path: '/' })).toThrow(/at least one target/);
-    expect(() => new HttpLoadGenerator(yakima.net!, { targets: targets(), path: '/', concurrency: 0 })).toThrow(/concurrency/);
-    expect(() => new HttpLoadGenerator(yakima.net!, { targets: targets(), path: 'x y' })).toThrow(/request target/);
+  it('visits every VM once (readiness check) and rejects bad options with a clear message', async () => {
+    const gen = new HttpLoadGenerator(yakima.net!, { path: '/doc-2k.html', expectedBody: doc, concurrency: 2 });
+    try {
+      const seen: number[] = [];
+      const v = await gen.visitAll({ targets: targets(), from: 1, timeoutMs: 10_000, onProgress: (d) => seen.push(d) });
+      expect(v).toEqual({ answered: VMS - 1, unanswered: [], lastError: undefined });
+      expect(seen).toEqual([1, 2, 3]);
+      await expect(gen.run({ targets: [], durationMs: 100 })).rejects.toThrow(/at least one target/);
+      await expect(gen.run({ targets: targets(), durationMs: 0 })).rejects.toThrow(/duration/);
+      await expect(gen.run({ targets: targets(), durationMs: 100, distribution: 'zipf', alpha: -1 })).rejects.toThrow(/Zipf exponent/);
+    } finally {
+      gen.close();
+    }
+    await expect(gen.run({ targets: targets(), durationMs: 100 })).rejects.toThrow(/closed/);
+    expect(() => new HttpLoadGenerator(yakima.net!, { path: '/', concurrency: 0 })).toThrow(/concurrency/);
+    expect(() => new HttpLoadGenerator(yakima.net!, { path: 'x y' })).toThrow(/request target/);
   });
 });

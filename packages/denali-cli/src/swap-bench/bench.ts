@@ -145,6 +145,8 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
   const net = yakima.net!;
   const targets = (n: number): Array<{ ip: number; mac: Uint8Array }> =>
     yakima.vms.slice(0, n).map((vm) => ({ ip: net.addressOf(vm.id), mac: defaultMac(vm.id) }));
+  // One generator for the whole run: its per-server port rotation must outlive each point.
+  const gen = new HttpLoadGenerator(net, { path: DOCUMENT_PATH, expectedBody: document, concurrency: o.concurrency });
   let running: Promise<void> | undefined;
   let runError: unknown;
   const checkVms = (): void => {
@@ -179,15 +181,9 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
         break;
       }
       // Readiness: every new VM answers the document once.
-      const check = new HttpLoadGenerator(net, { targets: targets(n), path: DOCUMENT_PATH, expectedBody: document, concurrency: Math.max(o.concurrency, 16) });
       progress.start(`ready ${formatCount(n)} VMs`, n - before, 'VMs');
-      let visit;
-      try {
-        visit = await check.visitAll({ from: before, timeoutMs: 60_000 + (n - before) * 50, onProgress: (d) => progress.update(d) });
-      } finally {
-        check.close();
-        progress.stop();
-      }
+      const visit = await gen.visitAll({ targets: targets(n), from: before, timeoutMs: 60_000 + (n - before) * 50, onProgress: (d) => progress.update(d) });
+      progress.stop();
       checkVms();
       if (visit.unanswered.length > 0) {
         const first = yakima.vms[visit.unanswered[0]!]!;
@@ -196,7 +192,7 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
       report.boots.push({ vms: n, added: n - before, seconds: (performance.now() - t0) / 1000, hostRssBytes: process.memoryUsage.rss() });
 
       for (const dist of o.distributions) {
-        const point = await measure(yakima, targets(n), dist, document, o, progress);
+        const point = await measure(yakima, gen, targets(n), dist, o, progress);
         checkVms();
         report.points.push(point);
         report.totalErrors += point.errors;
@@ -204,6 +200,7 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
     }
   } finally {
     progress.stop();
+    gen.close();
     yakima.stop('swap-bench done');
     await running;
     await yakima.close();
@@ -215,62 +212,58 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
 /** One point: warm-up, then the measured interval with swap counters read around it. */
 async function measure(
   yakima: Yakima,
+  gen: HttpLoadGenerator,
   targets: Array<{ ip: number; mac: Uint8Array }>,
   dist: RequestDistribution,
-  document: Uint8Array,
   o: SwapBenchOptions,
   progress: Progress,
 ): Promise<SwapBenchPoint> {
   const n = targets.length;
-  const gen = new HttpLoadGenerator(yakima.net!, {
-    targets,
-    path: DOCUMENT_PATH,
-    expectedBody: document,
-    concurrency: o.concurrency,
-    distribution: dist,
-    alpha: o.alpha,
-    seed: o.seed,
-  });
   const label = `${formatCount(n)} VMs ${dist}`;
-  try {
-    let warmupErrors: LoadResult['errorsByKind'] = {};
-    if (o.warmup > 0) {
-      progress.start(`${label} warm-up`, Math.ceil(o.warmup), 's');
-      const w = await gen.run(o.warmup * 1000, (p) => progress.update(Math.min(p.elapsed, o.warmup), `${formatCount(p.requests / Math.max(p.elapsed, 0.001))} req/s`));
-      warmupErrors = w.errorsByKind;
-    }
-    progress.start(label, Math.ceil(o.duration), 's');
-    const s0 = yakima.swapStats();
-    const r = await gen.run(o.duration * 1000, (p) =>
-      progress.update(Math.min(Math.floor(p.elapsed), o.duration), `${formatCount(p.requests / Math.max(p.elapsed, 0.001))} req/s, ${p.errors} errors`),
-    );
-    const s1 = yakima.swapStats();
-    progress.stop();
-    const errorsByKind = { ...warmupErrors };
-    for (const [k, v] of Object.entries(r.errorsByKind) as Array<[LoadErrorKind, number]>) errorsByKind[k] = (errorsByKind[k] ?? 0) + v;
-    const errors = Object.values(errorsByKind).reduce((a, b) => a + b, 0);
-    const d = (k: keyof Omit<SwapStats, 'swapInLatencyUs'>): number => s1[k] - s0[k];
-    return {
-      vms: n,
-      distribution: dist,
-      requests: r.requests,
-      requestsPerSecond: r.requestsPerSecond,
-      latencyUs: { p50: r.latencyUs.p50, p99: r.latencyUs.p99, max: r.latencyUs.max, mean: r.latencyUs.mean },
-      errors,
-      errorsByKind,
-      swapInsPerSecond: d('swapIns') / r.seconds,
-      swapOutsPerSecond: d('swapOuts') / r.seconds,
-      bytesRead: d('bytesRead'),
-      bytesWritten: d('bytesWritten'),
-      residentVms: s1.residentVms,
-      swappedVms: s1.swappedVms,
-      residentBytes: s1.residentBytes,
-      hostRssBytes: process.memoryUsage.rss(),
-      swapInLatencyUs: s1.swapInLatencyUs,
-      swapFailures: d('failures'),
-      seconds: r.seconds,
-    };
-  } finally {
-    gen.close();
+  const spec = { targets, distribution: dist, alpha: o.alpha };
+  let warmupErrors: LoadResult['errorsByKind'] = {};
+  if (o.warmup > 0) {
+    progress.start(`${label} warm-up`, Math.ceil(o.warmup), 's');
+    const w = await gen.run({
+      ...spec,
+      seed: o.seed ^ 0x5a5a5a5a,
+      durationMs: o.warmup * 1000,
+      onProgress: (p) => progress.update(Math.min(Math.floor(p.elapsed), o.warmup), `${formatCount(p.requests / Math.max(p.elapsed, 0.001))} req/s`),
+    });
+    warmupErrors = w.errorsByKind;
   }
+  progress.start(label, Math.ceil(o.duration), 's');
+  const s0 = yakima.swapStats();
+  const r = await gen.run({
+    ...spec,
+    seed: o.seed,
+    durationMs: o.duration * 1000,
+    onProgress: (p) => progress.update(Math.min(Math.floor(p.elapsed), o.duration), `${formatCount(p.requests / Math.max(p.elapsed, 0.001))} req/s, ${p.errors} errors`),
+  });
+  const s1 = yakima.swapStats();
+  progress.stop();
+  const errorsByKind = { ...warmupErrors };
+  for (const [k, v] of Object.entries(r.errorsByKind) as Array<[LoadErrorKind, number]>) errorsByKind[k] = (errorsByKind[k] ?? 0) + v;
+  const errors = Object.values(errorsByKind).reduce((a, b) => a + b, 0);
+  const d = (k: keyof Omit<SwapStats, 'swapInLatencyUs'>): number => s1[k] - s0[k];
+  return {
+    vms: n,
+    distribution: dist,
+    requests: r.requests,
+    requestsPerSecond: r.requestsPerSecond,
+    latencyUs: { p50: r.latencyUs.p50, p99: r.latencyUs.p99, max: r.latencyUs.max, mean: r.latencyUs.mean },
+    errors,
+    errorsByKind,
+    swapInsPerSecond: d('swapIns') / r.seconds,
+    swapOutsPerSecond: d('swapOuts') / r.seconds,
+    bytesRead: d('bytesRead'),
+    bytesWritten: d('bytesWritten'),
+    residentVms: s1.residentVms,
+    swappedVms: s1.swappedVms,
+    residentBytes: s1.residentBytes,
+    hostRssBytes: process.memoryUsage.rss(),
+    swapInLatencyUs: s1.swapInLatencyUs,
+    swapFailures: d('failures'),
+    seconds: r.seconds,
+  };
 }

@@ -3,9 +3,9 @@ import type { VirtualNetwork } from '../network.js';
 import { formatIPv4 } from '../network.js';
 import { claimAddress, releaseAddress } from '../uplink/claims.js';
 import type { TcpConnection, TcpEndpointOptions } from '../uplink/tcp-endpoint.js';
-import { VirtualHost, type VirtualHostStats } from '../uplink/virtual-host.js';
+import { EPHEMERAL_FIRST, EPHEMERAL_LAST, VirtualHost, type VirtualHostStats } from '../uplink/virtual-host.js';
 import { HttpResponseReader } from './http-response.js';
-import { createPicker, type RequestDistribution, type RequestPicker } from './request-picker.js';
+import { createPicker, type RequestDistribution } from './request-picker.js';
 
 /** MAC of the load generator's virtual host: locally administered, next to the user-mode uplink's. */
 export const LOAD_GENERATOR_MAC = new Uint8Array([0x02, 0xde, 0x4e, 0xff, 0xff, 0xfd]);
@@ -20,8 +20,6 @@ export interface LoadTarget {
 
 /** Options of `HttpLoadGenerator`. */
 export interface LoadGeneratorOptions {
-  /** The servers; request targets are picked among them by `distribution`. */
-  targets: readonly LoadTarget[];
   /** Server TCP port. Default 80. */
   port?: number;
   /** Request target, e.g. '/doc-2k.html'. */
@@ -30,12 +28,6 @@ export interface LoadGeneratorOptions {
   expectedBody?: Uint8Array;
   /** Requests in flight at once (closed loop: each starts the next when it ends). Default 16. */
   concurrency?: number;
-  /** How targets are picked. Default 'random'. */
-  distribution?: RequestDistribution;
-  /** Zipf exponent α. Default 0.8 (the paper's). */
-  alpha?: number;
-  /** Seed of the target picker (same seed, same sequence of targets). Default 1. */
-  seed?: number;
   /** A request not answered within this many ms fails ('request-timeout'). Default 30,000. */
   requestTimeoutMs?: number;
   /** Our address (host order). Default the subnet's last host address. */
@@ -69,6 +61,23 @@ export type LoadErrorKind =
   | 'too-long'
   | 'connect';
 
+/** One measurement: where requests go, for how long. */
+export interface LoadRun {
+  /** The servers; request targets are picked among them by `distribution`. */
+  targets: readonly LoadTarget[];
+  /** Measured time, ms. */
+  durationMs: number;
+  /** How targets are picked. Default 'random'. */
+  distribution?: RequestDistribution;
+  /** Zipf exponent α. Default 0.8 (the paper's). */
+  alpha?: number;
+  /** Seed of the target picker (same seed, same sequence of targets). Default 1. */
+  seed?: number;
+  /** Called about every `progressMs` (default 250) while running. */
+  onProgress?: (p: LoadProgress) => void;
+  progressMs?: number;
+}
+
 /** What one measurement (`run`) produced. Latencies in µs, from connect to the last body byte. */
 export interface LoadResult {
   /** Requests answered correctly within the measured interval. */
@@ -85,7 +94,7 @@ export interface LoadResult {
   latencyUs: { p50: number; p90: number; p99: number; max: number; mean: number };
   /** Response body bytes received in the measured interval. */
   bodyBytes: number;
-  /** Answered requests per target (index as in `targets`). */
+  /** Answered requests per target (index as in `LoadRun.targets`). */
   hits: Uint32Array;
 }
 
@@ -118,6 +127,11 @@ export interface LoadProgress {
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
+const EPHEMERAL_COUNT = EPHEMERAL_LAST - EPHEMERAL_FIRST + 1;
+
+/** Per network, per server address: the next local port (outlives each generator; see `connect`). */
+const portRotations = new WeakMap<VirtualNetwork, Map<number, number>>();
+
 /**
  * A closed-loop HTTP/1.1 load generator that lives ON Yakima's virtual switch (HotOS paper 3.2,
  * Figure 3: aggregate requests/s of many web-server VMs): a virtual host with its own MAC and
@@ -133,38 +147,40 @@ const REQUEST_TIMEOUT_MS = 30_000;
 export class HttpLoadGenerator {
   /** The virtual host on the switch. */
   readonly host: VirtualHost;
-  private readonly targets: readonly LoadTarget[];
   private readonly port: number;
   private readonly request: Uint8Array;
   private readonly expected: Uint8Array | undefined;
   private readonly concurrency: number;
-  private readonly picker: RequestPicker;
   private readonly timeoutMs: number;
+  private readonly maxConnections: number;
+  private readonly macs = new Map<number, Uint8Array>();
+  /** Next local port per server address (see `connect`), shared by the generators of one network. */
+  private readonly nextPort: Map<number, number>;
   private running = false;
   private closed = false;
 
   /**
-   * Attach to `net`'s switch. @throws RangeError for no targets, a bad port, concurrency or
-   * Zipf exponent, or an address off the subnet; Error when another uplink holds the address.
+   * Attach to `net`'s switch. @throws RangeError for a bad request target, concurrency or
+   * address; Error when another uplink holds the address.
    */
   constructor(
     private readonly net: VirtualNetwork,
     opts: LoadGeneratorOptions,
   ) {
-    if (opts.targets.length === 0) throw new RangeError('the load generator needs at least one target');
-    this.targets = opts.targets;
     this.port = opts.port ?? 80;
     this.concurrency = opts.concurrency ?? 16;
     if (!Number.isSafeInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 16_384) {
       throw new RangeError(`concurrency ${this.concurrency} must be 1..16384`);
     }
     if (!/^\/[\x21-\x7e]*$/.test(opts.path)) throw new RangeError(`request target '${opts.path}' must start with / and be printable ASCII`);
-    this.request = Buffer.from(`GET ${opts.path} HTTP/1.1\r\nHost: ${formatIPv4(opts.targets[0]!.ip)}\r\nConnection: close\r\n\r\n`, 'latin1');
+    // One Host field for every server: they all serve the same document tree.
+    this.request = Buffer.from(`GET ${opts.path} HTTP/1.1\r\nHost: denali\r\nConnection: close\r\n\r\n`, 'latin1');
     this.expected = opts.expectedBody;
     this.timeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
-    this.picker = createPicker(opts.distribution ?? 'random', this.targets.length, opts.alpha ?? 0.8, opts.seed ?? 1);
-    const macs = new Map<number, Uint8Array>();
-    for (const t of this.targets) if (t.mac) macs.set(t.ip, t.mac);
+    this.maxConnections = this.concurrency * 4 + 64;
+    let ports = portRotations.get(net);
+    if (!ports) portRotations.set(net, (ports = new Map()));
+    this.nextPort = ports;
     const ip = opts.ip ?? net.broadcast - 1;
     this.host = new VirtualHost(net, {
       name: 'load-generator',
@@ -172,11 +188,11 @@ export class HttpLoadGenerator {
       mac: opts.mac ?? LOAD_GENERATOR_MAC,
       tcp: { minRtoMs: 1000, ...opts.tcp },
       // Room for connections still closing (FIN exchange) besides those in flight.
-      maxConnections: this.concurrency * 4 + 64,
+      maxConnections: this.maxConnections,
       maxQueuedFrames: Math.max(8192, this.concurrency * 64),
-      knownMac: (a) => macs.get(a),
-      // One entry per target: an evicted entry costs a unicast ARP request before the next SYN.
-      arp: { maxEntries: Math.max(1024, this.targets.length + 16) },
+      knownMac: (a) => this.macs.get(a),
+      // An evicted entry costs a unicast ARP request before the next SYN: room for 100,000 servers.
+      arp: { maxEntries: 100_000 },
     });
     claimAddress(net, this.host.ip, 'the load generator');
     this.host.attach();
@@ -188,33 +204,35 @@ export class HttpLoadGenerator {
   }
 
   /**
-   * Run the closed loop for `durationMs`, then wait for the requests still in flight (up to
-   * `requestTimeoutMs`). `onProgress` is called about every `progressMs` (default 250).
-   * @throws Error when already running or closed.
+   * Run the closed loop for `spec.durationMs` over `spec.targets`, then wait for the requests
+   * still in flight (up to `requestTimeoutMs`).
+   * @throws Error when already running or closed; RangeError for no targets, a bad duration,
+   *   distribution or Zipf exponent.
    */
-  async run(durationMs: number, onProgress?: (p: LoadProgress) => void, progressMs = 250): Promise<LoadResult> {
-    if (this.closed) throw new Error('the load generator is closed');
-    if (this.running) throw new Error('the load generator is already running');
+  async run(spec: LoadRun): Promise<LoadResult> {
+    const { targets, durationMs, onProgress } = spec;
     if (!(durationMs > 0)) throw new RangeError(`duration ${durationMs} ms must be positive`);
-    this.running = true;
+    if (targets.length === 0) throw new RangeError('the load generator needs at least one target');
+    const picker = createPicker(spec.distribution ?? 'random', targets.length, spec.alpha ?? 0.8, spec.seed ?? 1);
+    this.begin(targets);
     const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
-    const hits = new Uint32Array(this.targets.length);
+    const hits = new Uint32Array(targets.length);
     const errorsByKind: Partial<Record<LoadErrorKind, number>> = {};
     let requests = 0;
     let errors = 0;
     let bodyBytes = 0;
     const start = performance.now();
     const deadline = start + durationMs;
-    const timer = onProgress ? setInterval(() => onProgress({ requests, errors, elapsed: (performance.now() - start) / 1000 }), progressMs) : undefined;
+    const timer = onProgress ? setInterval(() => onProgress({ requests, errors, elapsed: (performance.now() - start) / 1000 }), spec.progressMs ?? 250) : undefined;
     const fail = (k: LoadErrorKind): void => {
       errors++;
       errorsByKind[k] = (errorsByKind[k] ?? 0) + 1;
     };
     const worker = async (): Promise<void> => {
       while (!this.closed && performance.now() < deadline) {
-        const t = this.picker.next();
+        const t = picker.next();
         const t0 = performance.now();
-        const outcome = await this.fetchOnce(this.targets[t]!.ip);
+        const outcome = await this.fetchOnce(targets[t]!.ip);
         const t1 = performance.now();
         if (typeof outcome === 'string') fail(outcome);
         else if (t1 <= deadline) {
@@ -255,33 +273,38 @@ export class HttpLoadGenerator {
   }
 
   /**
-   * Readiness check (after booting): fetch the document once from each target with index ≥
+   * Readiness check (after booting): fetch the document once from each of `targets` with index ≥
    * `from`, `concurrency` at a time; a target that fails (still booting: refused, reset, no
    * answer) is retried every `retryMs` (default 100) until `timeoutMs` has passed since the
    * start. `onProgress(done, total)` is called as targets answer.
    * @returns how many answered, the indices of those that never did, and the last failure.
    * @throws Error when already running or closed.
    */
-  async visitAll(opts: { timeoutMs: number; retryMs?: number; from?: number; onProgress?: (done: number, total: number) => void }): Promise<{
+  async visitAll(opts: {
+    targets: readonly LoadTarget[];
+    timeoutMs: number;
+    retryMs?: number;
+    from?: number;
+    onProgress?: (done: number, total: number) => void;
+  }): Promise<{
     answered: number;
     unanswered: number[];
     lastError: LoadErrorKind | undefined;
   }> {
-    if (this.closed) throw new Error('the load generator is closed');
-    if (this.running) throw new Error('the load generator is already running');
-    this.running = true;
+    const { targets } = opts;
+    this.begin(targets);
     const from = opts.from ?? 0;
-    const total = this.targets.length - from;
+    const total = targets.length - from;
     const deadline = performance.now() + opts.timeoutMs;
     const unanswered: number[] = [];
     let next = from;
     let answered = 0;
     let lastError: LoadErrorKind | undefined;
     const worker = async (): Promise<void> => {
-      while (next < this.targets.length && !this.closed) {
+      while (next < targets.length && !this.closed) {
         const i = next++;
         for (;;) {
-          const r = await this.fetchOnce(this.targets[i]!.ip);
+          const r = await this.fetchOnce(targets[i]!.ip);
           if (typeof r === 'number') {
             answered++;
             opts.onProgress?.(answered, total);
@@ -304,6 +327,40 @@ export class HttpLoadGenerator {
     return { answered, unanswered: unanswered.sort((a, b) => a - b), lastError };
   }
 
+  private begin(targets: readonly LoadTarget[]): void {
+    if (this.closed) throw new Error('the load generator is closed');
+    if (this.running) throw new Error('the load generator is already running');
+    if (targets.length === 0) throw new RangeError('the load generator needs at least one target');
+    for (const t of targets) if (t.mac && !this.macs.has(t.ip)) this.macs.set(t.ip, t.mac);
+    this.running = true;
+  }
+
+  /**
+   * Open a connection to `ip`. Local ports rotate per server over the ephemeral range (RFC
+   * 6335), not over one counter for all: the server closes first and keeps TIME-WAIT (Ilwaco:
+   * 30 s, its 64 newest), and a SYN that hits a TIME-WAIT connection of the same four-tuple
+   * is answered with a challenge ACK, not a new connection (the open then fails). A port comes
+   * back to the same server only after 16,384 connections to it, long after Ilwaco has dropped
+   * that TIME-WAIT connection (it keeps only its newest 64). The rotation is kept per network,
+   * so a generator that follows another on the same switch goes on where it stopped.
+   * @throws RangeError when no connection can be opened (too many open, ports busy).
+   */
+  private connect(ip: number): TcpConnection {
+    let port = this.nextPort.get(ip) ?? EPHEMERAL_FIRST + (Math.imul(ip, 0x9e3779b1) >>> 0) % EPHEMERAL_COUNT;
+    for (let tries = 0; ; tries++) {
+      const p = port;
+      port = p >= EPHEMERAL_LAST ? EPHEMERAL_FIRST : p + 1;
+      try {
+        const c = this.host.connect(ip, this.port, { localPort: p });
+        this.nextPort.set(ip, port);
+        return c;
+      } catch (e) {
+        // The port may still be closing on our side: try the next, a few times.
+        if (tries >= 8 || this.host.connectionCount >= this.maxConnections) throw e;
+      }
+    }
+  }
+
   /** Reset open connections, detach from the switch and free the address. Idempotent. */
   close(): void {
     if (this.closed) return;
@@ -317,7 +374,7 @@ export class HttpLoadGenerator {
     return new Promise((resolve) => {
       let conn: TcpConnection;
       try {
-        conn = this.host.connect(ip, this.port);
+        conn = this.connect(ip);
       } catch {
         resolve('connect');
         return;
