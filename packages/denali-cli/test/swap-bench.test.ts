@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CSV_COLUMNS, formatTable, formatTerminalChart, toCsv, toSvg } from '../src/swap-bench/report.js';
 import type { SwapBenchReport } from '../src/swap-bench/bench.js';
 import { hostMemoryProblem } from '../src/swap-bench/host-guard.js';
-import { denali } from './helpers.js';
+import { execa } from 'execa';
+import { denali, denaliBin, root } from './helpers.js';
 
 /** Well-formed XML (tags balanced and properly nested, one root): enough to catch a broken SVG writer. */
 function checkXml(text: string): string[] {
@@ -90,6 +91,37 @@ describe('denali swap-bench', () => {
     expect(r.stdout).toMatch(/^1 +zipf +[\d,]+ .* 0$/m);
     expect(r.stdout).toContain('aggregate requests/s vs number of VMs (log scale)');
     expect(r.stdout).not.toContain('random');
+  }, 150_000);
+
+  it('shows a progress bar while measuring in a real terminal (tmux), then the table', async (ctx) => {
+    const tmux = await execa('tmux', ['-V'], { reject: false });
+    if (tmux.exitCode !== 0) {
+      console.log('skipped: tmux is not installed (apt-get install -y tmux)');
+      ctx.skip();
+    }
+    const session = `denali-swap-bench-${process.pid}`;
+    const out = await mkdtemp(join(tmpdir(), 'denali-swap-bench-tty-'));
+    dirs.push(out);
+    const cmd = `${denaliBin} swap-bench --vms 1 --dist random --duration 4 --warmup 0 --concurrency 1; echo EXIT=$?; sleep 30`;
+    await execa('tmux', ['new-session', '-d', '-s', session, '-x', '160', '-y', '40', '-c', root, cmd]);
+    const pane = async (): Promise<string> => (await execa('tmux', ['capture-pane', '-p', '-t', session], { reject: false })).stdout;
+    try {
+      let sawBar = false;
+      let text = '';
+      const deadline = Date.now() + 100_000;
+      while (Date.now() < deadline) {
+        text = await pane();
+        if (/1 VMs random [█░]+ \d+\/4 s .*req\/s/.test(text)) sawBar = true;
+        if (text.includes('EXIT=')) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(sawBar, text).toBe(true);
+      expect(text).toContain('EXIT=0');
+      expect(text).toMatch(/^1 +random +[\d,]+ /m);
+      expect(text).not.toMatch(/[█░]/); // the bar is cleared when done
+    } finally {
+      await execa('tmux', ['kill-session', '-t', session], { reject: false });
+    }
   }, 150_000);
 
   it('rejects bad flags with one clear line and exit status 2', async () => {
