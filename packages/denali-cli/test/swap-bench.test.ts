@@ -57,6 +57,8 @@ describe('denali swap-bench', () => {
       expect(p.latencyUs.p99).toBeGreaterThanOrEqual(p.latencyUs.p50);
       expect(p.residentVms + p.swappedVms).toBe(p.vms);
       expect(p.hostRssBytes).toBeGreaterThan(10 << 20);
+      expect(p.cpuSeconds).toBeGreaterThan(0);
+      expect(p.cpuUsPerRequest).toBeGreaterThan(0);
       for (const k of ['swapInsPerSecond', 'swapOutsPerSecond', 'bytesRead', 'bytesWritten'] as const) expect(p[k]).toBeGreaterThanOrEqual(0);
     }
     expect(report.boots.map((b) => [b.vms, b.added])).toEqual([
@@ -87,8 +89,8 @@ describe('denali swap-bench', () => {
     const r = await denali(['swap-bench', '--vms', '1', '--dist', 'zipf', '--duration', '0.5', '--warmup', '0', '--concurrency', '1'], { timeout: 120_000 });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/memory budget 1\.0 GiB \(default: the paper's 1 GB host/);
-    expect(r.stdout).toMatch(/^VMs +dist +req\/s +p50 +p99 +swap-in\/s +swap-out\/s +read +written +resident +host RSS +errors$/m);
-    expect(r.stdout).toMatch(/^1 +zipf +[\d,]+ .* 0$/m);
+    expect(r.stdout).toMatch(/^VMs +dist +req\/s +p50 +p99 +swap-in\/s +swap-out\/s +read +written +resident +host RSS +errors +CPU\/req$/m);
+    expect(r.stdout).toMatch(/^1 +zipf +[\d,]+ .* 0 +[\d.]+ [mµ]?s$/m);
     expect(r.stdout).toContain('aggregate requests/s vs number of VMs (log scale)');
     expect(r.stdout).not.toContain('random');
   }, 150_000);
@@ -178,6 +180,8 @@ describe('swap-bench report formats', () => {
     swapInLatencyUs: { p50: 0, p99: 0 },
     swapFailures: 0,
     seconds: 10,
+    cpuSeconds: 5,
+    cpuUsPerRequest: 1200,
   });
   const report = {
     benchmark: 'denali swap-bench',

@@ -54,6 +54,13 @@ export interface SwapBenchPoint {
   swapFailures: number;
   /** Seconds measured. */
   seconds: number;
+  /**
+   * CPU time of this process (Yakima, the VMs, the load generator) in the interval, s, and
+   * per answered request, µs: steadier than requests/s on a shared machine, where this
+   * process may get only part of a core.
+   */
+  cpuSeconds: number;
+  cpuUsPerRequest: number;
 }
 
 /** A VM count that could not be measured, and why. */
@@ -234,6 +241,7 @@ async function measure(
   }
   progress.start(label, Math.ceil(o.duration), 's');
   const s0 = yakima.swapStats();
+  const cpu0 = process.cpuUsage();
   const r = await gen.run({
     ...spec,
     seed: o.seed,
@@ -241,6 +249,8 @@ async function measure(
     onProgress: (p) => progress.update(Math.min(Math.floor(p.elapsed), o.duration), `${formatCount(p.requests / Math.max(p.elapsed, 0.001))} req/s, ${p.errors} errors`),
   });
   const s1 = yakima.swapStats();
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   progress.stop();
   const errorsByKind = { ...warmupErrors };
   for (const [k, v] of Object.entries(r.errorsByKind) as Array<[LoadErrorKind, number]>) errorsByKind[k] = (errorsByKind[k] ?? 0) + v;
@@ -265,5 +275,7 @@ async function measure(
     swapInLatencyUs: s1.swapInLatencyUs,
     swapFailures: d('failures'),
     seconds: r.seconds,
+    cpuSeconds,
+    cpuUsPerRequest: r.requests > 0 ? Math.round((cpuSeconds * 1e6) / r.requests) : 0,
   };
 }

@@ -19,6 +19,7 @@ export const CSV_COLUMNS = [
   'swapped_vms',
   'host_rss_bytes',
   'errors',
+  'cpu_us_per_request',
 ] as const;
 
 /** The points as CSV (header line first, CRLF line ends per RFC 4180). */
@@ -39,6 +40,7 @@ export function toCsv(r: SwapBenchReport): string {
       p.swappedVms,
       p.hostRssBytes,
       p.errors,
+      p.cpuUsPerRequest,
     ].join(','),
   );
   return [CSV_COLUMNS.join(','), ...rows].map((l) => `${l}\r\n`).join('');
@@ -56,7 +58,7 @@ export function describeSetup(r: SwapBenchReport): string {
 
 /** The results table, one row per point, plus skipped counts. */
 export function formatTable(r: SwapBenchReport): string {
-  const head = ['VMs', 'dist', 'req/s', 'p50', 'p99', 'swap-in/s', 'swap-out/s', 'read', 'written', 'resident', 'host RSS', 'errors'];
+  const head = ['VMs', 'dist', 'req/s', 'p50', 'p99', 'swap-in/s', 'swap-out/s', 'read', 'written', 'resident', 'host RSS', 'errors', 'CPU/req'];
   const rows = r.points.map((p) => [
     formatCount(p.vms),
     p.distribution,
@@ -70,6 +72,7 @@ export function formatTable(r: SwapBenchReport): string {
     formatCount(p.residentVms),
     formatBytes(p.hostRssBytes),
     String(p.errors),
+    formatMicros(p.cpuUsPerRequest),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
