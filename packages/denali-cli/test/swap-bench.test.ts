@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CSV_COLUMNS, formatTable, formatTerminalChart, toCsv, toSvg } from '../src/swap-bench/report.js';
+import { CSV_COLUMNS, checkTargets, formatTable, formatTargets, formatTerminalChart, toCsv, toSvg } from '../src/swap-bench/report.js';
 import type { SwapBenchReport } from '../src/swap-bench/bench.js';
 import { hostMemoryProblem } from '../src/swap-bench/host-guard.js';
 import { execa } from 'execa';
@@ -66,6 +66,7 @@ describe('denali swap-bench', () => {
       [2, 1],
     ]);
     expect(report.totalErrors).toBe(0);
+    expect(report.targets.map((t) => t.what)).toContain('10,000 VMs, zero errors');
 
     const csv = await readFile(join(out, 'swap-bench.csv'), 'utf8');
     const lines = csv.split('\r\n');
@@ -92,7 +93,8 @@ describe('denali swap-bench', () => {
     expect(r.stdout).toMatch(/^VMs +dist +req\/s +p50 +p99 +swap-in\/s +swap-out\/s +read +written +resident +host RSS +errors +CPU\/req$/m);
     expect(r.stdout).toMatch(/^1 +zipf +[\d,]+ .* 0 +[\d.]+ [mµ]?s$/m);
     expect(r.stdout).toContain('aggregate requests/s vs number of VMs (log scale)');
-    expect(r.stdout).not.toContain('random');
+    expect(r.stdout).not.toMatch(/^1 +random/m);
+    expect(r.stdout).toMatch(/^targets \(issue 8\):\n {2}MISSED {2}10,000 VMs, zero errors: 1 VMs, 0 errors$/m);
   }, 150_000);
 
   it('shows a progress bar while measuring in a real terminal (tmux), then the table', async (ctx) => {
@@ -194,7 +196,23 @@ describe('swap-bench report formats', () => {
     document: { path: '/doc-2k.html', bytes: 2048 },
     points: [point(1, 'random', 900), point(1, 'zipf', 900), point(100, 'random', 800), point(100, 'zipf', 850), point(10_000, 'random', 40), point(10_000, 'zipf', 500)],
     skipped: [{ vms: 100_000, reason: 'the host has only 1 GiB of memory left' }],
+    boots: [{ vms: 10_000, added: 9_900, seconds: 25, hostRssBytes: 1 << 30 }],
+    totalErrors: 0,
   } as unknown as SwapBenchReport;
+
+  it("checks issue 8's targets against the measured points", () => {
+    const t = Object.fromEntries(checkTargets(report).map((c) => [c.what, c]));
+    expect(t['10,000 VMs, zero errors']).toMatchObject({ met: true, value: '10,000 VMs, 0 errors' });
+    expect(t['swap-in latency p50 ≤ 1 ms']!.met).toBe(true);
+    expect(t['≥ 1,000 swap-ins/s']).toMatchObject({ met: false, value: 'peak 50/s' });
+    expect(t['Zipf at 10,000 VMs ≥ 50% of 1 VM']).toMatchObject({ met: true, value: '56%' });
+    expect(t['random below Zipf at 10,000 VMs']!.met).toBe(true);
+    expect(t['boot 10,000 VMs ≤ 30 s']!.met).toBe(true);
+    expect(formatTargets(report)).toMatch(/^ {2}MISSED {2}≥ 1,000 swap-ins\/s: peak 50\/s$/m);
+    const small = { ...report, points: report.points.filter((p) => p.vms === 1), boots: [] } as SwapBenchReport;
+    expect(checkTargets(small).find((c) => c.what.startsWith('10,000 VMs'))!.met).toBe(false);
+    expect(checkTargets(small).find((c) => c.what.startsWith('≥ 1,000'))!.met).toBeNull();
+  });
 
   it('draws both distributions against log N in the terminal, N labels under their columns', () => {
     const chart = formatTerminalChart(report, 40).split('\n');

@@ -101,6 +101,8 @@ export interface SwapBenchReport {
   /** Requests that failed over the whole run (must be 0), and VMs that exited or faulted. */
   totalErrors: number;
   failedVms: number;
+  /** Issue 8's targets as measured (filled in by the command: see `checkTargets`). */
+  targets: Array<{ what: string; value: string; met: boolean | null }>;
 }
 
 /** Thrown when a point cannot be measured (VMs never answered, VMs failed). */
@@ -137,6 +139,7 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
     skipped: [],
     totalErrors: 0,
     failedVms: 0,
+    targets: [],
   };
   const failed: Vm[] = [];
   const sink: ConsoleSink = { write() {}, close() {} }; // httpd's "listening" lines are not needed

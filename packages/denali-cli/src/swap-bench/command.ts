@@ -7,7 +7,7 @@ import { runSwapBench, DOCUMENT_PATH, type SwapBenchReport } from './bench.js';
 import { formatBytes } from './format.js';
 import type { SwapBenchOptions } from './options.js';
 import { TerminalProgress, type Progress } from './progress.js';
-import { describeSetup, formatTable, formatTerminalChart, toCsv, toSvg } from './report.js';
+import { checkTargets, describeSetup, formatTable, formatTargets, formatTerminalChart, toCsv, toSvg } from './report.js';
 
 /** The web server every VM runs: the repository's examples/httpd. */
 export const HTTPD_DIR = resolve(import.meta.dirname, '../../../../examples/httpd');
@@ -35,6 +35,7 @@ export async function swapBenchCommand(o: SwapBenchOptions, progress: Progress =
       );
     }
     report = await runSwapBench(image, document, o, progress);
+    report.targets = checkTargets(report);
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -49,7 +50,7 @@ export async function swapBenchCommand(o: SwapBenchOptions, progress: Progress =
   } else {
     const color = process.stdout.isTTY === true && !process.env['NO_COLOR'];
     const chart = formatTerminalChart(report, 60, color);
-    process.stdout.write(`${describeSetup(report)}\n\n${formatTable(report)}\n${chart ? `\n${chart}\n` : ''}`);
+    process.stdout.write(`${describeSetup(report)}\n\n${formatTable(report)}\n${chart ? `\n${chart}\n` : ''}\n${formatTargets(report)}\n`);
     if (o.out) process.stdout.write(`\nwrote ${Object.values(OUT_FILES).map((f) => join(o.out!, f)).join(', ')}\n`);
   }
   const problems: string[] = [];

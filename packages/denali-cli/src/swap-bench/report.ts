@@ -81,6 +81,72 @@ export function formatTable(r: SwapBenchReport): string {
   return out.join('\n');
 }
 
+/** One of issue 8's targets, checked against a report. `met` is null when not measured. */
+export interface TargetCheck {
+  what: string;
+  value: string;
+  met: boolean | null;
+}
+
+/**
+ * The benchmark's targets (issue 8), as measured: largest VM count with zero errors; swap-in
+ * latency p50 ≤ 1 ms; ≥ 1,000 swap-ins/s at some point; Zipf throughput at the largest count
+ * ≥ 50% of the 1-VM throughput, random lower than Zipf there (as in the paper); boot of the
+ * largest count (clones) ≤ 30 s when it is 10,000 VMs or more.
+ */
+export function checkTargets(r: SwapBenchReport): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const ns = [...new Set(r.points.map((p) => p.vms))].sort((a, b) => a - b);
+  const top = ns[ns.length - 1];
+  const find = (n: number | undefined, d: RequestDistribution): SwapBenchPoint | undefined => r.points.find((p) => p.vms === n && p.distribution === d);
+  const errorsAtTop = r.points.filter((p) => p.vms === top).reduce((a, p) => a + p.errors, 0);
+  out.push({
+    what: '10,000 VMs, zero errors',
+    value: top === undefined ? 'nothing measured' : `${formatCount(top)} VMs, ${errorsAtTop} errors`,
+    met: top === undefined ? null : top >= 10_000 && r.totalErrors === 0,
+  });
+  const swapIns = r.points.reduce((a, p) => a + p.swapInsPerSecond * p.seconds, 0);
+  const last = r.points[r.points.length - 1];
+  out.push({
+    what: 'swap-in latency p50 ≤ 1 ms',
+    value: swapIns > 0 && last ? `p50 ${formatMicros(last.swapInLatencyUs.p50)}, p99 ${formatMicros(last.swapInLatencyUs.p99)}` : 'no swap-ins',
+    met: swapIns > 0 && last ? last.swapInLatencyUs.p50 <= 1000 : null,
+  });
+  const peak = Math.max(0, ...r.points.map((p) => p.swapInsPerSecond));
+  out.push({ what: '≥ 1,000 swap-ins/s', value: `peak ${formatCount(peak)}/s`, met: swapIns > 0 ? peak >= 1000 : null });
+  const one = find(1, 'zipf');
+  const zTop = find(top, 'zipf');
+  const rTop = find(top, 'random');
+  if (one && zTop && top !== 1) {
+    const ratio = zTop.requestsPerSecond / Math.max(one.requestsPerSecond, 1e-9);
+    out.push({ what: `Zipf at ${formatCount(top!)} VMs ≥ 50% of 1 VM`, value: `${(ratio * 100).toFixed(0)}%`, met: top! >= 10_000 ? ratio >= 0.5 : null });
+  }
+  if (zTop && rTop) {
+    out.push({
+      what: `random below Zipf at ${formatCount(top!)} VMs`,
+      value: `${formatCount(rTop.requestsPerSecond)} vs ${formatCount(zTop.requestsPerSecond)} req/s`,
+      met: rTop.requestsPerSecond < zTop.requestsPerSecond,
+    });
+  }
+  const boot = r.boots.find((b) => b.vms === top);
+  if (boot) {
+    out.push({
+      what: 'boot 10,000 VMs ≤ 30 s',
+      value: `${formatCount(boot.added)} VMs booted and answering in ${boot.seconds.toFixed(1)} s`,
+      met: top! >= 10_000 ? boot.seconds <= 30  : null,
+    });
+  }
+  return out;
+}
+
+/** The targets as lines: "  met  what: value" (met, MISSED, or n/a when not measured). */
+export function formatTargets(r: SwapBenchReport): string {
+  return [
+    'targets (issue 8):',
+    ...checkTargets(r).map((t) => `  ${t.met === null ? 'n/a   ' : t.met ? 'met   ' : 'MISSED'}  ${t.what}: ${t.value}`),
+  ].join('\n');
+}
+
 const SERIES: Array<{ dist: RequestDistribution; color: string; label: string; svg: string }> = [
   { dist: 'random', color: asciichart.red, label: 'random', svg: '#c0392b' },
   { dist: 'zipf', color: asciichart.blue, label: 'Zipf', svg: '#2463a8' },
