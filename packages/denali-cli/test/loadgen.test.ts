@@ -181,5 +181,6 @@ describe('closed-loop load generator on the virtual switch, against httpd VMs', 
     await expect(gen.run({ targets: targets(), durationMs: 100 })).rejects.toThrow(/closed/);
     expect(() => new HttpLoadGenerator(yakima.net!, { path: '/', concurrency: 0 })).toThrow(/concurrency/);
     expect(() => new HttpLoadGenerator(yakima.net!, { path: 'x y' })).toThrow(/request target/);
+    expect(() => new HttpLoadGenerator(yakima.net!, { path: '/', port: 0 })).toThrow(/server port 0/);
   });
 });

@@ -91,7 +91,7 @@ export interface TargetCheck {
 /**
  * The benchmark's targets (issue 8), as measured: largest VM count with zero errors; swap-in
  * latency p50 ≤ 1 ms; ≥ 1,000 swap-ins/s at some point; Zipf throughput at the largest count
- * ≥ 50% of the 1-VM throughput, random lower than Zipf there (as in the paper); boot of the
+ * ≥ 50% of the 1-VM throughput, random lower than Zipf there when VMs were swapped (as in the paper); boot of the
  * largest count (clones) ≤ 30 s when it is 10,000 VMs or more.
  */
 export function checkTargets(r: SwapBenchReport): TargetCheck[] {
@@ -124,8 +124,9 @@ export function checkTargets(r: SwapBenchReport): TargetCheck[] {
   if (zTop && rTop) {
     out.push({
       what: `random below Zipf at ${formatCount(top!)} VMs`,
-      value: `${formatCount(rTop.requestsPerSecond)} vs ${formatCount(zTop.requestsPerSecond)} req/s`,
-      met: rTop.requestsPerSecond < zTop.requestsPerSecond,
+      value: `${formatCount(rTop.requestsPerSecond)} vs ${formatCount(zTop.requestsPerSecond)} req/s${swapIns > 0 ? '' : ' (nothing swapped)'}`,
+      // The paper's gap comes from swapping: popular VMs stay resident under Zipf.
+      met: swapIns > 0 ? rTop.requestsPerSecond < zTop.requestsPerSecond : null,
     });
   }
   const boot = r.boots.find((b) => b.vms === top);

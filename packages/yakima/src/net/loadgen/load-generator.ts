@@ -160,14 +160,15 @@ export class HttpLoadGenerator {
   private closed = false;
 
   /**
-   * Attach to `net`'s switch. @throws RangeError for a bad request target, concurrency or
-   * address; Error when another uplink holds the address.
+   * Attach to `net`'s switch. @throws RangeError for a bad server port, request target,
+   * concurrency or address; Error when another uplink holds the address.
    */
   constructor(
     private readonly net: VirtualNetwork,
     opts: LoadGeneratorOptions,
   ) {
     this.port = opts.port ?? 80;
+    if (!Number.isInteger(this.port) || this.port < 1 || this.port > 65_535) throw new RangeError(`server port ${this.port} out of range 1..65535`);
     this.concurrency = opts.concurrency ?? 16;
     if (!Number.isSafeInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 16_384) {
       throw new RangeError(`concurrency ${this.concurrency} must be 1..16384`);
