@@ -10,8 +10,10 @@ export function addSwapBenchCommand(program: Command, sizeArg: (text: string) =>
   program
     .command('swap-bench')
     .description("web-server throughput of N httpd VMs under a memory budget: the HotOS paper's Figure 3 (section 3.2)")
-    .option('--vms <list>', 'VM counts to measure, comma-separated', parseVmCounts, parseVmCounts(D.vms))
-    .option('--dist <list>', 'request distributions: random, zipf, or both', parseDistributions, parseDistributions(D.dist))
+    .addOption(new Option('--vms <list>', 'VM counts to measure, comma-separated').argParser(parseVmCounts).default(parseVmCounts(D.vms), D.vms))
+    .addOption(
+      new Option('--dist <list>', 'request distributions: random, zipf, or both').argParser(parseDistributions).default(parseDistributions(D.dist), D.dist),
+    )
     .option('--alpha <a>', 'Zipf exponent', numberArg('Zipf exponent', 0, 10), Number(D.alpha))
     .option('--concurrency <n>', 'requests in flight at once (closed loop)', intArg('concurrency', 1, 16_384), Number(D.concurrency))
     .option('--duration <seconds>', 'measured time per point', numberArg('duration', 0, 86_400, true), Number(D.duration))
