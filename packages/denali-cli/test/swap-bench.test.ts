@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CSV_COLUMNS, checkTargets, formatTable, formatTargets, formatTerminalChart, toCsv, toSvg } from '../src/swap-bench/report.js';
 import type { SwapBenchReport } from '../src/swap-bench/bench.js';
 import { hostMemoryProblem } from '../src/swap-bench/host-guard.js';
+import { defaultMemoryBudget } from '../src/swap-bench/options.js';
 import { execa } from 'execa';
 import { denali, denaliBin, root } from './helpers.js';
 
@@ -47,6 +48,8 @@ describe('denali swap-bench', () => {
     expect(JSON.parse(await readFile(join(out, 'swap-bench.json'), 'utf8'))).toEqual(report);
     expect(report.memoryBudgetBytes).toBe(64 << 20);
     expect(report.memoryBudgetIsDefault).toBe(false);
+    expect(report.memoryBudgetWhy).toBe('given by --memory-budget');
+    expect(report.vmResidentBytes).toBeNull();
     expect(report.document).toEqual({ path: '/doc-2k.html', bytes: 2048 });
     expect(report.points.map((p) => `${p.vms} ${p.distribution}`)).toEqual(['1 random', '1 zipf', '2 random', '2 zipf']);
     for (const p of report.points) {
@@ -89,7 +92,9 @@ describe('denali swap-bench', () => {
   it('prints the setup with the memory budget, a table and a chart against log N', async () => {
     const r = await denali(['swap-bench', '--vms', '1', '--dist', 'zipf', '--duration', '0.5', '--warmup', '0', '--concurrency', '1'], { timeout: 120_000 });
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/memory budget 1\.0 GiB \(default: the paper's 1 GB host/);
+    // --vms 1: the default budget is a quarter of what that one VM holds (the paper's 1 GB for large counts)
+    const m = /memory budget (\S+ \S+) \(default: a quarter of what the VM holds resident, so they cannot all stay resident; (\S+ \S+) per VM measured on 1;/.exec(r.stdout);
+    expect(m, r.stdout).not.toBeNull();
     expect(r.stdout).toMatch(/^VMs +dist +req\/s +p50 +p99 +swap-in\/s +swap-out\/s +read +written +resident +host RSS +errors +CPU\/req$/m);
     expect(r.stdout).toMatch(/^1 +zipf +[\d,]+ .* 0 +[\d.]+ [mµ]?s$/m);
     expect(r.stdout).toContain('aggregate requests/s vs number of VMs (log scale)');
@@ -153,6 +158,16 @@ describe('denali swap-bench', () => {
       expect(r.stdout).toBe('');
     }
   }, 120_000);
+});
+
+describe('swap-bench default memory budget', () => {
+  it("is the paper's 1 GB host, or a quarter of what the largest count needs when that is less", () => {
+    expect(defaultMemoryBudget(10_000, 3 << 20)).toEqual({ bytes: 1 << 30, why: "the HotOS paper's 1 GB host" });
+    const small = defaultMemoryBudget(1000, 400 << 10);
+    expect(small.bytes).toBe(100 * 1024 * 1000);
+    expect(small.why).toMatch(/^a quarter of what 1,000 VMs hold resident/);
+    expect(defaultMemoryBudget(1, 0).bytes).toBe(1 << 20);
+  });
 });
 
 describe('swap-bench host guard', () => {

@@ -13,7 +13,7 @@ import {
 } from '@denali/yakima';
 import { formatBytes, formatCount } from './format.js';
 import { hostMemoryProblem } from './host-guard.js';
-import type { SwapBenchOptions } from './options.js';
+import { defaultMemoryBudget, type SwapBenchOptions } from './options.js';
 import type { Progress } from './progress.js';
 
 /** The document every request fetches: examples/httpd's 2 KB page (HotOS Figure 3). */
@@ -21,6 +21,43 @@ export const DOCUMENT_PATH = '/doc-2k.html';
 
 /** httpd's arguments in each VM: port 80, 2 worker threads (one request per connection). */
 export const HTTPD_ARGS = ['80', '2'];
+
+/** httpd's "listening" lines are not needed: console output is dropped. */
+const NULL_SINK: ConsoleSink = { write() {}, close() {} };
+
+/** VMs booted to measure what one holds resident (for the default budget). */
+const CALIBRATION_VMS = 4;
+
+/**
+ * Host bytes one httpd VM holds after serving a request, in Yakima's own account
+ * (`swapStats().residentBytes / residentVms`): boots `n` VMs on a Yakima of their own, fetches
+ * the document once from each, and stops them.
+ * @throws SwapBenchError when a VM never answers.
+ */
+export async function residentBytesPerVm(
+  image: DenaliImage,
+  document: Uint8Array,
+  backend: 'emu' | 'kvm',
+  n: number,
+  onProgress?: (done: number) => void,
+): Promise<number> {
+  const y = new Yakima({ backend, network: true, sink: NULL_SINK });
+  y.addVms(image, n, { args: HTTPD_ARGS });
+  const running = y.run();
+  const gen = new HttpLoadGenerator(y.net!, { path: DOCUMENT_PATH, expectedBody: document, concurrency: n });
+  try {
+    const targets = y.vms.map((vm) => ({ ip: y.net!.addressOf(vm.id), mac: defaultMac(vm.id) }));
+    const v = await gen.visitAll({ targets, timeoutMs: 60_000, onProgress });
+    if (v.unanswered.length > 0) throw new SwapBenchError(`httpd VMs did not answer within 60 s (last error: ${v.lastError})`);
+    const s = y.swapStats();
+    return s.residentBytes / Math.max(1, s.residentVms);
+  } finally {
+    gen.close();
+    y.stop('measured');
+    await running;
+    await y.close();
+  }
+}
 
 /** VMs added per step while booting (the scheduler and the readiness check run in between). */
 const BOOT_CHUNK = 250;
@@ -89,6 +126,10 @@ export interface SwapBenchReport {
   document: { path: string; bytes: number };
   memoryBudgetBytes: number;
   memoryBudgetIsDefault: boolean;
+  /** Why the budget is what it is (for a default: see `defaultMemoryBudget`). */
+  memoryBudgetWhy: string;
+  /** Host bytes per httpd VM that has served one request, in Yakima's account (measured for the default budget), or null. */
+  vmResidentBytes: number | null;
   swapDir: string | null;
   concurrency: number;
   durationSeconds: number;
@@ -126,8 +167,10 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
     backend: o.backend,
     image: { name: image.manifest.name, memoryBytes: image.manifest.memorySize, args: HTTPD_ARGS },
     document: { path: DOCUMENT_PATH, bytes: document.length },
-    memoryBudgetBytes: o.memoryBudget,
-    memoryBudgetIsDefault: o.memoryBudgetIsDefault,
+    memoryBudgetBytes: 0,
+    memoryBudgetIsDefault: o.memoryBudget === undefined,
+    memoryBudgetWhy: 'given by --memory-budget',
+    vmResidentBytes: null,
     swapDir: o.swapDir ?? null,
     concurrency: o.concurrency,
     durationSeconds: o.duration,
@@ -141,13 +184,25 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
     failedVms: 0,
     targets: [],
   };
+  let budget = o.memoryBudget;
+  if (budget === undefined) {
+    const largest = o.vms[o.vms.length - 1]!;
+    const probe = Math.min(CALIBRATION_VMS, largest);
+    progress.start(`measure ${probe} VMs`, probe, 'VMs');
+    report.vmResidentBytes = Math.round(await residentBytesPerVm(image, document, o.backend, probe, (d) => progress.update(d)));
+    progress.stop();
+    const d = defaultMemoryBudget(largest, report.vmResidentBytes);
+    budget = d.bytes;
+    report.memoryBudgetWhy = `${d.why}; ${formatBytes(report.vmResidentBytes)} per VM measured on ${probe}`;
+  }
+  report.memoryBudgetBytes = budget;
+  progress.note(`denali swap-bench: memory budget ${formatBytes(budget)} (${report.memoryBudgetWhy}); VMs ${o.vms.join(', ')}; ${o.distributions.join(' and ')}`);
   const failed: Vm[] = [];
-  const sink: ConsoleSink = { write() {}, close() {} }; // httpd's "listening" lines are not needed
   const yakima = new Yakima({
     backend: o.backend,
     network: true,
-    sink,
-    memoryBudget: o.memoryBudget,
+    sink: NULL_SINK,
+    memoryBudget: budget,
     swapDir: o.swapDir,
     log: (line) => progress.note(`denali: ${line}`),
     onVmDone: (vm) => failed.push(vm),
@@ -175,7 +230,7 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
       progress.start(`boot ${formatCount(n)} VMs`, n, 'VMs');
       let problem: string | undefined;
       while (yakima.vms.length < n) {
-        problem = hostMemoryProblem(o.memoryBudget, yakima.swapStats().swappedVms);
+        problem = hostMemoryProblem(budget, yakima.swapStats().swappedVms);
         if (problem) break;
         yakima.addVms(image, Math.min(BOOT_CHUNK, n - yakima.vms.length), { args: HTTPD_ARGS });
         running ??= yakima.run().catch((e: unknown) => void (runError = e));
@@ -185,7 +240,7 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
       }
       if (problem) {
         progress.stop();
-        const reason = `stopped booting at ${formatCount(yakima.vms.length)} VMs: ${problem} (memory budget ${formatBytes(o.memoryBudget)})`;
+        const reason = `stopped booting at ${formatCount(yakima.vms.length)} VMs: ${problem} (memory budget ${formatBytes(budget)})`;
         for (const m of o.vms.slice(pi)) report.skipped.push({ vms: m, reason });
         progress.note(`denali: swap-bench: skipping ${o.vms.slice(pi).join(', ')} VMs: ${reason}`);
         break;

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { swapBenchCommand } from './command.js';
-import { PAPER_HOST_MEMORY, SWAP_BENCH_DEFAULTS as D, intArg, numberArg, parseDistributions, parseVmCounts } from './options.js';
+import { SWAP_BENCH_DEFAULTS as D, intArg, numberArg, parseDistributions, parseVmCounts } from './options.js';
 
 /**
  * Add `denali swap-bench` to `program`. `sizeArg` parses --memory-budget (e.g. 1G);
@@ -18,7 +18,7 @@ export function addSwapBenchCommand(program: Command, sizeArg: (text: string) =>
     .option('--concurrency <n>', 'requests in flight at once (closed loop)', intArg('concurrency', 1, 16_384), Number(D.concurrency))
     .option('--duration <seconds>', 'measured time per point', numberArg('duration', 0, 86_400, true), Number(D.duration))
     .option('--warmup <seconds>', 'unmeasured load before each point', numberArg('warm-up time', 0, 3600), Number(D.warmup))
-    .option('--memory-budget <size>', "host memory the VMs may hold, e.g. 512M (default 1G: the paper's host)", (t: string) => {
+    .option('--memory-budget <size>', "host memory the VMs may hold, e.g. 512M (default: 1G, the paper's host, or a quarter of what the largest count needs, if less)", (t: string) => {
       const n = sizeArg(t);
       if (n <= 0) throw new InvalidArgumentError(`'${t}' is not a usable memory budget (must be more than 0 bytes)`);
       return n;
@@ -52,8 +52,7 @@ export function addSwapBenchCommand(program: Command, sizeArg: (text: string) =>
             concurrency: o.concurrency,
             duration: o.duration,
             warmup: o.warmup,
-            memoryBudget: o.memoryBudget ?? PAPER_HOST_MEMORY,
-            memoryBudgetIsDefault: o.memoryBudget === undefined,
+            memoryBudget: o.memoryBudget,
             swapDir: o.swapDir,
             out: o.out,
             json: o.json === true,

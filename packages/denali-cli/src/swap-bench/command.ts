@@ -4,7 +4,6 @@ import { join, resolve } from 'node:path';
 import { readImageFile } from '@denali/image-format';
 import { buildService } from '@denali/ilwaco-sdk';
 import { runSwapBench, DOCUMENT_PATH, type SwapBenchReport } from './bench.js';
-import { formatBytes } from './format.js';
 import type { SwapBenchOptions } from './options.js';
 import { TerminalProgress, type Progress } from './progress.js';
 import { checkTargets, describeSetup, formatTable, formatTargets, formatTerminalChart, toCsv, toSvg } from './report.js';
@@ -29,11 +28,6 @@ export async function swapBenchCommand(o: SwapBenchOptions, progress: Progress =
     progress.note(`denali swap-bench: building ${HTTPD_DIR}`);
     const built = await buildService(HTTPD_DIR, { out: join(work, 'httpd.dni'), quiet: true });
     const image = await readImageFile(built.imagePath);
-    if (!o.json) {
-      progress.note(
-        `denali swap-bench: memory budget ${formatBytes(o.memoryBudget)}${o.memoryBudgetIsDefault ? " (default: the HotOS paper's 1 GB host)" : ''}; VMs ${o.vms.join(', ')}; ${o.distributions.join(' and ')}`,
-      );
-    }
     report = await runSwapBench(image, document, o, progress);
     report.targets = checkTargets(report);
   } finally {

@@ -4,8 +4,27 @@ import { REQUEST_DISTRIBUTIONS, type RequestDistribution } from '@denali/yakima'
 /** Most VMs the default subnet has addresses for (10.73.0.1 + n up to 10.79.255.254), less the load generator's. */
 export const MAX_VMS = 458_748;
 
-/** The HotOS paper's host memory (section 3.2): the default memory budget, bytes. */
+/** The HotOS paper's host memory (section 3.2): the largest default memory budget, bytes. */
 export const PAPER_HOST_MEMORY = 1 << 30;
+
+/** The default budget holds at most this share of what the largest VM count needs resident. */
+export const DEFAULT_BUDGET_SHARE = 0.25;
+
+/** The smallest default budget, bytes (only so that it is never 0). */
+export const MIN_DEFAULT_BUDGET = 1 << 20;
+
+/**
+ * The default memory budget: the paper's 1 GB host, or a quarter of what `largest` VMs need
+ * resident at `vmBytes` each (so at least three in four must be swapped out), whichever is
+ * smaller, but at least `MIN_DEFAULT_BUDGET`. @returns bytes and a phrase saying why.
+ */
+export function defaultMemoryBudget(largest: number, vmBytes: number): { bytes: number; why: string } {
+  const share = Math.floor(largest * vmBytes * DEFAULT_BUDGET_SHARE);
+  if (share >= PAPER_HOST_MEMORY) return { bytes: PAPER_HOST_MEMORY, why: "the HotOS paper's 1 GB host" };
+  const bytes = Math.max(MIN_DEFAULT_BUDGET, share);
+  const what = largest === 1 ? 'the VM holds' : `${largest.toLocaleString('en-US')} VMs hold`;
+  return { bytes, why: `a quarter of what ${what} resident, so they cannot all stay resident` };
+}
 
 /** Options of `denali swap-bench`, validated. Times in seconds, sizes in bytes. */
 export interface SwapBenchOptions {
@@ -21,10 +40,8 @@ export interface SwapBenchOptions {
   duration: number;
   /** Unmeasured load before each point. */
   warmup: number;
-  /** Yakima's memory budget. */
-  memoryBudget: number;
-  /** True when `memoryBudget` is the default. */
-  memoryBudgetIsDefault: boolean;
+  /** Yakima's memory budget; undefined: `defaultMemoryBudget`. */
+  memoryBudget?: number;
   /** Swap area directory; undefined: Yakima's default. */
   swapDir?: string;
   /** Directory for swap-bench.json, .csv and .svg. */

@@ -48,7 +48,7 @@ export function toCsv(r: SwapBenchReport): string {
 
 /** One line describing the run's setup (budget, load, document). */
 export function describeSetup(r: SwapBenchReport): string {
-  const budget = `memory budget ${formatBytes(r.memoryBudgetBytes)}${r.memoryBudgetIsDefault ? ' (default: the paper\'s 1 GB host; --memory-budget to change)' : ''}`;
+  const budget = `memory budget ${formatBytes(r.memoryBudgetBytes)}${r.memoryBudgetIsDefault ? ` (default: ${r.memoryBudgetWhy}; --memory-budget to change)` : ''}`;
   return (
     `denali swap-bench: httpd VMs on the ${r.backend === 'emu' ? 'emulator' : 'KVM'} backend, GET ${r.document.path} (${r.document.bytes} B), ` +
     `${r.concurrency} connections, ${r.durationSeconds} s per point after ${r.warmupSeconds} s warm-up, Zipf α = ${r.alpha}; ${budget}; ` +
