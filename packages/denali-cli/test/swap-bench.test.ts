@@ -133,6 +133,29 @@ describe('denali swap-bench', () => {
     }
   }, 150_000);
 
+  it('stops on Ctrl-C, still prints what it measured, exits 130', async () => {
+    const proc = execa(denaliBin, ['swap-bench', '--vms', '1,2', '--dist', 'zipf', '--duration', '3', '--warmup', '0', '--concurrency', '1'], {
+      cwd: root,
+      reject: false,
+      stdin: 'ignore',
+      env: { DENALI_DEBUG: '' },
+    });
+    let err = '';
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    // Each point takes 3 s: interrupt during the first (or the second, on a fast machine).
+    const deadline = Date.now() + 100_000;
+    while (!err.includes('memory budget') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 2500));
+    proc.kill('SIGINT');
+    const r = await proc;
+    expect(r.exitCode, err).toBe(130);
+    expect(err).toContain('interrupted, stopping');
+    expect(out).toMatch(/^2 VMs: not measured: interrupted$/m);
+    expect(err).not.toMatch(/\n\s+at /);
+  }, 150_000);
+
   it('rejects bad flags with one clear line and exit status 2', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--vms', '0'], /'0' is not a VM count/],

@@ -155,10 +155,18 @@ export class SwapBenchError extends Error {}
  * answers once; then for each distribution run the closed-loop load generator on the virtual
  * switch for `warmup` (unmeasured) and `duration` seconds, reading Yakima's swap counters
  * before and after. Counts the host cannot hold (`hostMemoryProblem`) are skipped with the
- * reason, as are all larger ones.
- * @throws SwapBenchError when VMs never answer or fail; BootError from Yakima.
+ * reason, as are all larger ones; so are the counts left when VMs never answer or fail, or
+ * when `signal` aborts (Ctrl-C: the point in progress is dropped). The report holds what was
+ * measured until then.
+ * @throws SwapBenchError when the VMs measured for the default budget never answer; BootError from Yakima.
  */
-export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: SwapBenchOptions, progress: Progress): Promise<SwapBenchReport> {
+export async function runSwapBench(
+  image: DenaliImage,
+  document: Uint8Array,
+  o: SwapBenchOptions,
+  progress: Progress,
+  signal?: AbortSignal,
+): Promise<SwapBenchReport> {
   const report: SwapBenchReport = {
     benchmark: 'denali swap-bench',
     reproduces: 'Whitaker, Shaw, Gribble: Denali: A Scalable Isolation Kernel (HotOS 2002), section 3.2, Figure 3',
@@ -222,8 +230,19 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
     }
   };
 
+  const skipFrom = (pi: number, reason: string): void => {
+    for (const m of o.vms.slice(pi)) report.skipped.push({ vms: m, reason });
+    progress.note(`denali: swap-bench: not measuring ${o.vms.slice(pi).join(', ')} VMs: ${reason}`);
+  };
+  const onAbort = (): void => {
+    gen.close();
+    yakima.stop('interrupted');
+  };
+  signal?.addEventListener('abort', onAbort);
+  let pi = 0;
   try {
-    for (const [pi, n] of o.vms.entries()) {
+    for (; pi < o.vms.length && !signal?.aborted; pi++) {
+      const n = o.vms[pi]!;
       // Boot the VMs this count needs beyond those already running.
       const before = yakima.vms.length;
       const t0 = performance.now();
@@ -240,9 +259,7 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
       }
       if (problem) {
         progress.stop();
-        const reason = `stopped booting at ${formatCount(yakima.vms.length)} VMs: ${problem} (memory budget ${formatBytes(budget)})`;
-        for (const m of o.vms.slice(pi)) report.skipped.push({ vms: m, reason });
-        progress.note(`denali: swap-bench: skipping ${o.vms.slice(pi).join(', ')} VMs: ${reason}`);
+        skipFrom(pi, `stopped booting at ${formatCount(yakima.vms.length)} VMs: ${problem} (memory budget ${formatBytes(budget)})`);
         break;
       }
       // Readiness: every new VM answers the document once.
@@ -258,12 +275,19 @@ export async function runSwapBench(image: DenaliImage, document: Uint8Array, o: 
 
       for (const dist of o.distributions) {
         const point = await measure(yakima, gen, targets(n), dist, o, progress);
+        if (signal?.aborted) throw new SwapBenchError('interrupted'); // the point in progress is dropped
         checkVms();
         report.points.push(point);
         report.totalErrors += point.errors;
       }
     }
+    if (signal?.aborted && pi < o.vms.length) skipFrom(pi, 'interrupted');
+  } catch (e) {
+    if (!(e instanceof SwapBenchError) && !signal?.aborted) throw e;
+    progress.stop();
+    skipFrom(pi, signal?.aborted ? 'interrupted' : e instanceof Error ? e.message : String(e));
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     progress.stop();
     gen.close();
     yakima.stop('swap-bench done');
