@@ -169,7 +169,7 @@ export async function runSwapBench(
 ): Promise<SwapBenchReport> {
   const report: SwapBenchReport = {
     benchmark: 'denali swap-bench',
-    reproduces: 'Whitaker, Shaw, Gribble: Denali: A Scalable Isolation Kernel (HotOS 2002), section 3.2, Figure 3',
+    reproduces: "the Denali isolation-kernel paper (HotOS), section 3.2, Figure 3: web server throughput of 1 to 10,000 VMs",
     startedAt: new Date().toISOString(),
     host: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryBytes: totalmem(), node: process.version },
     backend: o.backend,

@@ -244,7 +244,7 @@ export function toSvg(r: SwapBenchReport): string {
   const out: string[] = [];
   out.push(`<?xml version="1.0" encoding="UTF-8"?>`);
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
-  out.push(`<title>denali swap-bench: web server throughput (HotOS 2002 Figure 3)</title>`);
+  out.push(`<title>denali swap-bench: web server throughput (Denali HotOS paper, Figure 3)</title>`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="24" text-anchor="middle" font-size="15">Web server throughput: httpd VMs serving a ${r.document.bytes}-byte document</text>`);
   // Grid and ticks.
