@@ -6,8 +6,9 @@
  *
  * The set mirrors the paper's small-document workload (section 4.2.2: HTML files averaging
  * about 2 KB): 40 pages `page-NN.html` of 1.2-2.6 KB, an index, a few typed files (css, js,
- * json, svg, png, txt), a subdirectory with its own index, and `big.bin`, 1 MiB of
- * pseudo-random bytes for the large-file case.
+ * json, svg, png, txt), a subdirectory with its own index, `big.bin`, 1 MiB of
+ * pseudo-random bytes for the large-file case, and `doc-2k.html`, exactly 2,048 bytes: the
+ * 2 KB document of the HotOS paper's Figure 3 that `denali swap-bench` fetches.
  *
  * Usage: node examples/httpd/gen-assets.mjs [out-dir]
  */
@@ -57,6 +58,21 @@ function page(i) {
   let body = '';
   while (head.length + body.length + tail.length < target) body += `<p>${sentence(next)} ${sentence(next)}</p>\n`;
   return head + body + tail;
+}
+
+/** An HTML page of exactly `bytes` bytes (the tail comment pads it). */
+function exactPage(title, bytes, seed) {
+  const next = rng(seed);
+  const head = `<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>${title}</title>\n</head>\n<body>\n<h1>${title}</h1>\n`;
+  const tail = '</body>\n</html>\n';
+  let body = '';
+  for (;;) {
+    const p = `<p>${sentence(next)}</p>\n`;
+    if (head.length + body.length + p.length + tail.length + 9 > bytes) break;
+    body += p;
+  }
+  const pad = bytes - head.length - body.length - tail.length - 8; // '<!--' + '-->\n' + pad
+  return `${head}${body}<!--${'.'.repeat(pad)}-->\n${tail}`;
 }
 
 function index(names) {
@@ -145,6 +161,7 @@ files.set('readme.txt', 'Documents for examples/httpd. Regenerate with: node exa
 files.set('docs/index.html', '<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8"><title>docs</title></head>\n<body><p><a href="guide.html">guide</a></p></body>\n</html>\n');
 files.set('docs/guide.html', `<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8"><title>guide</title></head>\n<body>\n<p>${sentence(rng(7))}</p>\n</body>\n</html>\n`);
 files.set('big.bin', big());
+files.set('doc-2k.html', exactPage('A 2 KB document', 2048, 0x2048));
 
 for (const [name, data] of files) {
   const p = join(out, name);

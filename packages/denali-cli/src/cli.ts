@@ -10,6 +10,7 @@ import { VERSION } from './version.js';
 // Commands load their modules when they run, so `denali --version` and `--help` do not pay for
 // the VMM, the SDK driver or the TUI (issue 9: the CLI starts in ≤ 150 ms).
 const commands = loadCommands;
+import { addSwapBenchCommand } from './swap-bench/cli.js';
 
 
 function sizeArg(text: string): number {
@@ -199,6 +200,8 @@ export async function runCli(argv: string[]): Promise<number> {
     .action(async (file: string, o: { json?: boolean }) => {
       status = await (await commands()).inspectCommand(file, o.json === true);
     });
+
+  addSwapBenchCommand(program, sizeArg, (s) => (status = s), async () => (await commands()).swapBenchCommand);
 
   if (guestArgs !== undefined && ours[0] !== 'run' && ours[0] !== 'serve') {
     throw new UsageError("arguments after '--' are only for 'denali run' and 'denali serve'");

@@ -5,3 +5,4 @@ export { runCommand } from './run-command.js';
 export { addToHost, detach } from './host-commands.js';
 export { logsCommand, psCommand, stopCommand } from './ops-commands.js';
 export { topCommand } from './top/top-command.js';
+export { swapBenchCommand } from './swap-bench/command.js';

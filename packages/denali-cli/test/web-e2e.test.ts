@@ -175,7 +175,7 @@ describe.skipIf(tapSkip !== undefined)('httpd over --net tap (host kernel TCP, i
       ns,
     ]);
     try {
-      expect(output()).toMatch(/tap device \S+ \(10\.73\.0\.1\/16\): httpd at 10\.73\.0\.2/);
+      expect(output()).toMatch(/tap device \S+ \(10\.73\.0\.1\/13\): httpd at 10\.73\.0\.2/);
       const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
       expect(get('/index.html')).toBe(`200 ${INDEX.length} ${sha(INDEX)}`);
       const big = readFileSync(join(ASSETS, 'big.bin'));

@@ -28,3 +28,4 @@ export type { SwapStats } from './swap/swapper.js';
 export { FileSwapStore, defaultSwapParent, type SwapStore } from './swap/swap-area.js';
 export type { SwapOptions } from './swap/open-swapper.js';
 export { defaultMemoryBudget, SWAPPED_VM_BYTES } from './memory/accounting.js';
+export * from './net/loadgen/index.js';

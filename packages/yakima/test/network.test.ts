@@ -77,11 +77,16 @@ describe('NicDevice', () => {
 });
 
 describe('VirtualNetwork addressing', () => {
-  it('hands out addresses in the default /16 with Yakima as gateway', () => {
+  it('hands out addresses in the default /13 with Yakima as gateway, room for 100,000 VMs and more', () => {
     const net = new VirtualNetwork();
     expect(formatIPv4(net.gateway)).toBe('10.73.0.1');
+    expect(formatIPv4(net.netmask)).toBe('255.248.0.0');
     expect(formatIPv4(net.addressOf(1))).toBe('10.73.0.2');
     expect(formatIPv4(net.addressOf(300))).toBe('10.73.1.45');
+    expect(formatIPv4(net.addressOf(100_000))).toBe('10.74.134.161');
+    expect(formatIPv4(net.addressOf(458_749))).toBe('10.79.255.254');
+    expect(() => net.addressOf(458_750)).toThrow(/no address left/);
+    expect(formatIPv4(new VirtualNetwork({ subnet: '192.168.0.0/16' }).addressOf(1))).toBe('192.168.0.2');
     expect(() => parseCidr('10.0.0.0/33')).toThrow(/not a subnet/);
     expect(() => new VirtualNetwork({ subnet: '10.0.0.0/30' }).addressOf(3)).toThrow(/no address left/);
   });

@@ -4,12 +4,22 @@ import { EthernetSwitch, type SwitchPort } from './switch.js';
 
 /** IPv4 settings of a virtual network; addresses are 32-bit numbers in host order. */
 export interface NetworkOptions {
-  /** Subnet in CIDR form; default `DEFAULT_SUBNET`. VMs get addresses from it, Yakima the first. */
+  /**
+   * Subnet in CIDR form; default `DEFAULT_SUBNET`. Yakima's gateway takes its first host
+   * address (for the default subnet: `DEFAULT_GATEWAY`), VM n the gateway + n.
+   */
   subnet?: string;
 }
 
-/** Default subnet: one private /16, Yakima's gateway at .0.1, VM n at the (n+1)-th address. */
-export const DEFAULT_SUBNET = '10.73.0.0/16';
+/**
+ * Default subnet: a private /13 (524,286 host addresses), so 100,000 VMs and more fit on one
+ * switch (issue 8: `denali swap-bench --vms 100000`). VM n is at `DEFAULT_GATEWAY` + n, the
+ * same addresses the earlier /16 default gave the first 65,533 VMs (VM 1 at 10.73.0.2).
+ */
+export const DEFAULT_SUBNET = '10.72.0.0/13';
+
+/** Yakima's address on the default subnet: 10.73.0.1 (the former /16's first host address). */
+export const DEFAULT_GATEWAY = '10.73.0.1';
 
 /** Parse "a.b.c.d" into a host-order number. @throws RangeError naming the text. */
 export function parseIPv4(text: string): number {
@@ -29,7 +39,7 @@ export function formatIPv4(addr: number): string {
 export function parseCidr(text: string): { network: number; netmask: number; prefix: number } {
   const m = /^([\d.]+)\/(\d{1,2})$/.exec(text);
   const prefix = m ? Number(m[2]) : NaN;
-  if (!m || prefix < 8 || prefix > 30) throw new RangeError(`'${text}' is not a subnet like 10.73.0.0/16 (prefix 8 to 30)`);
+  if (!m || prefix < 8 || prefix > 30) throw new RangeError(`'${text}' is not a subnet like 10.72.0.0/13 (prefix 8 to 30)`);
   const netmask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return { network: (parseIPv4(m[1]!) & netmask) >>> 0, netmask, prefix };
 }
@@ -55,14 +65,18 @@ export class VirtualNetwork {
     const { network, netmask } = parseCidr(opts.subnet ?? DEFAULT_SUBNET);
     this.network = network;
     this.netmask = netmask;
-    this.gateway = (network + 1) >>> 0;
+    this.gateway = (opts.subnet ?? DEFAULT_SUBNET) === DEFAULT_SUBNET ? parseIPv4(DEFAULT_GATEWAY) : (network + 1) >>> 0;
+  }
+
+  /** The subnet's broadcast address (host order). */
+  get broadcast(): number {
+    return (this.network | ~this.netmask) >>> 0;
   }
 
   /** The IPv4 address of VM `vmId` (host order). @throws RangeError when the subnet is full. */
   addressOf(vmId: number): number {
-    const addr = this.network + 1 + vmId;
-    const broadcast = (this.network | ~this.netmask) >>> 0;
-    if (addr >= broadcast) throw new RangeError(`subnet ${formatIPv4(this.network)} has no address left for VM ${vmId}`);
+    const addr = this.gateway + vmId;
+    if (addr >= this.broadcast) throw new RangeError(`subnet ${formatIPv4(this.network)} has no address left for VM ${vmId}`);
     return addr >>> 0;
   }
 

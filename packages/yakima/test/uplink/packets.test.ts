@@ -253,7 +253,7 @@ describe('virtual host input handling', () => {
   });
 
   it('refuses an address outside the subnet', () => {
-    expect(() => new VirtualHost(new VirtualNetwork(), { ip: parseIPv4('10.74.0.1') })).toThrow(RangeError);
+    expect(() => new VirtualHost(new VirtualNetwork(), { ip: parseIPv4('10.80.0.1') })).toThrow(RangeError);
   });
 });
 

@@ -36,6 +36,14 @@ export interface VirtualHostOptions {
   maxConnections?: number;
   /** Frames waiting to be processed before new ones are dropped. Default 8192. */
   maxQueuedFrames?: number;
+  /**
+   * MACs known in advance (Yakima assigns every VM's: `defaultMac`), like static ARP entries:
+   * a packet to such an address goes out at once, preceded the first time (and whenever the
+   * cache entry has expired or been evicted) by a unicast ARP request to that MAC
+   * (RFC 1122 2.3.2.1), from which the peer learns ours. So no broadcast ARP is needed in
+   * either direction, which would wake every VM on the switch. Return undefined for others.
+   */
+  knownMac?: (ip: number) => Uint8Array | undefined;
 }
 
 /** Counters of a virtual host. Bytes are TCP payload bytes. */
@@ -95,6 +103,7 @@ export class VirtualHost implements SwitchPort {
   private readonly maxConnections: number;
   private readonly maxQueuedFrames: number;
   private readonly answerPing: boolean;
+  private readonly knownMac: ((ip: number) => Uint8Array | undefined) | undefined;
   private readonly link: TcpLink;
 
   /** @throws RangeError when `ip` is outside the network's subnet or is its network/broadcast address. */
@@ -114,6 +123,7 @@ export class VirtualHost implements SwitchPort {
     this.maxConnections = opts.maxConnections ?? 4096;
     this.maxQueuedFrames = opts.maxQueuedFrames ?? 8192;
     this.answerPing = opts.answerPing ?? true;
+    this.knownMac = opts.knownMac;
     const tcp: TcpCounters = {
       retransmits: 0,
       fastRetransmits: 0,
@@ -338,6 +348,11 @@ export class VirtualHost implements SwitchPort {
 
   /** Send an IPv4 frame built for the destination's MAC, resolving it first if needed. */
   private sendIp(dst: number, build: (mac: Uint8Array) => Uint8Array): void {
+    const known = this.knownMac && !this.arp.lookup(dst) ? this.knownMac(dst) : undefined;
+    if (known) {
+      this.send(buildArpFrame(known, this.mac, { op: ARP_OP.REQUEST, senderMac: this.mac, senderIp: this.ip, targetMac: known, targetIp: dst }));
+      this.arp.learn(dst, known);
+    }
     if (!this.arp.resolve(dst, (mac) => this.send(build(mac)))) this.drop('arpQueueFull');
   }
 
