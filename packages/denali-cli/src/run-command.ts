@@ -318,13 +318,13 @@ export function chooseBackend(asked: Backend | 'auto'): Backend {
     return 'kvm';
   }
   if (probe.usable && probe.native) return 'kvm';
-  const kvmWhy = probe.usable ? 'KVM here does not run 32-bit guests natively (kvm-pvm)' : `no native KVM (${probe.reason})`;
+  const kvmWhy = probe.usable ? 'KVM here is kvm-pvm (no native 32-bit guests)' : `no native KVM (${probe.reason})`;
   const proc = probeProcessBackend();
   if (proc.usable) {
-    process.stderr.write(`denali: using the process backend (native code in sandboxed processes): ${kvmWhy}\n`);
+    process.stderr.write(`denali: using the process backend: ${kvmWhy}\n`);
     return 'process';
   }
-  process.stderr.write(`denali: using the emulator: ${kvmWhy}; process backend unusable: ${proc.reason}\n`);
+  process.stderr.write(`denali: using the emulator: ${kvmWhy}; no process backend (${proc.reason})\n`);
   return 'emu';
 }
 

@@ -39,7 +39,7 @@ int main(int argc, char **argv) { for (int i = 0; i < argc; i++) printf("[%s]", 
     expect(r.stdout).toContain('Hello from Denali VM hello!');
     const probe = probeKvm();
     if (probe.usable && probe.native) expect(r.stderr).toBe('');
-    else if (probeProcessBackend().usable) expect(r.stderr).toMatch(/^denali: using the process backend \(native code in sandboxed processes\): .+$/);
+    else if (probeProcessBackend().usable) expect(r.stderr).toMatch(/^denali: using the process backend: .+$/);
     else expect(r.stderr).toMatch(/^denali: using the emulator: .+$/);
   });
 

@@ -89,7 +89,8 @@ describe('closed-loop load generator on the virtual switch, against httpd VMs', 
     const allReady = new Promise<void>((r) => (resolveReady = r));
     const sink: ConsoleSink = {
       write(_name, bytes) {
-        if (Buffer.from(bytes).includes('listening') && ++ready === VMS) resolveReady();
+        // Only the first VM runs main (the others are copy-on-write clones of it at its first IDLE).
+        if (Buffer.from(bytes).includes('listening') && ++ready === 1) resolveReady();
       },
       close() {},
     };

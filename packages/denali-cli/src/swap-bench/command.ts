@@ -1,6 +1,7 @@
+import { fileURLToPath } from 'node:url';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { readImageFile } from '@denali/image-format';
 import { buildService } from '@denali/ilwaco-sdk';
 import { runSwapBench, DOCUMENT_PATH, type SwapBenchReport } from './bench.js';
@@ -9,7 +10,8 @@ import { TerminalProgress, type Progress } from './progress.js';
 import { checkTargets, describeSetup, formatTable, formatTargets, formatTerminalChart, toCsv, toSvg } from './report.js';
 
 /** The web server every VM runs: the repository's examples/httpd. */
-export const HTTPD_DIR = resolve(import.meta.dirname, '../../../../examples/httpd');
+// import.meta.url, not import.meta.dirname: the CLI bundle pins each module's own URL (scripts/build-cli.mjs).
+export const HTTPD_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../examples/httpd');
 
 /** Exit status after Ctrl-C (128 + SIGINT). */
 const INTERRUPTED = 130;

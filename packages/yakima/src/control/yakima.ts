@@ -174,7 +174,14 @@ export class Yakima {
    * @throws BootError when the memory size or arguments do not fit (see `createBootImage`).
    */
   addVm(image: DenaliImage, opts: AddVmOptions = {}): Vm {
-    this.admission.admit(opts.name ?? image.manifest.name, this.liveCount);
+    // The name is reserved first, so a refusal names the VM as it would have been called.
+    const name = this.uniqueName(opts.name ?? image.manifest.name);
+    try {
+      this.admission.admit(name, this.liveCount);
+    } catch (e) {
+      this.names.delete(name);
+      throw e;
+    }
     const bootOpts = this.bootOptions(this.nextId++, opts);
     const swap = this.swap;
     if (swap) {
@@ -185,7 +192,7 @@ export class Yakima {
     const boot = createBootImage(image, bootOpts);
     const vcpu = this.createVcpu(boot.memory);
     vcpu.setRegs(boot.regs);
-    const vm = this.register(image, opts, bootOpts, boot, vcpu);
+    const vm = this.register(image, name, bootOpts, boot, vcpu);
     swap?.admit(vm);
     this.runQueue.push(vm);
     this.poke();
@@ -227,7 +234,7 @@ export class Yakima {
     for (let i = 1; i < count; i++) {
       const bootOpts = this.bootOptions(this.nextId++, opts);
       const boot: BootImage = { ...first.boot, memory: swappedMemory(first.memory.size) };
-      const vm = this.register(image, opts, bootOpts, boot, SWAPPED_VCPU);
+      const vm = this.register(image, this.uniqueName(opts.name ?? image.manifest.name), bootOpts, boot, SWAPPED_VCPU);
       vm.state = 'swapped';
       clones.push({ vm, opts: bootOpts });
     }
@@ -276,8 +283,8 @@ export class Yakima {
   }
 
   /** Make a Vm object for a booted (or cloned) VM and give it its NIC; counts it live. */
-  private register(image: DenaliImage, opts: AddVmOptions, bootOpts: BootOptions, boot: BootImage, vcpu: Vcpu): Vm {
-    const vm = new Vm(bootOpts.vmId, this.uniqueName(opts.name ?? image.manifest.name), image.manifest, boot, vcpu, this.sink, (v) => this.onInterrupt(v));
+  private register(image: DenaliImage, name: string, bootOpts: BootOptions, boot: BootImage, vcpu: Vcpu): Vm {
+    const vm = new Vm(bootOpts.vmId, name, image.manifest, boot, vcpu, this.sink, (v) => this.onInterrupt(v));
     if (this.net) vm.nic = this.net.attachNic(vm.name, bootOpts.mac!, () => vm.raise(IRQ.NET_RX), bootOpts.ipv4?.addr);
     this.vms.push(vm);
     this.liveCount++;
