@@ -323,6 +323,31 @@ describe.skipIf(!haveToolchain())('faults and exits', () => {
     expect(cpu.getRegs().gpr[1]).toBe(0);
   });
 
+  it('std; rep movsd/movsb copying an overlapping block upwards (memmove) equals the element loop, fast and slow path', () => {
+    for (const [sz, suffix] of [[4, 'l'], [1, 'b']] as const) {
+      for (const [shift, count] of [[1, 1000], [3, 77], [4, 5000], [8, 1]]) {
+        const src = 0x200000 + 1; // above the code at LOAD_ADDR
+        const top = (x: number): number => x + (count - 1) * sz;
+        const asm = `mov $${top(src)}, %esi\n mov $${top(src + shift)}, %edi\n mov $${count}, %ecx\n std\n rep movs${suffix}\n cld\n hlt`;
+        const results = [0, 1].map((slow) => {
+          const { cpu, mem } = cpuWith(assemble(asm), { memSize: 4 << 20 });
+          for (let k = 0; k < count * sz + 64; k++) mem.u8[src + k] = (k * 7 + 3) & 0xff;
+          if (slow) cpu.invalidateCode(0, 0), (cpu.codePages[(src + shift) >>> 12] = 1); // a "code" page forces the element loop
+          const exit = cpu.run(10_000_000);
+          expect(exit).toEqual({ kind: 'halt' });
+          return { bytes: mem.u8.slice(src - 8, src + count * sz + 64), regs: cpu.getRegs().gpr };
+        });
+        const expected = new Uint8Array(count * sz + 64);
+        for (let k = 0; k < expected.length; k++) expected[k] = (k * 7 + 3) & 0xff;
+        expected.copyWithin(shift, 0, count * sz);
+        expect(results[0]!.bytes.slice(8)).toEqual(expected);
+        expect(results[0]).toEqual(results[1]);
+        expect(results[0]!.regs[6]).toBe((src - sz) >>> 0);
+        expect(results[0]!.regs[7]).toBe((src + shift - sz) >>> 0);
+      }
+    }
+  });
+
   it('rep stosb with DF=1 over a code page takes the slow path and yields in chunks', () => {
     const n = 200000;
     const { cpu, mem } = cpuWith(assemble(`mov $${0x100000 + 0x40000}, %edi\n mov $${n}, %ecx\n mov $0x5a, %al\n std\n rep stosb\n cld\n hlt`), { memSize: 4 << 20 });
