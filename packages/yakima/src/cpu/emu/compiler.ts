@@ -15,7 +15,7 @@ const KNOWN = new Map<Handler, string>([
   [A.xor32rr, 'xor32rr'], [A.add32ri, 'add32ri'], [A.sub32ri, 'sub32ri'], [A.cmp32ri, 'cmp32ri'], [A.and32ri, 'and32ri'],
   [A.add32rm, 'add32rm'], [A.cmp32rm, 'cmp32rm'], [A.cmp32mr, 'cmp32mr'], [A.cmp32mi, 'cmp32mi'], [A.test32rr, 'test32rr'],
   [A.aluEI, 'aluEI'], [A.aluGE, 'aluGE'], [A.aluEG, 'aluEG'], [A.incdec, 'incdec'], [A.imul32rr, 'imul32rr'],
-  [A.imulGE, 'imulGE'], [A.testEI, 'testEI'], [D.movEG, 'movEG'], [D.movGE, 'movGE'],
+  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [D.movEG, 'movEG'], [D.movGE, 'movGE'],
   [C.jcc, 'jcc'], [C.jmpRel, 'jmpRel'], [C.call32, 'call32'], [C.ret32, 'ret32'],
 ]);
 
@@ -73,6 +73,8 @@ interface Gen {
   kills: number;
   /** For fusion: the kind of flag record and the temporaries holding it. */
   rec?: { op: Rec };
+  /** The code tests condition `cc` where it says `@COND@` (filled in fused or through c.cond). */
+  cc?: number;
 }
 
 /** Flag records a jcc can test on the generator's locals: 32-bit sub/logic/add, byte sub. */
@@ -183,6 +185,10 @@ function genInstr(i: Instr, flagsLive: boolean): Gen | null {
       code: `if ((c.lazy & ${CF}) !== 0) c.flags = (c.flags & ~${CF}) | c.getCF(); fa = R[${i.rm}]; fb = 1; fr = (fa ${op} 1) | 0; R[${i.rm}] = fr; c.lazy = ${ARITH & ~CF}; c.lop = ${i.sub}; c.la = fa; c.lb = 1; c.lr = fr; c.lsz = 4; c.lcin = 0;`,
     };
   }
+  if (f === 'cmovcc') {
+    if (i.mem) return { kills: 0, cc: i.sub, code: `${load32(i, 'v')} if (@COND@) R[${i.reg}] = v;` };
+    return { kills: 0, cc: i.sub, code: `if (@COND@) R[${i.reg}] = R[${i.rm}];` };
+  }
   if (f === 'imulGE' && !flagsLive) {
     const src = i.mem ? 'v' : `R[${i.rm}]`;
     const other = i.opcode === 0x1af ? `R[${i.reg}]` : `${i.imm | 0}`;
@@ -203,6 +209,10 @@ function byteReg(r: number): string {
 /** Byte loads, stores, cmp and test: string and parser code (strmem, httpd). */
 function genByte(i: Instr, flagsLive: boolean): Gen | null {
   const f = nameOf(i.exec);
+  if (f === 'setcc' && !i.mem) {
+    const sh = i.rm < 4 ? 0 : 8;
+    return { kills: 0, cc: i.sub, code: `R[${i.rm & 3}] = (R[${i.rm & 3}] & ${~(255 << sh)}) | ((@COND@) ? ${1 << sh} : 0);` };
+  }
   const load = (dst: string): string => `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); ${dst} = U8[a];`;
   if (f === 'movEG' && i.mem) {
     return { kills: 0, code: `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM1) c.memFault(a, 1, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 1); U8[a] = ${byteReg(i.reg)};` };
@@ -299,15 +309,14 @@ function flagsRead(i: Instr, inlined: boolean): number {
 
 /**
  * Compile `b` (decoded from `c`'s memory), or take the function another CPU compiled from the
- * same bytes at the same address. Returns null when nothing in the block benefits (then the
- * interpreter keeps running it).
+ * same bytes at the same address. A block with nothing to inline is compiled too: its handler
+ * calls become monomorphic call sites, and it needs no interpreter loop.
  */
-export function compileBlock(c: EmuCpu, b: Block): CompiledBlock | null {
+export function compileBlock(c: EmuCpu, b: Block): CompiledBlock {
   const key = blockKey(c, b);
   const shared = SHARED.get(key);
   if (shared !== undefined) return shared;
   const fn = generate(b);
-  if (fn === null) return null;
   if (SHARED.size >= SHARED_MAX) SHARED.clear();
   SHARED.set(key, fn);
   return fn;
@@ -320,7 +329,7 @@ function blockKey(c: EmuCpu, b: Block): string {
   return `${b.addr}:${b.end}:${String.fromCharCode(...c.u8.subarray(lo, hi))}`;
 }
 
-function generate(b: Block): CompiledBlock | null {
+function generate(b: Block): CompiledBlock {
   const ins = b.instrs;
   const n = ins.length;
   // Backward liveness of the arithmetic flags; everything is live at the block end.
@@ -338,7 +347,6 @@ function generate(b: Block): CompiledBlock | null {
   const last = ins[n - 1];
   const lastName = nameOf(last.exec);
   const selfLoop = last.spec !== null && last.opsize === 4 && last.imm === b.addr && (lastName === 'jcc' || lastName === 'jmpRel');
-  let inlined = 0;
   const body: string[] = [];
   const stopAt = (k: number): string => `if (c.stop !== 0) { c.fk = ${k}; return it * ${n} + ${k + 1}; }`;
   let lastRec: { op: Rec } | null = null;
@@ -351,31 +359,27 @@ function generate(b: Block): CompiledBlock | null {
         const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
         if (selfLoop) body.push(`if (${cond ?? `c.cond(${i.sub})`}) { if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n}; }\nreturn (it + 1) * ${n};`);
         else body.push(`if (${cond ?? `c.cond(${i.sub})`}) c.eip = ${i.imm};`);
-        inlined++;
         continue;
       }
       if (name === 'jmpRel') {
         if (selfLoop) body.push(`if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n};`);
         else body.push(`c.eip = ${i.imm};`);
-        inlined++;
         continue;
       }
       if (name === 'call32') {
         body.push(`k = ${k}; a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 4); if ((a & 3) === 0) M[a >> 2] = ${i.next}; else DV.setInt32(a, ${i.next}, true); R[4] = a; c.eip = ${i.imm};`);
         body.push(stopAt(k));
-        inlined++;
         continue;
       }
       if (name === 'ret32') {
         body.push(`k = ${k}; a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); c.eip = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true); R[4] = a + 4;`);
-        inlined++;
         continue;
       }
     }
     if (g !== null) {
-      body.push(`k = ${k}; ${g.code}`);
+      const code = g.cc === undefined ? g.code : g.code.replace('@COND@', (lastRec ? fusedCond(lastRec.op, g.cc) : null) ?? `c.cond(${g.cc})`);
+      body.push(`k = ${k}; ${code}`);
       if (g.code.includes('c.codeWrite')) body.push(stopAt(k));
-      inlined++;
       if (g.rec) lastRec = g.rec;
       // Any other flag writer ends the fusable record (found by the differential tester: an
       // inlined imul, which calls its handler, left the previous `or` record for jae to fuse on).
@@ -385,7 +389,6 @@ function generate(b: Block): CompiledBlock | null {
       if ((i.spec?.flagsOut ?? ARITH) !== 0) lastRec = null;
     }
   }
-  if (inlined === 0) return null;
   const text = body.join('\n');
   const use = (name: string, init: string): string => (new RegExp(`\\b${name}\\b`).test(text) ? `, ${name} = ${init}` : '');
   const prologue = `const R = c.regs${use('M', 'c.m32')}${use('U8', 'c.u8')}${use('DV', 'c.dv')}${use('CP', 'c.codePages')}${use('RM1', 'c.rmax1')}${use('RM4', 'c.rmax4')}${use('WM4', 'c.wmax4')}${use('WM1', 'c.wmax1')};`;
