@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { probeKvm, probeProcessBackend } from '@denali/yakima';
 import { cService, denali, denaliBin, root } from './helpers.js';
 
-const EXAMPLES = ['hello', 'threads', 'sha256', 'sdk-tests'];
+const EXAMPLES = ['hello', 'threads', 'sha256', 'sdk-tests', 'coremix', 'strmem'];
 
 describe('denali build + run of every example (emulator)', () => {
   it.each(EXAMPLES)('%s prints its expected output and exits 0', async (name) => {

@@ -8,24 +8,38 @@
 
 uint32_t net_sum(const void *data, size_t len, uint32_t sum) {
     const uint8_t *p = data;
-    uint16_t w;
-    while (len >= 8) {
-        uint32_t a, b;
+    /* 32-bit words into a 64-bit accumulator (add/adc on i386): the ones' complement sum of
+     * 16-bit words equals the folded sum of 32-bit words (RFC 1071 section 2(C), "parallel
+     * summation"), and 2^32 carries cannot overflow 64 bits. */
+    uint64_t acc = sum;
+    while (len >= 16) {
+        uint32_t a, b, c, d;
         __builtin_memcpy(&a, p, 4);
         __builtin_memcpy(&b, p + 4, 4);
-        sum += (a & 0xffff) + (a >> 16) + (b & 0xffff) + (b >> 16);
-        /* Fold now and then so the 32-bit accumulator cannot overflow on long buffers. */
-        if (sum & 0x80000000u) sum = (sum & 0xffff) + (sum >> 16);
-        p += 8;
-        len -= 8;
+        __builtin_memcpy(&c, p + 8, 4);
+        __builtin_memcpy(&d, p + 12, 4);
+        acc += (uint64_t)a + b + c + d;
+        p += 16;
+        len -= 16;
     }
-    while (len >= 2) {
+    while (len >= 4) {
+        uint32_t a;
+        __builtin_memcpy(&a, p, 4);
+        acc += a;
+        p += 4;
+        len -= 4;
+    }
+    uint16_t w;
+    if (len >= 2) {
         __builtin_memcpy(&w, p, 2);
-        sum += w;
+        acc += w;
         p += 2;
         len -= 2;
     }
-    if (len) sum += p[0]; /* odd byte: the high-order byte of a zero-padded word in network order */
+    if (len) acc += p[0]; /* odd byte: the high-order byte of a zero-padded word in network order */
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    acc = (acc & 0xffffffffu) + (acc >> 32);
+    sum = (uint32_t)(acc & 0xffff) + (uint32_t)(acc >> 16);
     while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
     return sum;
 }

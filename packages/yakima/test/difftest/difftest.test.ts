@@ -57,7 +57,9 @@ describe('difftest generator', () => {
   it('the emulator runs every generated case to completion', () => {
     const cases = generateBatch(7, 100, generatorEntries(true), { sse: true, maxSteps: 20 });
     const res = runOnEmu(cases.map((c) => caseInput(c).input), 'compiled');
-    expect(res.filter((x) => !x.ok).map((x) => !x.ok && x.error)).toEqual([]);
+    // A write through a CS override faults by design (#GP, as on the processor; gen.ts emits one now and then).
+    const errors = res.filter((x) => !x.ok).map((x) => !x.ok && x.error);
+    expect(errors.filter((e) => !/through a CS segment override/.test(String(e)))).toEqual([]);
   });
 });
 

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { GuestMemory } from '../../src/boot/guest-memory.js';
 import { EmuCpu, MAX_BLOCK_INSTRS } from '../../src/cpu/emu/index.js';
+import { sharedBlockCount } from '../../src/cpu/emu/compiler.js';
 import type { VcpuExit } from '../../src/cpu/vcpu.js';
 import { DEPRECATED_CASES as deprecated, INVALID_CASES as invalid } from './fault-cases.js';
 import { LOAD_ADDR, assemble, cpuWith, haveToolchain } from './helpers.js';
@@ -321,6 +322,55 @@ describe.skipIf(!haveToolchain())('faults and exits', () => {
     }
     expect(mem.u8[0x180000]).toBe(mem.u8[0x100000]);
     expect(cpu.getRegs().gpr[1]).toBe(0);
+  });
+
+  it('std; rep movsd/movsb copying an overlapping block upwards (memmove) equals the element loop, fast and slow path', () => {
+    for (const [sz, suffix] of [[4, 'l'], [1, 'b']] as const) {
+      for (const [shift, count] of [[1, 1000], [3, 77], [4, 5000], [8, 1]]) {
+        const src = 0x200000 + 1; // above the code at LOAD_ADDR
+        const top = (x: number): number => x + (count - 1) * sz;
+        const asm = `mov $${top(src)}, %esi\n mov $${top(src + shift)}, %edi\n mov $${count}, %ecx\n std\n rep movs${suffix}\n cld\n hlt`;
+        const results = [0, 1].map((slow) => {
+          const { cpu, mem } = cpuWith(assemble(asm), { memSize: 4 << 20 });
+          for (let k = 0; k < count * sz + 64; k++) mem.u8[src + k] = (k * 7 + 3) & 0xff;
+          if (slow) cpu.invalidateCode(0, 0), (cpu.codePages[(src + shift) >>> 12] = 1); // a "code" page forces the element loop
+          const exit = cpu.run(10_000_000);
+          expect(exit).toEqual({ kind: 'halt' });
+          return { bytes: mem.u8.slice(src - 8, src + count * sz + 64), regs: cpu.getRegs().gpr };
+        });
+        const expected = new Uint8Array(count * sz + 64);
+        for (let k = 0; k < expected.length; k++) expected[k] = (k * 7 + 3) & 0xff;
+        expected.copyWithin(shift, 0, count * sz);
+        expect(results[0]!.bytes.slice(8)).toEqual(expected);
+        expect(results[0]).toEqual(results[1]);
+        expect(results[0]!.regs[6]).toBe((src - sz) >>> 0);
+        expect(results[0]!.regs[7]).toBe((src + shift - sz) >>> 0);
+      }
+    }
+  });
+
+  it('compiled blocks are shared by CPUs running the same code; memory bounds come from each CPU', () => {
+    // A self-loop storing ECX words through EDI (both preset).
+    const code = assemble('1: mov %ecx, (%edi)\n add $4, %edi\n dec %ecx\n jnz 1b\n hlt');
+    const run = (memSize: number, ecx: number, edi: number) => {
+      const env = cpuWith(code, { memSize, gpr: { 1: ecx, 7: edi } });
+      env.cpu.compileAfter = 1;
+      return { ...env, exit: env.cpu.run(1_000_000) };
+    };
+    const a = run(2 << 20, 0x100, 0x3000);
+    expect(a.exit).toEqual({ kind: 'halt' });
+    const held = sharedBlockCount();
+    const b = run(4 << 20, 0x100, 0x3000);
+    expect(b.exit).toEqual({ kind: 'halt' });
+    expect(sharedBlockCount()).toBe(held); // nothing new compiled for the second CPU
+    const { gpr, ...rest } = a.cpu.getRegs();
+    expect(b.cpu.getRegs()).toMatchObject({ ...rest, gpr: [gpr[0], gpr[1], gpr[2], gpr[3], (4 << 20) - 64, gpr[5], gpr[6], gpr[7]] });
+    // The same function, run off the end of a 2 MiB memory: it faults at this CPU's end, exact EIP and count.
+    const c = run(2 << 20, 0x1000, (2 << 20) - 8);
+    expect(sharedBlockCount()).toBe(held);
+    expect(fault(c.exit)).toMatchObject({ cause: 'memory', address: 2 << 20, eip: LOAD_ADDR });
+    expect(c.cpu.getRegs().gpr[7]).toBe(2 << 20);
+    expect(c.cpu.instructionsRetired).toBe(2 * 4);
   });
 
   it('rep stosb with DF=1 over a code page takes the slow path and yields in chunks', () => {

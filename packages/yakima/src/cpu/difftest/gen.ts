@@ -478,11 +478,41 @@ export function sanitize(steps: Step[]): Step[] {
   }
 }
 
+/**
+ * `mov ecx, n; L: add eax, edx; ror edx, 5; dec ecx; jnz L` (n = 1..5): a block that branches
+ * back to its own start. dec leaves CF from ror, and writes every other flag: all defined.
+ */
+function loopStep(r: Rng): Step {
+  const n = 1 + r.int(5);
+  const body = [0x01, 0xd0, 0xc1, 0xca, 0x05, 0x49];
+  const insns: GenInsn[] = [{ bytes: [0xb9, ...le32(n)] }, { bytes: [...body, 0x75, (-(body.length + 2)) & 0xff] }];
+  return { text: `loop x${n}: add eax, edx; ror edx, 5; dec ecx; jnz`, insns, fin: 0, fout: ARITH, fundef: 0, push: 0, sse: false };
+}
+
+/**
+ * `call L; jmp over; L: ret; over: mov dword [esp-4], 0`: a call and a return (the return
+ * address, which differs between the host and the guest, is wiped from the stack area).
+ */
+function callStep(): Step {
+  const insns: GenInsn[] = [
+    { bytes: [0xe8, ...le32(2)] },
+    { bytes: [0xeb, 0x01] },
+    { bytes: [0xc3] },
+    { bytes: [0xc7, 0x44, 0x24, 0xfc, ...le32(0)] },
+  ];
+  return { text: 'call; ret', insns, fin: 0, fout: 0, fundef: 0, push: 0, sse: false };
+}
+
 /** Generate one random case. */
 export function generateCase(r: Rng, entries: readonly OpSpec[], opts: GenOptions): DiffCase {
   const n = 1 + r.int(opts.maxSteps);
   let steps: Step[] = [];
-  for (let k = 0; k < n; k++) steps.push(makeStep(r.pick(entries), r));
+  for (let k = 0; k < n; k++) {
+    // Now and then a backward loop or a call/ret pair: the emulator's self-loop blocks and
+    // inlined call/ret (compiler.ts) in the mix.
+    if (r.oneIn(16)) steps.push(r.bool() ? loopStep(r) : callStep());
+    else steps.push(makeStep(r.pick(entries), r));
+  }
   steps = sanitize(steps);
   const usesSse = steps.some((s) => s.sse);
   const regs = Array.from({ length: 8 }, () => edge32(r) >>> 0);

@@ -15,7 +15,8 @@ const KNOWN = new Map<Handler, string>([
   [A.xor32rr, 'xor32rr'], [A.add32ri, 'add32ri'], [A.sub32ri, 'sub32ri'], [A.cmp32ri, 'cmp32ri'], [A.and32ri, 'and32ri'],
   [A.add32rm, 'add32rm'], [A.cmp32rm, 'cmp32rm'], [A.cmp32mr, 'cmp32mr'], [A.cmp32mi, 'cmp32mi'], [A.test32rr, 'test32rr'],
   [A.aluEI, 'aluEI'], [A.aluGE, 'aluGE'], [A.aluEG, 'aluEG'], [A.incdec, 'incdec'], [A.imul32rr, 'imul32rr'],
-  [C.jcc, 'jcc'], [C.jmpRel, 'jmpRel'],
+  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [D.movEG, 'movEG'], [D.movGE, 'movGE'],
+  [C.jcc, 'jcc'], [C.jmpRel, 'jmpRel'], [C.call32, 'call32'], [C.ret32, 'ret32'],
 ]);
 
 function nameOf(h: Handler): string {
@@ -32,13 +33,44 @@ function nameOf(h: Handler): string {
  * elimination), and a jcc right after its cmp/sub/test/and compares the operands directly.
  * Flags are therefore exact at block boundaries and exits, but not inside a block that
  * faults (the VM stops on a fault anyway).
+ *
+ * Links: a block that branches back to its own start (the inner loop of memcpy, strlen, a
+ * matrix row, a CRC bit loop) becomes a JavaScript loop that runs until the branch goes
+ * elsewhere or the quantum's budget is spent, without returning to the dispatcher; call rel32
+ * and ret are inlined as the block's last instruction. The guest registers a block uses live in
+ * JavaScript locals while it runs (sha256: 0.91x the whole-process CPU time of `R[n]` accesses).
+ *
+ * (Tried and dropped: multi-block regions dispatched by a `switch` on EIP inside one function,
+ * registers in locals across blocks. On coremix they took 1.7-1.9x the CPU time of these
+ * per-block functions: V8 compiles the large loop-and-switch functions slowly and runs them
+ * unoptimized meanwhile.)
+ *
+ * Sharing: a compiled block takes the CPU as its argument and reads the memory arrays and
+ * bounds from it, so one function serves every CPU whose memory holds the same code bytes at
+ * the same address (`SHARED`, keyed by address and bytes): 10,000 VMs of one image hold one
+ * copy of the compiled code.
  */
 
 /** Executions of a block before it is compiled. */
 export const COMPILE_AFTER = 16;
 
-/** A compiled block: runs the whole block, returns the number of instructions executed. */
-export type CompiledBlock = () => number;
+/**
+ * A compiled block: runs the block (repeatedly, for a self-loop, while fewer than `budget`
+ * instructions have run) and returns the number of instructions executed. When an instruction
+ * sets `c.stop`, it returns early with `c.fk` = that instruction's index in the block; when one
+ * faults, it adds the completed loop iterations to `c.retired`, sets `c.fk` and rethrows.
+ */
+export type CompiledBlock = (c: EmuCpu, budget: number) => number;
+
+/** Compiled blocks shared by all CPUs, keyed by address and code bytes. */
+const SHARED = new Map<string, CompiledBlock>();
+/** Compiled blocks kept for sharing before the table is reset (bounds host memory). */
+const SHARED_MAX = 50_000;
+
+/** Number of distinct compiled blocks held for all CPUs (tests, statistics). */
+export function sharedBlockCount(): number {
+  return SHARED.size;
+}
 
 interface Gen {
   /** JS statements. */
@@ -46,8 +78,13 @@ interface Gen {
   /** Flags written with the full lazy record (so an earlier writer is dead), 0 if none. */
   kills: number;
   /** For fusion: the kind of flag record and the temporaries holding it. */
-  rec?: { op: 'sub' | 'logic' | 'add' };
+  rec?: { op: Rec };
+  /** The code tests condition `cc` where it says `@COND@` (filled in fused or through c.cond). */
+  cc?: number;
 }
+
+/** Flag records a jcc can test on the generator's locals: 32-bit sub/logic/add, byte sub. */
+type Rec = 'sub' | 'logic' | 'add' | 'sub8';
 
 const FULL = ARITH;
 
@@ -60,12 +97,12 @@ function ea(i: Instr): string {
   }
 }
 
-function load32(c: EmuCpu, i: Instr, dst: string): string {
-  return `a = ${ea(i)}; if ((a - 4096) >>> 0 > ${c.rmax4}) c.memFault(a, 4, 'read'); ${dst} = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true);`;
+function load32(i: Instr, dst: string): string {
+  return `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); ${dst} = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true);`;
 }
 
-function store32(c: EmuCpu, i: Instr, val: string): string {
-  return `a = ${ea(i)}; if ((a - 8192) >>> 0 > ${c.wmax4}) c.memFault(a, 4, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 4); if ((a & 3) === 0) M[a >> 2] = ${val}; else DV.setInt32(a, ${val}, true);`;
+function store32(i: Instr, val: string): string {
+  return `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 4); if ((a & 3) === 0) M[a >> 2] = ${val}; else DV.setInt32(a, ${val}, true);`;
 }
 
 function setFlags(op: 'add' | 'sub' | 'logic', live: boolean): string {
@@ -75,26 +112,28 @@ function setFlags(op: 'add' | 'sub' | 'logic', live: boolean): string {
 }
 
 /** Inline code for one instruction, or null to call its handler. `flagsLive`: its flags may be read later. */
-function genInstr(c: EmuCpu, i: Instr, flagsLive: boolean): Gen | null {
+function genInstr(i: Instr, flagsLive: boolean): Gen | null {
   const spec = i.spec;
-  if (spec === null || i.opsize !== 4 || i.lock) return null;
+  if (spec === null || i.lock) return null;
+  if (i.opsize === 1) return genByte(i, flagsLive);
+  if (i.opsize !== 4) return null;
   const op = i.opcode;
   const f = nameOf(i.exec);
   switch (f) {
     case 'mov32rr': return { code: `R[${i.rm}] = R[${i.reg}];`, kills: 0 };
     case 'mov32rr2': return { code: `R[${i.reg}] = R[${i.rm}];`, kills: 0 };
     case 'mov32ri': return { code: `R[${i.rm}] = ${i.imm | 0};`, kills: 0 };
-    case 'mov32load': case 'mov32loadBD': return { code: load32(c, i, `R[${i.reg}]`), kills: 0 };
-    case 'mov32store': case 'mov32storeBD': return { code: store32(c, i, `R[${i.reg}]`), kills: 0 };
-    case 'mov32mi': return { code: store32(c, i, `${i.imm | 0}`), kills: 0 };
+    case 'mov32load': case 'mov32loadBD': return { code: load32(i, `R[${i.reg}]`), kills: 0 };
+    case 'mov32store': case 'mov32storeBD': return { code: store32(i, `R[${i.reg}]`), kills: 0 };
+    case 'mov32mi': return { code: store32(i, `${i.imm | 0}`), kills: 0 };
     case 'lea32': return { code: `R[${i.reg}] = ${ea(i)};`, kills: 0 };
     case 'movzx8':
-      if (i.mem) return { code: `a = ${ea(i)}; if ((a - 4096) >>> 0 > ${c.rmax1}) c.memFault(a, 1, 'read'); R[${i.reg}] = U8[a];`, kills: 0 };
-      return { code: `R[${i.reg}] = R8[${((i.rm & 3) << 2) | (i.rm >> 2)}];`, kills: 0 };
+      if (i.mem) return { code: `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); R[${i.reg}] = U8[a];`, kills: 0 };
+      return { code: `R[${i.reg}] = (R[${i.rm & 3}] >>> ${(i.rm >> 2) * 8}) & 255;`, kills: 0 };
     case 'push32r':
-      return { code: `a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > ${c.wmax4}) c.memFault(a, 4, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 4); if ((a & 3) === 0) M[a >> 2] = R[${i.reg}]; else DV.setInt32(a, R[${i.reg}], true); R[4] = a;`, kills: 0 };
+      return { code: `a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 4); if ((a & 3) === 0) M[a >> 2] = R[${i.reg}]; else DV.setInt32(a, R[${i.reg}], true); R[4] = a;`, kills: 0 };
     case 'pop32r':
-      return { code: `a = R[4]; if ((a - 4096) >>> 0 > ${c.rmax4}) c.memFault(a, 4, 'read'); v = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true); R[4] = a + 4; R[${i.reg}] = v;`, kills: 0 };
+      return { code: `a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); v = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true); R[4] = a + 4; R[${i.reg}] = v;`, kills: 0 };
     case 'notE':
       if (i.mem) return null;
       return { code: `R[${i.rm}] = ~R[${i.rm}];`, kills: 0 };
@@ -119,9 +158,9 @@ function genInstr(c: EmuCpu, i: Instr, flagsLive: boolean): Gen | null {
     if (form === 'rr') {
       if (f === 'aluGE') { A = `R[${i.reg}]`; B = `R[${i.rm}]`; dstReg = i.reg; } else { A = `R[${i.rm}]`; B = `R[${i.reg}]`; }
     } else if (form === 'ri') { A = `R[${i.rm}]`; B = `${i.imm | 0}`; }
-    else if (form === 'rm') { pre = load32(c, i, 'v'); A = `R[${i.reg}]`; B = 'v'; dstReg = i.reg; }
-    else if (form === 'mr') { pre = load32(c, i, 'v'); A = 'v'; B = `R[${i.reg}]`; dstReg = -1; }
-    else { pre = load32(c, i, 'v'); A = 'v'; B = `${i.imm | 0}`; dstReg = -1; }
+    else if (form === 'rm') { pre = load32(i, 'v'); A = `R[${i.reg}]`; B = 'v'; dstReg = i.reg; }
+    else if (form === 'mr') { pre = load32(i, 'v'); A = 'v'; B = `R[${i.reg}]`; dstReg = -1; }
+    else { pre = load32(i, 'v'); A = 'v'; B = `${i.imm | 0}`; dstReg = -1; }
     const expr = name === 'add' ? 'fa + fb' : name === 'sub' || name === 'cmp' ? 'fa - fb' : name === 'and' || name === 'test' ? 'fa & fb' : name === 'or' ? 'fa | fb' : 'fa ^ fb';
     const kind: 'add' | 'sub' | 'logic' = name === 'add' ? 'add' : name === 'sub' || name === 'cmp' ? 'sub' : 'logic';
     const writes = name !== 'cmp' && name !== 'test';
@@ -142,17 +181,89 @@ function genInstr(c: EmuCpu, i: Instr, flagsLive: boolean): Gen | null {
     }
     return null;
   }
-  if ((f === 'incdec') && !i.mem && !flagsLive) {
-    return { kills: 0, code: `R[${i.rm}] = (R[${i.rm}] ${i.sub === 0 ? '+' : '-'} 1) | 0;` };
+  if (f === 'incdec' && !i.mem) {
+    const op = i.sub === 0 ? '+' : '-';
+    if (!flagsLive) return { kills: 0, code: `R[${i.rm}] = (R[${i.rm}] ${op} 1) | 0;` };
+    // CF is kept: take it from the previous record first (so its writer stays live).
+    return {
+      kills: ARITH & ~CF,
+      rec: { op: 'add' }, // ZF/SF tests on fr
+      code: `if ((c.lazy & ${CF}) !== 0) c.flags = (c.flags & ~${CF}) | c.getCF(); fa = R[${i.rm}]; fb = 1; fr = (fa ${op} 1) | 0; R[${i.rm}] = fr; c.lazy = ${ARITH & ~CF}; c.lop = ${i.sub}; c.la = fa; c.lb = 1; c.lr = fr; c.lsz = 4; c.lcin = 0;`,
+    };
+  }
+  if (f === 'cmovcc') {
+    if (i.mem) return { kills: 0, cc: i.sub, code: `${load32(i, 'v')} if (@COND@) R[${i.reg}] = v;` };
+    return { kills: 0, cc: i.sub, code: `if (@COND@) R[${i.reg}] = R[${i.rm}];` };
+  }
+  if (f === 'imulGE' && !flagsLive) {
+    const src = i.mem ? 'v' : `R[${i.rm}]`;
+    const other = i.opcode === 0x1af ? `R[${i.reg}]` : `${i.imm | 0}`;
+    return { kills: 0, code: `${i.mem ? load32(i, 'v') : ''} R[${i.reg}] = Math.imul(${src}, ${other});` };
   }
   if (f === 'imul32rr') {
-    return { kills: 0, code: flagsLive ? `H[${i.idx}](c, I[${i.idx}]);` : `R[${i.reg}] = Math.imul(R[${i.rm}], R[${i.reg}]);` };
+    if (flagsLive) return null;
+    return { kills: 0, code: `R[${i.reg}] = Math.imul(R[${i.rm}], R[${i.reg}]);` };
+  }
+  return null;
+}
+
+/** The byte register `r` (AL CL DL BL AH CH DH BH) as an expression. */
+function byteReg(r: number): string {
+  return r < 4 ? `(R[${r}] & 255)` : `((R[${r & 3}] >>> 8) & 255)`;
+}
+
+/** Byte loads, stores, cmp and test: string and parser code (strmem, httpd). */
+function genByte(i: Instr, flagsLive: boolean): Gen | null {
+  const f = nameOf(i.exec);
+  if (f === 'setcc' && !i.mem) {
+    const sh = i.rm < 4 ? 0 : 8;
+    return { kills: 0, cc: i.sub, code: `R[${i.rm & 3}] = (R[${i.rm & 3}] & ${~(255 << sh)}) | ((@COND@) ? ${1 << sh} : 0);` };
+  }
+  const load = (dst: string): string => `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); ${dst} = U8[a];`;
+  if (f === 'movEG' && i.mem) {
+    return { kills: 0, code: `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM1) c.memFault(a, 1, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 1); U8[a] = ${byteReg(i.reg)};` };
+  }
+  if (f === 'movGE' && i.mem) {
+    const r = i.reg;
+    const sh = r < 4 ? 0 : 8;
+    return { kills: 0, code: `${load('v')} R[${r & 3}] = (R[${r & 3}] & ${~(255 << sh)}) | (v << ${sh});` };
+  }
+  const cmp = f === 'aluEI' && i.sub === 7;
+  const test = f === 'testEI';
+  if (cmp || test) {
+    const pre = i.mem ? load('fa') : `fa = ${byteReg(i.rm)};`;
+    const imm = i.imm & 255;
+    if (cmp) {
+      return {
+        kills: ARITH,
+        rec: { op: 'sub8' },
+        code: `${pre} fb = ${imm}; fr = (fa - fb) | 0;` + (flagsLive ? ` c.lazy = ${ARITH}; c.lop = 1; c.la = fa; c.lb = fb; c.lr = fr; c.lsz = 1; c.lcin = 0;` : ''),
+      };
+    }
+    // A byte AND is never negative as an int32, so the 32-bit logic tests on fr only work
+    // for ZF: keep the record and let other conditions go through c.cond.
+    return {
+      kills: ARITH,
+      code: `${pre} fr = fa & ${imm};` + (flagsLive ? ` c.lazy = ${ARITH}; c.lop = 2; c.lr = fr; c.lsz = 1;` : ''),
+    };
   }
   return null;
 }
 
 /** Condition test on fused locals, or null when only `c.cond` can answer. */
-function fusedCond(op: 'add' | 'sub' | 'logic', cc: number): string | null {
+function fusedCond(op: Rec, cc: number): string | null {
+  if (op === 'sub8') {
+    // Both operands are zero-extended bytes: unsigned tests and equality read them directly.
+    switch (cc) {
+      case 2: return 'fa < fb';
+      case 3: return 'fa >= fb';
+      case 4: return 'fa === fb';
+      case 5: return 'fa !== fb';
+      case 6: return 'fa <= fb';
+      case 7: return 'fa > fb';
+    }
+    return null;
+  }
   if (op === 'sub') {
     switch (cc) {
       case 2: return '(fa >>> 0) < (fb >>> 0)';
@@ -203,62 +314,102 @@ function flagsRead(i: Instr, inlined: boolean): number {
 }
 
 /**
- * Compile `b` for `c`. Returns null when nothing in the block benefits (then the interpreter
- * keeps running it).
+ * Compile `b` (decoded from `c`'s memory), or take the function another CPU compiled from the
+ * same bytes at the same address. A block with nothing to inline is compiled too: its handler
+ * calls become monomorphic call sites, and it needs no interpreter loop.
  */
-export function compileBlock(c: EmuCpu, b: Block): CompiledBlock | null {
+export function compileBlock(c: EmuCpu, b: Block): CompiledBlock {
+  const key = blockKey(c, b);
+  const shared = SHARED.get(key);
+  if (shared !== undefined) return shared;
+  const fn = generate(b);
+  if (SHARED.size >= SHARED_MAX) SHARED.clear();
+  SHARED.set(key, fn);
+  return fn;
+}
+
+/** A block's identity: address, length and code bytes. */
+function blockKey(c: EmuCpu, b: Block): string {
+  const lo = Math.max(0, Math.min(b.addr, c.size));
+  const hi = Math.max(lo, Math.min(b.end, c.size));
+  return `${b.addr}:${b.end}:${String.fromCharCode(...c.u8.subarray(lo, hi))}`;
+}
+
+function generate(b: Block): CompiledBlock {
   const ins = b.instrs;
   const n = ins.length;
   // Backward liveness of the arithmetic flags; everything is live at the block end.
-  const live: boolean[] = new Array(n).fill(true);
   const gens: (Gen | null)[] = new Array(n).fill(null);
   let liveAfter = ARITH;
   for (let k = n - 1; k >= 0; k--) {
     const i = ins[k];
-    const isLive = (liveAfter & ARITH) !== 0;
-    let g = genInstr(c, i, isLive);
-    if (g === null && i.term) g = null;
+    const g = genInstr(i, (liveAfter & ARITH) !== 0);
     gens[k] = g;
-    live[k] = isLive;
     const kills = g ? g.kills : 0;
-    liveAfter = (liveAfter & ~kills) | flagsRead(i, g !== null || isJcc(i));
+    const name = nameOf(i.exec);
+    const inlinedTerm = i.term && (name === 'jcc' || name === 'jmpRel' || name === 'call32' || name === 'ret32');
+    liveAfter = (liveAfter & ~kills) | flagsRead(i, g !== null || inlinedTerm);
   }
-  // Re-generate with the final liveness (a dead writer needs no lazy record).
-  let inlined = 0;
+  const last = ins[n - 1];
+  const lastName = nameOf(last.exec);
+  const selfLoop = last.spec !== null && last.opsize === 4 && last.imm === b.addr && (lastName === 'jcc' || lastName === 'jmpRel');
   const body: string[] = [];
-  let lastRec: { op: 'add' | 'sub' | 'logic' } | null = null;
+  const stopAt = (k: number): string => `if (c.stop !== 0) { c.fk = ${k}; return it * ${n} + ${k + 1}; }`;
+  let lastRec: { op: Rec } | null = null;
   for (let k = 0; k < n; k++) {
     const i = ins[k];
     const g = gens[k];
-    if (isJcc(i) && k === n - 1) {
-      const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
-      body.push(`if (${cond ?? `c.cond(${i.sub})`}) c.eip = ${i.imm};`);
-      inlined++;
-      continue;
-    }
-    if (i.term && nameOf(i.exec) === 'jmpRel') {
-      body.push(`c.eip = ${i.imm};`);
-      inlined++;
-      continue;
+    const name = nameOf(i.exec);
+    if (k === n - 1 && i.term && i.spec !== null && i.opsize === 4 && !i.lock) {
+      if (name === 'jcc') {
+        const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
+        if (selfLoop) body.push(`if (${cond ?? `c.cond(${i.sub})`}) { if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n}; }\nreturn (it + 1) * ${n};`);
+        else body.push(`if (${cond ?? `c.cond(${i.sub})`}) c.eip = ${i.imm};`);
+        continue;
+      }
+      if (name === 'jmpRel') {
+        if (selfLoop) body.push(`if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n};`);
+        else body.push(`c.eip = ${i.imm};`);
+        continue;
+      }
+      if (name === 'call32') {
+        body.push(`k = ${k}; a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 4); if ((a & 3) === 0) M[a >> 2] = ${i.next}; else DV.setInt32(a, ${i.next}, true); R[4] = a; c.eip = ${i.imm};`);
+        body.push(stopAt(k));
+        continue;
+      }
+      if (name === 'ret32') {
+        body.push(`k = ${k}; a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); c.eip = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true); R[4] = a + 4;`);
+        continue;
+      }
     }
     if (g !== null) {
-      body.push(`k = ${k}; ${g.code}`);
-      if (g.code.includes('c.codeWrite')) body.push(`if (c.stop !== 0) return ${k + 1};`);
-      inlined++;
+      const code = g.cc === undefined ? g.code : g.code.replace('@COND@', (lastRec ? fusedCond(lastRec.op, g.cc) : null) ?? `c.cond(${g.cc})`);
+      body.push(`k = ${k}; ${code}`);
+      if (g.code.includes('c.codeWrite')) body.push(stopAt(k));
       if (g.rec) lastRec = g.rec;
       // Any other flag writer ends the fusable record (found by the differential tester: an
       // inlined imul, which calls its handler, left the previous `or` record for jae to fuse on).
       else if (g.kills !== 0 || (i.spec?.flagsOut ?? 0) !== 0) lastRec = null;
     } else {
-      body.push(`k = ${k}; H[${k}](c, I[${k}]); if (c.stop !== 0) return ${k + 1};`);
+      body.push(`k = ${k}; @SPILL@ h = 1; H[${k}](c, I[${k}]); h = 0; @RELOAD@ ${stopAt(k)}`);
       if ((i.spec?.flagsOut ?? ARITH) !== 0) lastRec = null;
     }
   }
-  if (inlined === 0) return null;
-  const src = `return function block_${b.addr.toString(16)}() {\n let k = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0;\n try {\n${body.join('\n')}\n } catch (e) { c.fk = k; throw e; }\n return ${n};\n};`;
+  // Registers in JavaScript locals for the whole block (and all iterations of a self-loop):
+  // written back around handler calls and when the function returns or throws (unless a
+  // handler threw: then the handler's register state is the architectural one).
+  const inline = body.join('\n');
+  const used = [...new Set([...inline.matchAll(/\bR\[(\d)\]/g)].map((m) => Number(m[1])))].sort();
+  const spill = used.map((r) => `R[${r}] = r${r};`).join(' ');
+  const reload = used.map((r) => `r${r} = R[${r}];`).join(' ');
+  const text = inline.replace(/\bR\[(\d)\]/g, 'r$1').replaceAll('@SPILL@', spill).replaceAll('@RELOAD@', reload);
+  const regLocals = used.length ? `let ${used.map((r) => `r${r} = R[${r}]`).join(', ')};` : '';
+  const use = (name: string, init: string): string => (new RegExp(`\\b${name}\\b`).test(text) ? `, ${name} = ${init}` : '');
+  const prologue = `const R = c.regs${use('M', 'c.m32')}${use('U8', 'c.u8')}${use('DV', 'c.dv')}${use('CP', 'c.codePages')}${use('RM1', 'c.rmax1')}${use('RM4', 'c.rmax4')}${use('WM4', 'c.wmax4')}${use('WM1', 'c.wmax1')};`;
+  const run = selfLoop ? `for (;;) {\n${text}\n}` : `${text}\n return ${n};`;
+  const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, it = 0;\n try {\n${run}\n } catch (e) { c.fk = k; c.retired += it * ${n}; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
   const handlers: Handler[] = ins.map((i) => i.exec);
-  const factory = new Function('c', 'R', 'R8', 'M', 'U8', 'DV', 'CP', 'I', 'H', src) as (...args: unknown[]) => CompiledBlock;
-  return factory(c, c.regs, c.r8, c.m32, c.u8, c.dv, c.codePages, ins, handlers);
+  return (new Function('I', 'H', src) as (I: Instr[], H: Handler[]) => CompiledBlock)(ins, handlers);
 }
 
 function isJcc(i: Instr): boolean {

@@ -80,7 +80,7 @@ export class EmuCpu implements Vcpu {
   /** The x87 FPU (st registers as doubles). */
   readonly fpu = new X87();
 
-  /** Index in its block of the instruction a compiled block faulted on. */
+  /** Index in its block of the instruction a compiled block faulted on or stopped after. */
   fk = 0;
   /**
    * Executions of a block before it is compiled to JavaScript (compiler.ts). 0 never compiles
@@ -158,10 +158,18 @@ export class EmuCpu implements Vcpu {
       this.eip = block.endEip;
       let k = 0;
       if (fn !== null) {
+        let done: number;
         try {
-          k = fn() - 1;
+          done = fn(this, target - this.retired);
         } catch (e) {
           return this.faultExit(e, ins[this.fk]);
+        }
+        if (this.stop !== 0) {
+          k = this.fk;
+          this.retired += done - (k + 1); // earlier loop iterations; the stop path adds k + 1
+        } else {
+          this.retired += done;
+          continue;
         }
       } else {
         try {

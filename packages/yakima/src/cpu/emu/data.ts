@@ -289,14 +289,12 @@ export function stringOp(c: EmuCpu, i: Instr): void {
   let n = R[1] >>> 0;
   if (n === 0) return;
   if (kind === 0 || kind === 2) {
-    if (delta > 0) {
-      const chunk = Math.min(n, Math.floor(REP_BULK_BYTES / sz));
-      if (fastForward(c, kind, sz, chunk)) {
-        n -= chunk;
-        R[1] = n;
-        if (n !== 0) yieldRep(c, i);
-        return;
-      }
+    const chunk = Math.min(n, Math.floor(REP_BULK_BYTES / sz));
+    if (delta > 0 ? fastForward(c, kind, sz, chunk) : kind === 0 && fastBackward(c, sz, chunk)) {
+      n -= chunk;
+      R[1] = n;
+      if (n !== 0) yieldRep(c, i);
+      return;
     }
     let k = 0;
     for (; k < REP_CHUNK && n !== 0; k++) {
@@ -396,5 +394,26 @@ function fastForward(c: EmuCpu, kind: number, sz: number, n: number): boolean {
     }
   }
   R[7] = dst + len;
+  return true;
+}
+
+/**
+ * Bulk rep movs with DF = 1 (memmove of an overlapping block to a higher address): the
+ * elements `[esi - (n-1)*sz, esi + sz)` go to the same span below edi + sz. When dst is not
+ * below src, copying downwards never reads a byte it wrote, so one memmove (copyWithin) gives
+ * the element loop's result. @returns false when the slow per-element loop must run instead.
+ */
+function fastBackward(c: EmuCpu, sz: number, n: number): boolean {
+  const R = c.regs;
+  const len = n * sz;
+  const dstEnd = ((R[7] >>> 0) + sz) >>> 0; // one past the highest byte written
+  const srcEnd = ((R[6] >>> 0) + sz) >>> 0;
+  const dst = dstEnd - len;
+  const src = srcEnd - len;
+  if (len > c.size || dst < 0x2000 || dstEnd > c.size || src < 0x1000 || srcEnd > c.size || dst < src) return false;
+  for (let p = dst >>> 12; p <= (dstEnd - 1) >>> 12; p++) if (c.codePages[p] !== 0) return false;
+  c.u8.copyWithin(dst, src, srcEnd);
+  R[6] = src - sz;
+  R[7] = dst - sz;
   return true;
 }
