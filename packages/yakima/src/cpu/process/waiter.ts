@@ -160,6 +160,9 @@ export class Waiter {
   async close(): Promise<void> {
     Atomics.store(this.ctl, W.STATE, QUIT);
     Atomics.notify(this.ctl, W.STATE);
+    // Terminating a thread while it is still loading koffi (an N-API addon) aborts the whole
+    // process (a fatal napi_throw during module registration): let the load finish first.
+    await Promise.race([this.ready.catch(() => {}), new Promise<void>((r) => setTimeout(r, 5000).unref())]);
     await this.worker.terminate();
   }
 }
