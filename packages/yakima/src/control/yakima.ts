@@ -177,7 +177,8 @@ export class Yakima {
     // The name is reserved first, so a refusal names the VM as it would have been called.
     const name = this.uniqueName(opts.name ?? image.manifest.name);
     try {
-      this.admission.admit(name, this.liveCount);
+      // Swapped-out VMs hold a few KiB of heap; only resident ones count against its limit.
+      this.admission.admit(name, this.swap ? this.swap.residentCount : this.liveCount);
     } catch (e) {
       this.names.delete(name);
       throw e;

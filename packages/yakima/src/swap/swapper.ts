@@ -150,6 +150,11 @@ export class Swapper {
     }
   }
 
+  /** VMs holding their memory and vCPU now (not swapped out): what the JavaScript heap must hold. */
+  get residentCount(): number {
+    return this.resident.size;
+  }
+
   /** A new VM is resident (booted). */
   admit(vm: Vm): void {
     this.resident.add(vm);
