@@ -59,6 +59,7 @@ export class ProcessBackend {
         spinMicros: this.opts.spinMicros,
         answerTimeoutMs: this.opts.answerTimeoutMs,
         waiter: () => this.leastLoaded(),
+        waiterReady: () => this.waiters.some((w) => w.isReady),
         pool: this.opts.pool ?? true,
         ...extra,
       },
