@@ -481,7 +481,7 @@ async function boot(dir: string): Promise<void> {
   const file = denaliBuild('hello', join(dir, 'hello.dni'));
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   for (const backend of ['emu', 'kvm', 'process'] as const) {
-    await attempt('boot', backend === 'emu' ? 'emulator' : backend === 'kvm' ? 'KVM (worker)' : 'process backend (new Yakima each run: includes spawning the tender)', async () => {
+    await attempt('boot', backend === 'emu' ? 'emulator' : backend === 'kvm' ? 'KVM (worker)' : 'process backend (new Yakima each run; its tender from the pool spawned ahead, tender-pool.ts)', async () => {
       if (backend === 'kvm') needKvm();
       if (backend === 'process') needProcess();
       const samples: number[] = [];

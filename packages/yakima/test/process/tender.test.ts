@@ -6,16 +6,25 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { LAYOUT } from '@denali/image-format';
 import { describe, expect, it } from 'vitest';
-import { allocateSharedGuestMemory, probeProcessBackend, ProcessVcpu, tenderBinary } from '../../src/cpu/process/index.js';
+import {
+  allocateSharedGuestMemory,
+  drainTenderPool,
+  fillTenderPool,
+  pooledTenderPids,
+  probeProcessBackend,
+  ProcessVcpu,
+  TENDER_POOL_SIZE,
+  tenderBinary,
+} from '../../src/cpu/process/index.js';
 
 const probe = probeProcessBackend();
 if (!probe.usable) console.log(`process backend tests skipped: ${probe.reason}`);
 
 /** A VM spinning in `jmp $` (so its tender is alive and sandboxed), and its pid. */
-function spinner(): { vcpu: ProcessVcpu; pid: number } {
+function spinner(pool = false): { vcpu: ProcessVcpu; pid: number } {
   const mem = allocateSharedGuestMemory(LAYOUT.MIN_MEMORY);
   mem.u8.set([0xeb, 0xfe], LAYOUT.IMAGE_BASE);
-  const vcpu = new ProcessVcpu(mem, { quantumMicros: 1000 });
+  const vcpu = new ProcessVcpu(mem, { quantumMicros: 1000, pool });
   vcpu.setRegs({ gpr: [0, 0, 0, 0, LAYOUT.MIN_MEMORY, 0, 0, 0], eip: LAYOUT.IMAGE_BASE, eflags: 0x202 });
   const e = vcpu.run(0); // the first quantum: the guest now runs under seccomp
   expect(e.kind).toBe('quantum');
@@ -37,6 +46,26 @@ describe.skipIf(!probe.usable)('the tender process', () => {
     } finally {
       vcpu.destroy();
     }
+  });
+
+  it('a tender from the pool (spawned before the VM existed) is handed its memory and runs under the same sandbox', () => {
+    fillTenderPool(1000, 5);
+    const spares = pooledTenderPids();
+    expect(spares).toHaveLength(TENDER_POOL_SIZE);
+    const { vcpu, pid } = spinner(true);
+    try {
+      expect(spares).toContain(pid); // no spawn on this VM's path
+      expect(pooledTenderPids()).not.toContain(pid);
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      expect(status).toMatch(/^Seccomp:\s+2$/m);
+      expect(readdirSync(`/proc/${pid}/fd`)).toEqual([]); // the socket and the memfd are closed too
+      expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]).toBe(tenderBinary());
+      for (let i = 0; i < 3; i++) expect(vcpu.run(0).kind).toBe('quantum');
+    } finally {
+      vcpu.destroy();
+      drainTenderPool();
+    }
+    expect(pooledTenderPids()).toEqual([]);
   });
 
   it('accounts CPU time from the kernel and ends each quantum of a spinning guest', () => {

@@ -165,4 +165,73 @@ describe('user-space TCP endpoint against itself', () => {
     expect(la.dropped + lb.dropped).toBeGreaterThan(50);
     expect(a.stats.tcp.retransmits + b.stats.tcp.retransmits).toBeGreaterThan(0);
   }, 20_000);
+
+  it('delayed ACK: a reply carries the ACK of the request, so a keep-alive exchange costs one segment each way per message', async () => {
+    // Replies come a turn of the event loop later, as from a host socket (the uplink) or a
+    // guest; 500 ms keeps a loaded machine from turning this into a timing test (and the RTO
+    // floor goes above it, so the last reply is not retransmitted before its delayed ACK).
+    const { a, b } = pair({ tcp: { delayedAckMs: 500, minRtoMs: 2000 } });
+    const ROUNDS = 20;
+    const RESPONSE = 2200; // two segments (1460 + 740), like an httpd page
+    let served = 0;
+    b.listen(80, (c) => {
+      c.onData = (d) => {
+        c.release(d.length);
+        served++;
+        setImmediate(() => c.write(randomData(RESPONSE, served)));
+      };
+    });
+    const client = a.connect(b.ip, 80);
+    await new Promise<void>((res) => (client.onConnect = res));
+    await new Promise((r) => setTimeout(r, 50)); // the handshake's last ACK has been processed
+    const outA = a.stats.framesOut;
+    const outB = b.stats.framesOut;
+    await new Promise<void>((resolve, reject) => {
+      let got = 0;
+      let rounds = 0;
+      client.onAbort = (r) => reject(new Error(`aborted: ${r}`));
+      client.onData = (d) => {
+        client.release(d.length);
+        got += d.length;
+        if (got < RESPONSE) return;
+        got = 0;
+        if (++rounds === ROUNDS) return resolve();
+        setImmediate(() => client.write(Buffer.from('GET / HTTP/1.1\r\n\r\n')));
+      };
+      client.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    });
+    // Each request is one segment (it acknowledges the last reply); each reply two segments
+    // (the first acknowledges the request). No pure ACKs, no window updates in between.
+    expect(a.stats.framesOut - outA).toBe(ROUNDS);
+    expect(b.stats.framesOut - outB).toBe(2 * ROUNDS);
+    // The last reply is acknowledged by the delayed-ACK timer.
+    await waitFor(() => a.stats.tcp.delayedAcks === 1, 5000);
+    expect(a.stats.framesOut - outA).toBe(ROUNDS + 1);
+  });
+
+  it('delayed ACK: data after an unacknowledged small segment is acknowledged at once (no Nagle stall)', async () => {
+    const { a, b } = pair({ tcp: { delayedAckMs: 500, minRtoMs: 2000 } });
+    let server!: TcpConnection;
+    b.listen(80, (c) => (server = c));
+    const client = a.connect(b.ip, 80);
+    await new Promise<void>((res) => (client.onConnect = res));
+    await waitFor(() => server !== undefined, 5000);
+    await new Promise((r) => setTimeout(r, 50));
+    const got: Buffer[] = [];
+    server.onData = (d) => {
+      got.push(Buffer.from(d));
+      server.release(d.length);
+    };
+    const outB = b.stats.framesOut;
+    client.write(randomData(1460, 1)); // full-sized: sets what "small" means
+    await waitFor(() => got.length === 1, 5000);
+    expect(b.stats.framesOut - outB).toBe(0); // delayed
+    client.write(randomData(100, 2)); // small: still only one full segment's worth unacknowledged
+    await waitFor(() => got.length === 2, 5000);
+    expect(b.stats.framesOut - outB).toBe(0);
+    client.write(randomData(100, 3)); // more data behind a small unacknowledged segment: ACK now
+    await waitFor(() => got.length === 3 && b.stats.framesOut - outB === 1, 5000);
+    expect(b.stats.tcp.delayedAcks).toBe(0);
+    expect(client.bufferedBytes).toBe(0);
+  });
 });

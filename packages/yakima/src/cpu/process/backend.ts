@@ -21,6 +21,8 @@ export interface ProcessBackendOptions {
   spinMicros?: number;
   /** Longest wait for one exit before the VM's process is killed, in ms (default 2,000 + 20 × quantum). */
   answerTimeoutMs?: number;
+  /** Start VMs on tenders spawned ahead (tender-pool.ts; default true): boot skips the ~3-4 ms spawn. */
+  pool?: boolean;
 }
 
 /** Creates process-backend vCPUs and owns the waiter threads they share. */
@@ -57,6 +59,8 @@ export class ProcessBackend {
         spinMicros: this.opts.spinMicros,
         answerTimeoutMs: this.opts.answerTimeoutMs,
         waiter: () => this.leastLoaded(),
+        waiterReady: () => this.waiters.some((w) => w.isReady),
+        pool: this.opts.pool ?? true,
         ...extra,
       },
       () => this.vcpus.delete(vcpu),

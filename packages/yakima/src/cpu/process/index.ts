@@ -7,3 +7,4 @@ export { ProcessVcpu, type ProcessVcpuOptions } from './process-vcpu.js';
 export { allocateSharedGuestMemory, releaseSharedGuestMemory, sharedMemoryFd } from './shared-memory.js';
 export { tenderBinary, TenderBuildError } from './tender-build.js';
 export { probeProcessBackend, type ProcessProbe } from './probe.js';
+export { drainTenderPool, fillTenderPool, pooledTenderPids, TENDER_POOL_SIZE } from './tender-pool.js';

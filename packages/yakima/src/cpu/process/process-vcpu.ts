@@ -17,9 +17,9 @@ import { LINUX, libc, sysError } from '../kvm/libc.js';
 import type { FaultCause, Vcpu, VcpuExit, VcpuRegs } from '../vcpu.js';
 import { CTL, EXIT, readMessage, readPostedExit, STATE_GUEST, STATE_POSTED, writeReply } from './control-page.js';
 import { releaseSharedGuestMemory, sharedMemoryFd } from './shared-memory.js';
-import { PROC_LINUX, processSys } from './sys.js';
-import { killProcess, reapProcess, spawnProcess } from './spawn.js';
-import { tenderBinary } from './tender-build.js';
+import { processSys } from './sys.js';
+import { killProcess, reapProcess } from './spawn.js';
+import { spawnTender, takeTender } from './tender-pool.js';
 import type { Waiter } from './waiter.js';
 
 /** Options of one process-backend vCPU (the backend fills them in). */
@@ -34,7 +34,14 @@ export interface ProcessVcpuOptions {
   answerTimeoutMs?: number;
   /** Where `runAsync` waits (none: `runAsync` blocks like `run`). */
   waiter?: () => Waiter;
+  /** True when a waiter thread is loaded and ready (else a short wait polls rather than start one). */
+  waiterReady?: () => boolean;
+  /** Take the tender from the per-process pool of tenders started ahead (tender-pool.ts); default false: spawn one now. */
+  pool?: boolean;
 }
+
+/** How long a wait polls before it starts the first waiter thread, in ms. */
+const WAITER_GRACE_MS = 3;
 
 const SIGNAL_REASONS: Record<string, [FaultCause, string]> = {
   SIGSYS: ['deprecated-instruction', 'the guest made a host system call (int 0x80, syscall, sysenter or 64-bit code); seccomp killed its process'],
@@ -50,7 +57,6 @@ const SIGNAL_REASONS: Record<string, [FaultCause, string]> = {
 export class ProcessVcpu implements Vcpu {
   /** The tender's pid (ours to kill and reap). */
   readonly pid: number;
-  private readonly ctlFd: number;
   private readonly ctlAddress: bigint;
   private readonly ctl: DataView;
   private readonly ctlI32: Int32Array;
@@ -85,33 +91,14 @@ export class ProcessVcpu implements Vcpu {
     this.quantumMicros = Math.max(100, Math.min(10_000_000, Math.floor(opts.quantumMicros ?? 10_000)));
     this.spinMicros = Math.max(0, opts.spinMicros ?? 100);
     this.answerTimeoutMs = opts.answerTimeoutMs ?? 2000 + (20 * this.quantumMicros) / 1000;
-    const binary = tenderBinary();
-    const c = libc();
-    const s = processSys();
-    this.ctlFd = s.memfdCreate('denali-control', PROC_LINUX.MFD_CLOEXEC);
-    if (this.ctlFd < 0) throw sysError('memfd_create for the control page', s.errno());
-    if (s.ftruncate(this.ctlFd, CTL.BYTES) !== 0) {
-      c.close(this.ctlFd);
-      throw sysError('ftruncate of the control page', s.errno());
-    }
-    this.ctlAddress = c.mmap(null, CTL.BYTES, LINUX.PROT_READ | LINUX.PROT_WRITE, PROC_LINUX.MAP_SHARED, this.ctlFd, 0);
-    if (this.ctlAddress === 0xffffffffffffffffn || this.ctlAddress === 0n) {
-      c.close(this.ctlFd);
-      throw sysError('mmap of the control page', c.errno());
-    }
-    const buf = c.view(this.ctlAddress, CTL.BYTES);
+    const nice = Math.max(0, Math.min(19, Math.floor(opts.nice ?? 5)));
+    // A fresh exec with an empty environment; only the memfds are passed (spawnTender, tender-pool.ts).
+    const started = opts.pool ? takeTender(memfd, memory.size, this.quantumMicros, nice) : spawnTender(memfd, memory.size, this.quantumMicros, nice);
+    this.pid = started.pid;
+    this.ctlAddress = started.ctlAddress;
+    const buf = libc().view(this.ctlAddress, CTL.BYTES);
     this.ctl = new DataView(buf);
     this.ctlI32 = new Int32Array(buf);
-    const nice = Math.max(0, Math.min(19, Math.floor(opts.nice ?? 5)));
-    // A fresh exec with an empty environment; only the two memfds are passed (as fds 3 and 4).
-    try {
-      this.pid = spawnProcess(binary, [String(memory.size), String(this.quantumMicros), String(process.pid), String(nice)], [memfd, this.ctlFd]);
-    } catch (e) {
-      c.munmap(this.ctlAddress, CTL.BYTES);
-      throw new Error(`cannot start the VM's process: ${(e as Error).message}`);
-    } finally {
-      c.close(this.ctlFd); // the mapping keeps the page alive; the child has its own copy
-    }
   }
 
   get instructionsRetired(): number {
@@ -245,6 +232,16 @@ export class ProcessVcpu implements Vcpu {
   }
 
   private async waitPosted(timeoutMs: number): Promise<void> {
+    // No waiter thread yet: poll between event-loop turns for a short while first. A boot's
+    // first exits come within ~1-2 ms; starting a thread for them costs the main thread ~1 ms
+    // and the host ~50 ms of CPU that the booting guest competes with (4 of 5 hello boots did).
+    if (this.opts.waiterReady && !this.opts.waiterReady()) {
+      const graceEnd = performance.now() + Math.min(WAITER_GRACE_MS, timeoutMs);
+      while (performance.now() < graceEnd) {
+        if (Atomics.load(this.ctlI32, 0) === STATE_POSTED || this.peekEnded() || this.cancelledEarly()) return;
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    }
     const waiter = this.opts.waiter!();
     // A new waiter thread takes ~50 ms to load: until then poll between event-loop turns, so a
     // VM's boot does not wait for the thread.

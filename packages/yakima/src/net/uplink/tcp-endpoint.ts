@@ -40,6 +40,15 @@ export interface TcpEndpointOptions {
   timeWaitMs?: number;
   /** Initial congestion window in segments (RFC 6928). Default 10. */
   initialWindowSegments?: number;
+  /**
+   * Longest delay of an ACK for in-order data, in ms (RFC 9293 3.8.6.3, RFC 1122 4.2.3.2: an
+   * ACK for at least every second full-sized segment, and within 500 ms). Default 5: long
+   * enough that a reply the application writes at once carries the ACK (a request/response
+   * exchange then costs the peer one wake-up, not two), short on a virtual link; keep it well
+   * under the peer's minimum RTO (else the peer retransmits first). 0 acknowledges every batch
+   * of segments at once.
+   */
+  delayedAckMs?: number;
 }
 
 /** Counters shared by all connections of one virtual host. */
@@ -62,6 +71,8 @@ export interface TcpCounters {
   bytesAcked: number;
   /** In-order payload bytes received from peers. */
   bytesReceived: number;
+  /** ACKs sent by the delayed-ACK timer (no reply came to carry them). */
+  delayedAcks: number;
 }
 
 /** Why a connection was aborted by the peer or by timeouts. */
@@ -79,6 +90,7 @@ const DEFAULTS: Required<TcpEndpointOptions> = {
   dataRetries: 10,
   timeWaitMs: 2000,
   initialWindowSegments: 10,
+  delayedAckMs: 5,
 };
 
 /** Resolve options with defaults. @throws RangeError for out-of-range values. */
@@ -91,6 +103,7 @@ export function resolveTcpOptions(o: TcpEndpointOptions = {}): Required<TcpEndpo
   if (!(r.sendBuffer > 0) || !(r.minRtoMs > 0) || !(r.initialRtoMs > 0) || !(r.maxRtoMs >= r.minRtoMs)) {
     throw new RangeError('sendBuffer and RTO bounds must be positive, maxRtoMs ≥ minRtoMs');
   }
+  if (!(r.delayedAckMs >= 0 && r.delayedAckMs <= 500)) throw new RangeError(`delayedAckMs ${r.delayedAckMs} out of range 0..500`);
   return r;
 }
 
@@ -193,6 +206,13 @@ export class TcpConnection {
   private ooo: OooSegment[] = [];
   private oooBytes = 0;
   private ackPending = false;
+  /** RCV.NXT as last acknowledged to the peer (the ACK field of our last segment). */
+  private ackedTo = 0;
+  /** Largest segment received so far: what "full-sized" means for delayed ACKs (as Linux's rcv_mss). */
+  private rcvMss = 0;
+  /** A segment shorter than `rcvMss` is unacknowledged: the peer's Nagle may hold data behind it. */
+  private smallUnacked = false;
+  private delackTimer: ReturnType<typeof setTimeout> | undefined;
   private peerFin = false;
   // Congestion control (RFC 5681 / 6582).
   private cwnd: number;
@@ -341,7 +361,11 @@ export class TcpConnection {
     const before = this.advertisedWindow(false);
     this.held = Math.max(0, this.held - n);
     const grow = seqDiff(seqAdd(this.rcvNxt, this.receiveWindow), this.advRight);
-    if (grow >= Math.min(this.sndMssForSws(), this.o.receiveBuffer >> 1) || (before === 0 && grow > 0)) {
+    // An update only when the window the peer knows is under half the buffer (it may be about
+    // to stall, as Linux decides in tcp_cleanup_rbuf): else the next ACK carries the new edge,
+    // and a request/response exchange does not wake the peer once more for a window update.
+    const peerWindow = seqDiff(this.advRight, this.rcvNxt);
+    if ((grow >= Math.min(this.sndMssForSws(), this.o.receiveBuffer >> 1) && peerWindow < this.o.receiveBuffer >> 1) || (before === 0 && grow > 0)) {
       if (this.canReceive() || this.state === 'SYN-RECEIVED') this.sendAck();
     }
   }
@@ -438,8 +462,8 @@ export class TcpConnection {
         if (seq === this.rcvNxt) {
           this.deliver(payload, fin);
           this.pullOoo();
-          this.ackPending = true;
           if (this.ooo.length > 0) this.sendAck();
+          else this.ackInOrder(payload.length);
         } else if (seqLt(this.rcvNxt, seq)) {
           this.queueOoo(seq, payload, fin);
           this.sendAck(); // duplicate ACK: lets the peer fast-retransmit
@@ -672,6 +696,34 @@ export class TcpConnection {
     }
   }
 
+  /**
+   * In-order data arrived (and was delivered: the application may already have answered, its
+   * segment carrying the ACK). Acknowledge with this batch when two full-sized segments are
+   * unacknowledged, or when more data follows an unacknowledged small segment (the peer's
+   * Nagle algorithm, RFC 9293 3.7.4, may be holding its next small segment until that ACK);
+   * else within `delayedAckMs`, unless a segment of ours carries the ACK first.
+   */
+  private ackInOrder(len: number): void {
+    if (this.state === 'CLOSED' || this.ackedTo === this.rcvNxt) return;
+    this.rcvMss = Math.max(this.rcvMss, len);
+    if (this.smallUnacked || seqDiff(this.rcvNxt, this.ackedTo) >= 2 * this.rcvMss || this.o.delayedAckMs === 0 || !this.canReceive()) {
+      this.ackPending = true;
+      return;
+    }
+    if (len < this.rcvMss) this.smallUnacked = true;
+    this.delackTimer ??= setTimeout(() => {
+      this.delackTimer = undefined;
+      if (this.state === 'CLOSED' || this.ackedTo === this.rcvNxt) return;
+      this.link.counters.delayedAcks++;
+      this.sendAck();
+    }, this.o.delayedAckMs);
+  }
+
+  private stopDelack(): void {
+    if (this.delackTimer !== undefined) clearTimeout(this.delackTimer);
+    this.delackTimer = undefined;
+  }
+
   /** Window to advertise, never moving the right edge left (RFC 9293 3.8.6.2.2 SWS avoidance). */
   private advertisedWindow(update: boolean): number {
     const avail = this.receiveWindow;
@@ -719,6 +771,12 @@ export class TcpConnection {
 
   private emit(s: { seq: number; ack: number; flags: number; window: number; payload: Uint8Array; mss?: number }): void {
     const seg: TcpSegment = { srcPort: this.localPort, dstPort: this.remotePort, ...s };
+    if (s.flags & TCP_FLAG.ACK && !(s.flags & TCP_FLAG.RST)) {
+      // Any segment carrying the ACK settles a delayed one.
+      this.ackedTo = s.ack;
+      this.smallUnacked = false;
+      this.stopDelack();
+    }
     if (s.mss === undefined) delete seg.mss;
     this.link.output(seg, this);
   }
@@ -918,6 +976,7 @@ export class TcpConnection {
 
   private clearTimers(): void {
     this.stopRto();
+    this.stopDelack();
     this.stopPersist();
     if (this.twTimer !== undefined) clearTimeout(this.twTimer);
     this.twTimer = undefined;

@@ -136,6 +136,7 @@ export class VirtualHost implements SwitchPort {
       challengeAcks: 0,
       bytesAcked: 0,
       bytesReceived: 0,
+      delayedAcks: 0,
     };
     this.stats = {
       framesIn: 0,

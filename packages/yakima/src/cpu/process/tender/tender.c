@@ -40,6 +40,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <ucontext.h>
@@ -290,6 +291,41 @@ static void set_ldt(int entry, unsigned long base, int code) {
   if (syscall(SYS_modify_ldt, 1, &d, sizeof d) != 0) fail("modify_ldt");
 }
 
+/*
+ * Pool mode (memory size 0 on the command line): started ahead of any VM, with a socket as
+ * GUEST_FD. Block (no CPU) until Yakima sends the VM's memory size and its memfd (SCM_RIGHTS,
+ * unix(7)); the memfd then takes GUEST_FD's place. Yakima closing the socket instead (its pool
+ * is being emptied) ends the process quietly. Returns the memory size.
+ */
+static unsigned long await_handoff(void) {
+  uint32_t size = 0;
+  struct iovec iov = {&size, sizeof size};
+  union {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } cbuf;
+  struct msghdr m = {0};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = cbuf.buf;
+  m.msg_controllen = sizeof cbuf.buf;
+  ssize_t n;
+  do n = recvmsg(GUEST_FD, &m, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n == 0) exit(0);
+  if (n != (ssize_t)sizeof size) fail("receiving the VM's memory from Yakima");
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
+    errno = EPROTO;
+    fail("receiving the VM's memory from Yakima (no descriptor)");
+  }
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  if (dup2(fd, GUEST_FD) != GUEST_FD) fail("dup2 of the VM's memory");
+  close(fd);
+  return size;
+}
+
 int main(int argc, char **argv) {
   if (argc != 5) {
     fprintf(stderr, "usage: tender <memory-bytes> <quantum-us> <parent-pid> <nice> (run by Yakima only)\n");
@@ -299,7 +335,8 @@ int main(int argc, char **argv) {
   unsigned long quantum = arg(argv[2], "quantum");
   unsigned long ppid = arg(argv[3], "parent pid");
   unsigned long nice = arg(argv[4], "nice");
-  if (size % 4096 || size < MIN_MEMORY || size > MAX_MEMORY) {
+  int pooled = size == 0;
+  if (!pooled && (size % 4096 || size < MIN_MEMORY || size > MAX_MEMORY)) {
     fprintf(stderr, "tender: memory size %lu out of range\n", size);
     return 2;
   }
@@ -307,7 +344,6 @@ int main(int argc, char **argv) {
     fprintf(stderr, "tender: quantum or nice out of range\n");
     return 2;
   }
-  guest_size = (uint32_t)size;
   /* Die with Yakima; if it is already gone, go now (PDEATHSIG only covers later deaths). */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != (pid_t)ppid) return 3;
   if (prctl(PR_SET_DUMPABLE, 0)) fail("PR_SET_DUMPABLE");
@@ -320,6 +356,14 @@ int main(int argc, char **argv) {
     ctl = 0;
     fail("mapping the control page");
   }
+  if (pooled) {
+    size = await_handoff();
+    if (size % 4096 || size < MIN_MEMORY || size > MAX_MEMORY) {
+      errno = ERANGE;
+      fail("memory size from Yakima");
+    }
+  }
+  guest_size = (uint32_t)size;
   uint8_t *data = mmap((void *)DATA_BASE, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, GUEST_FD, 0);
   if (data != (void *)DATA_BASE) fail("mapping guest memory (data view)");
   if (mprotect(data, 4096, PROT_NONE) || mprotect(data + 4096, 4096, PROT_READ)) fail("protecting pages 0 and 1");
