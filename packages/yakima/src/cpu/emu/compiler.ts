@@ -16,7 +16,7 @@ const KNOWN = new Map<Handler, string>([
   [A.add32rm, 'add32rm'], [A.cmp32rm, 'cmp32rm'], [A.cmp32mr, 'cmp32mr'], [A.cmp32mi, 'cmp32mi'], [A.test32rr, 'test32rr'],
   [A.aluEI, 'aluEI'], [A.aluGE, 'aluGE'], [A.aluEG, 'aluEG'], [A.incdec, 'incdec'], [A.imul32rr, 'imul32rr'],
   [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [D.movEG, 'movEG'], [D.movGE, 'movGE'],
-  [C.jcc, 'jcc'], [C.jmpRel, 'jmpRel'], [C.call32, 'call32'], [C.ret32, 'ret32'],
+  [C.jcc, 'jcc'], [C.jccSide, 'jccSide'], [C.jmpRel, 'jmpRel'], [C.call32, 'call32'], [C.ret32, 'ret32'],
 ]);
 
 function nameOf(h: Handler): string {
@@ -33,6 +33,9 @@ function nameOf(h: Handler): string {
  * elimination), and a jcc right after its cmp/sub/test/and compares the operands directly.
  * Flags are therefore exact at block boundaries and exits, but not inside a block that
  * faults (the VM stops on a fault anyway).
+ *
+ * Blocks go on past conditional branches (side exits: a taken one returns from the function
+ * with EIP at its target), so a loop whose exit test is in the middle is one block too.
  *
  * Links: a block that branches back to its own start (the inner loop of memcpy, strlen, a
  * matrix row, a CRC bit loop) becomes a JavaScript loop that runs until the branch goes
@@ -343,11 +346,13 @@ function generate(b: Block): CompiledBlock {
   let liveAfter = ARITH;
   for (let k = n - 1; k >= 0; k--) {
     const i = ins[k];
+    // A side exit leaves to code that may read any flag.
+    if (i.exec === C.jccSide) liveAfter = ARITH;
     const g = genInstr(i, (liveAfter & ARITH) !== 0);
     gens[k] = g;
     const kills = g ? g.kills : 0;
     const name = nameOf(i.exec);
-    const inlinedTerm = i.term && (name === 'jcc' || name === 'jmpRel' || name === 'call32' || name === 'ret32');
+    const inlinedTerm = i.term && (name === 'jcc' || name === 'jccSide' || name === 'jmpRel' || name === 'call32' || name === 'ret32');
     liveAfter = (liveAfter & ~kills) | flagsRead(i, g !== null || inlinedTerm);
   }
   const last = ins[n - 1];
@@ -381,6 +386,11 @@ function generate(b: Block): CompiledBlock {
         body.push(`k = ${k}; a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); c.eip = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true); R[4] = a + 4;`);
         continue;
       }
+    }
+    if (name === 'jccSide' && i.spec !== null && i.opsize === 4 && !i.lock) {
+      const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
+      body.push(`k = ${k}; if (${cond ?? `c.cond(${i.sub})`}) { c.eip = ${i.imm}; return it * ${n} + ${k + 1}; }`);
+      continue;
     }
     if (g !== null) {
       const code = g.cc === undefined ? g.code : g.code.replace('@COND@', (lastRec ? fusedCond(lastRec.op, g.cc) : null) ?? `c.cond(${g.cc})`);
