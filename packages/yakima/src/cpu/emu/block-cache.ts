@@ -88,9 +88,9 @@ export class BlockCache {
         // (a superblock), and the branch becomes a side exit. Blocks stay one contiguous byte
         // range, so the self-modifying-code maps and the compiled-code key are unchanged, and
         // a loop whose exit test is in the middle becomes one block that branches to itself.
-        // Backward branches (loop back edges, mostly taken) still end the block, so a loop
-        // closing on its own start stays a self-loop.
-        if (i.exec !== jcc || i.imm >>> 0 <= i.addr >>> 0) break;
+        // A branch back into the block itself (a loop back edge, mostly taken) still ends it,
+        // so a loop closing on its own start stays a self-loop.
+        if (i.exec !== jcc || (i.imm >>> 0 >= eip >>> 0 && i.imm >>> 0 <= i.addr >>> 0)) break;
         i.exec = jccSide;
       }
     }

@@ -359,21 +359,37 @@ function generate(b: Block): CompiledBlock {
   const lastName = nameOf(last.exec);
   const selfLoop = last.spec !== null && last.opsize === 4 && last.imm === b.addr && (lastName === 'jcc' || lastName === 'jmpRel');
   const body: string[] = [];
-  const stopAt = (k: number): string => `if (c.stop !== 0) { c.fk = ${k}; return it * ${n} + ${k + 1}; }`;
+  const jumps = forwardJumps(ins);
+  // Instructions skipped by taken in-block jumps (so far, over all iterations) are not counted.
+  const SK = jumps.size > 0 ? ' - sk' : '';
+  const closeAt = new Map<number, number>();
+  for (const t of jumps.values()) closeAt.set(t, (closeAt.get(t) ?? 0) + 1);
+  const stopAt = (k: number): string => `if (c.stop !== 0) { c.fk = ${k}; return it * ${n} + ${k + 1}${SK}; }`;
   let lastRec: { op: Rec } | null = null;
   for (let k = 0; k < n; k++) {
     const i = ins[k];
     const g = gens[k];
     const name = nameOf(i.exec);
+    const closes = closeAt.get(k);
+    if (closes !== undefined) {
+      body.push('}'.repeat(closes));
+      lastRec = null; // reached from two paths: the flag temporaries are not known here
+    }
+    const t = jumps.get(k);
+    if (t !== undefined) {
+      const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
+      body.push(`j${k}: { k = ${k}; if (${cond ?? `c.cond(${i.sub})`}) { sk += ${t - k - 1}; break j${k}; }`);
+      continue;
+    }
     if (k === n - 1 && i.term && i.spec !== null && i.opsize === 4 && !i.lock) {
       if (name === 'jcc') {
         const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
-        if (selfLoop) body.push(`if (${cond ?? `c.cond(${i.sub})`}) { if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n}; }\nreturn (it + 1) * ${n};`);
+        if (selfLoop) body.push(`if (${cond ?? `c.cond(${i.sub})`}) { if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n}${SK}; }\nreturn (it + 1) * ${n}${SK};`);
         else body.push(`if (${cond ?? `c.cond(${i.sub})`}) c.eip = ${i.imm};`);
         continue;
       }
       if (name === 'jmpRel') {
-        if (selfLoop) body.push(`if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n};`);
+        if (selfLoop) body.push(`if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n}${SK};`);
         else body.push(`c.eip = ${i.imm};`);
         continue;
       }
@@ -389,7 +405,7 @@ function generate(b: Block): CompiledBlock {
     }
     if (name === 'jccSide' && i.spec !== null && i.opsize === 4 && !i.lock) {
       const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
-      body.push(`k = ${k}; if (${cond ?? `c.cond(${i.sub})`}) { c.eip = ${i.imm}; return it * ${n} + ${k + 1}; }`);
+      body.push(`k = ${k}; if (${cond ?? `c.cond(${i.sub})`}) { c.eip = ${i.imm}; return it * ${n} + ${k + 1}${SK}; }`);
       continue;
     }
     if (g !== null) {
@@ -416,10 +432,34 @@ function generate(b: Block): CompiledBlock {
   const regLocals = used.length ? `let ${used.map((r) => `r${r} = R[${r}]`).join(', ')};` : '';
   const use = (name: string, init: string): string => (new RegExp(`\\b${name}\\b`).test(text) ? `, ${name} = ${init}` : '');
   const prologue = `const R = c.regs${use('M', 'c.m32')}${use('U8', 'c.u8')}${use('DV', 'c.dv')}${use('CP', 'c.codePages')}${use('RM1', 'c.rmax1')}${use('RM4', 'c.rmax4')}${use('WM4', 'c.wmax4')}${use('WM1', 'c.wmax1')};`;
-  const run = selfLoop ? `for (;;) {\n${text}\n}` : `${text}\n return ${n};`;
-  const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, it = 0;\n try {\n${run}\n } catch (e) { c.fk = k; c.retired += it * ${n}; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
+  const run = selfLoop ? `for (;;) {\n${text}\n}` : `${text}\n return ${n}${SK};`;
+  const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, it = 0, sk = 0;\n try {\n${run}\n } catch (e) { c.fk = k; c.retired += it * ${n}${SK}; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
   const handlers: Handler[] = ins.map((i) => i.exec);
   return (new Function('I', 'H', src) as (I: Instr[], H: Handler[]) => CompiledBlock)(ins, handlers);
+}
+
+/**
+ * Side exits whose target is a later instruction of the same block (an if without else inside
+ * a loop body), as instruction index -> target index. They compile to a `break` out of a
+ * labelled JS block instead of leaving the function, so the dispatcher is not re-entered; the
+ * labelled blocks must nest, so a jump crossing an accepted one stays a side exit.
+ */
+function forwardJumps(ins: Instr[]): Map<number, number> {
+  const at = new Map<number, number>();
+  ins.forEach((i, k) => at.set(i.addr, k));
+  const out = new Map<number, number>();
+  const open: number[] = []; // targets of the accepted jumps enclosing the current position
+  for (let k = 0; k < ins.length; k++) {
+    while (open.length > 0 && open[open.length - 1]! <= k) open.pop();
+    const i = ins[k];
+    if (i.exec !== C.jccSide || i.spec === null || i.opsize !== 4 || i.lock) continue;
+    const t = at.get(i.imm);
+    if (t === undefined || t <= k) continue;
+    if (open.length > 0 && t > open[open.length - 1]!) continue; // would cross an enclosing block
+    out.set(k, t);
+    open.push(t);
+  }
+  return out;
 }
 
 function isJcc(i: Instr): boolean {
