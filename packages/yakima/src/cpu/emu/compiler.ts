@@ -15,7 +15,7 @@ const KNOWN = new Map<Handler, string>([
   [A.xor32rr, 'xor32rr'], [A.add32ri, 'add32ri'], [A.sub32ri, 'sub32ri'], [A.cmp32ri, 'cmp32ri'], [A.and32ri, 'and32ri'],
   [A.add32rm, 'add32rm'], [A.cmp32rm, 'cmp32rm'], [A.cmp32mr, 'cmp32mr'], [A.cmp32mi, 'cmp32mi'], [A.test32rr, 'test32rr'],
   [A.aluEI, 'aluEI'], [A.aluGE, 'aluGE'], [A.aluEG, 'aluEG'], [A.incdec, 'incdec'], [A.imul32rr, 'imul32rr'],
-  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [D.movEG, 'movEG'], [D.movGE, 'movGE'],
+  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [A.testEG, 'testEG'], [D.movEG, 'movEG'], [D.movGE, 'movGE'],
   [C.jcc, 'jcc'], [C.jccSide, 'jccSide'], [C.jmpRel, 'jmpRel'], [C.call32, 'call32'], [C.ret32, 'ret32'],
 ]);
 
@@ -86,8 +86,8 @@ interface Gen {
   cc?: number;
 }
 
-/** Flag records a jcc can test on the generator's locals: 32-bit sub/logic/add, byte sub. */
-type Rec = 'sub' | 'logic' | 'add' | 'sub8';
+/** Flag records a jcc can test on the generator's locals: 32-bit sub/logic/add, byte sub/logic. */
+type Rec = 'sub' | 'logic' | 'add' | 'sub8' | 'logic8';
 
 const FULL = ARITH;
 
@@ -171,6 +171,11 @@ function genInstr(i: Instr, flagsLive: boolean): Gen | null {
     const code = `${pre} fa = ${A}; fb = ${B}; fr = (${expr}) | 0; ${writes ? `R[${dstReg}] = fr;` : ''} ${setFlags(kind, flagsLive)}`;
     return { code, kills: FULL, rec: { op: kind } };
   }
+  if (f === 'testEI' || f === 'testEG') {
+    const pre = i.mem ? load32(i, 'fa') : `fa = R[${i.rm}];`;
+    const other = f === 'testEI' ? `${i.imm | 0}` : `R[${i.reg}]`;
+    return { kills: FULL, rec: { op: 'logic' }, code: `${pre} fr = fa & ${other}; ${setFlags('logic', flagsLive)}` };
+  }
   // Shifts/rotates by a non-zero immediate on a register.
   if (op === 0xc1 && !i.mem && (i.imm & 31) !== 0) {
     const n = i.imm & 31;
@@ -232,10 +237,10 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
     return { kills: 0, code: `${load('v')} R[${r & 3}] = (R[${r & 3}] & ${~(255 << sh)}) | (v << ${sh});` };
   }
   const cmp = f === 'aluEI' && i.sub === 7;
-  const test = f === 'testEI';
+  const test = f === 'testEI' || f === 'testEG';
   if (cmp || test) {
     const pre = i.mem ? load('fa') : `fa = ${byteReg(i.rm)};`;
-    const imm = i.imm & 255;
+    const imm = f === 'testEG' ? byteReg(i.reg) : `${i.imm & 255}`;
     if (cmp) {
       return {
         kills: ARITH,
@@ -243,10 +248,10 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
         code: `${pre} fb = ${imm}; fr = (fa - fb) | 0;` + (flagsLive ? ` c.lazy = ${ARITH}; c.lop = 1; c.la = fa; c.lb = fb; c.lr = fr; c.lsz = 1; c.lcin = 0;` : ''),
       };
     }
-    // A byte AND is never negative as an int32, so the 32-bit logic tests on fr only work
-    // for ZF: keep the record and let other conditions go through c.cond.
+    // A byte AND is never negative as an int32: conditions read SF from bit 7 ('logic8').
     return {
       kills: ARITH,
+      rec: { op: 'logic8' },
       code: `${pre} fr = fa & ${imm};` + (flagsLive ? ` c.lazy = ${ARITH}; c.lop = 2; c.lr = fr; c.lsz = 1;` : ''),
     };
   }
@@ -281,6 +286,20 @@ function fusedCond(op: Rec, cc: number): string | null {
       case 13: return 'fa >= fb';
       case 14: return 'fa <= fb';
       case 15: return 'fa > fb';
+    }
+    return null;
+  }
+  if (op === 'logic8') {
+    // CF = OF = 0; fr is the zero-extended byte result.
+    switch (cc) {
+      case 0: case 2: return 'false';
+      case 1: case 3: return 'true';
+      case 4: case 6: return 'fr === 0';
+      case 5: case 7: return 'fr !== 0';
+      case 8: case 12: return '(fr & 128) !== 0';
+      case 9: case 13: return '(fr & 128) === 0';
+      case 14: return '(fr === 0 || (fr & 128) !== 0)';
+      case 15: return '(fr !== 0 && (fr & 128) === 0)';
     }
     return null;
   }
