@@ -15,7 +15,7 @@ const KNOWN = new Map<Handler, string>([
   [A.xor32rr, 'xor32rr'], [A.add32ri, 'add32ri'], [A.sub32ri, 'sub32ri'], [A.cmp32ri, 'cmp32ri'], [A.and32ri, 'and32ri'],
   [A.add32rm, 'add32rm'], [A.cmp32rm, 'cmp32rm'], [A.cmp32mr, 'cmp32mr'], [A.cmp32mi, 'cmp32mi'], [A.test32rr, 'test32rr'],
   [A.aluEI, 'aluEI'], [A.aluGE, 'aluGE'], [A.aluEG, 'aluEG'], [A.incdec, 'incdec'], [A.imul32rr, 'imul32rr'],
-  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [A.testEG, 'testEG'], [D.movEG, 'movEG'], [D.movGE, 'movGE'],
+  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [A.testEG, 'testEG'], [D.movEG, 'movEG'], [D.movGE, 'movGE'], [D.movx, 'movx'],
   [C.jcc, 'jcc'], [C.jccSide, 'jccSide'], [C.jmpRel, 'jmpRel'], [C.call32, 'call32'], [C.ret32, 'ret32'],
 ]);
 
@@ -118,6 +118,8 @@ function setFlags(op: 'add' | 'sub' | 'logic', live: boolean): string {
 function genInstr(i: Instr, flagsLive: boolean): Gen | null {
   const spec = i.spec;
   if (spec === null || i.lock) return null;
+  // 90 (and 66 90, F3 90): xchg eax, eax is a nop; gcc pads loop heads with it.
+  if (i.opcode === 0x90 && i.reg === 0 && !i.mem) return { code: '', kills: 0 };
   if (i.opsize === 1) return genByte(i, flagsLive);
   if (i.opsize !== 4) return null;
   const op = i.opcode;
@@ -170,6 +172,20 @@ function genInstr(i: Instr, flagsLive: boolean): Gen | null {
     if (writes && dstReg < 0) return null;
     const code = `${pre} fa = ${A}; fb = ${B}; fr = (${expr}) | 0; ${writes ? `R[${dstReg}] = fr;` : ''} ${setFlags(kind, flagsLive)}`;
     return { code, kills: FULL, rec: { op: kind } };
+  }
+  if (f === 'movx') {
+    const wide = i.opcode === 0x1b7 || i.opcode === 0x1bf;
+    const signed = i.opcode === 0x1be || i.opcode === 0x1bf;
+    let src: string;
+    if (i.mem) src = wide ? `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM2) c.memFault(a, 2, 'read'); v = U8[a] | (U8[a + 1] << 8);` : `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); v = U8[a];`;
+    else src = `v = ${wide ? `R[${i.rm}] & 65535` : byteReg(i.rm)};`;
+    const sh = wide ? 16 : 24;
+    return { kills: 0, code: `${src} R[${i.reg}] = ${signed ? `(v << ${sh}) >> ${sh}` : 'v'};` };
+  }
+  // Shifts by CL whose flags nobody reads (a count of 0 would keep them: no difference then).
+  if (op === 0xd3 && !i.mem && !flagsLive && (i.sub === 4 || i.sub === 5 || i.sub === 6 || i.sub === 7)) {
+    const js = i.sub === 5 ? '>>>' : i.sub === 7 ? '>>' : '<<';
+    return { kills: 0, code: `v = R[1] & 31; R[${i.rm}] = R[${i.rm}] ${js} v;` };
   }
   if (f === 'testEI' || f === 'testEG') {
     const pre = i.mem ? load32(i, 'fa') : `fa = R[${i.rm}];`;
@@ -230,6 +246,11 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
   const load = (dst: string): string => `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); ${dst} = U8[a];`;
   if (f === 'movEG' && i.mem) {
     return { kills: 0, code: `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM1) c.memFault(a, 1, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 1); U8[a] = ${byteReg(i.reg)};` };
+  }
+  if ((f === 'movEG' || f === 'movGE') && !i.mem) {
+    const dst = f === 'movEG' ? i.rm : i.reg;
+    const sh = dst < 4 ? 0 : 8;
+    return { kills: 0, code: `v = ${byteReg(f === 'movEG' ? i.reg : i.rm)}; R[${dst & 3}] = (R[${dst & 3}] & ${~(255 << sh)}) | (v << ${sh});` };
   }
   if (f === 'movGE' && i.mem) {
     const r = i.reg;
@@ -450,7 +471,7 @@ function generate(b: Block): CompiledBlock {
   const text = inline.replace(/\bR\[(\d)\]/g, 'r$1').replaceAll('@SPILL@', spill).replaceAll('@RELOAD@', reload);
   const regLocals = used.length ? `let ${used.map((r) => `r${r} = R[${r}]`).join(', ')};` : '';
   const use = (name: string, init: string): string => (new RegExp(`\\b${name}\\b`).test(text) ? `, ${name} = ${init}` : '');
-  const prologue = `const R = c.regs${use('M', 'c.m32')}${use('U8', 'c.u8')}${use('DV', 'c.dv')}${use('CP', 'c.codePages')}${use('RM1', 'c.rmax1')}${use('RM4', 'c.rmax4')}${use('WM4', 'c.wmax4')}${use('WM1', 'c.wmax1')};`;
+  const prologue = `const R = c.regs${use('M', 'c.m32')}${use('U8', 'c.u8')}${use('DV', 'c.dv')}${use('CP', 'c.codePages')}${use('RM1', 'c.rmax1')}${use('RM2', 'c.rmax2')}${use('RM4', 'c.rmax4')}${use('WM4', 'c.wmax4')}${use('WM1', 'c.wmax1')};`;
   const run = selfLoop ? `for (;;) {\n${text}\n}` : `${text}\n return ${n}${SK};`;
   const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, it = 0, sk = 0;\n try {\n${run}\n } catch (e) { c.fk = k; c.retired += it * ${n}${SK}; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
   const handlers: Handler[] = ins.map((i) => i.exec);
