@@ -276,6 +276,22 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
       code: `${pre} fr = fa & ${imm};` + (flagsLive ? ` c.lazy = ${ARITH}; c.lop = 2; c.lr = fr; c.lsz = 1;` : ''),
     };
   }
+  // Byte add/or/and/sub/xor/cmp into a register (sha256's and the CRC loop's byte counters).
+  if ((f === 'aluEI' || f === 'aluEG' || f === 'aluGE') && i.sub !== 2 && i.sub !== 3) {
+    const dst = f === 'aluGE' ? i.reg : i.rm;
+    if (f !== 'aluGE' && i.mem) return null; // memory destinations go through the handler
+    const src = f === 'aluEI' ? `${i.imm & 255}` : f === 'aluEG' ? byteReg(i.reg) : i.mem ? 'v' : byteReg(i.rm);
+    const pre = f === 'aluGE' && i.mem ? load('v') : '';
+    const ops = ['+', '|', '', '', '&', '-', '^', '-'];
+    const kind = i.sub === 0 ? 0 : i.sub === 5 || i.sub === 7 ? 1 : 2;
+    const sh = dst < 4 ? 0 : 8;
+    const write = i.sub === 7 ? '' : `R[${dst & 3}] = (R[${dst & 3}] & ${~(255 << sh)}) | ((fr & 255) << ${sh});`;
+    const rec = kind === 2 ? ` c.lazy = ${ARITH}; c.lop = 2; c.lr = fr; c.lsz = 1;` : ` c.lazy = ${ARITH}; c.lop = ${kind}; c.la = fa; c.lb = fb; c.lr = fr; c.lsz = 1; c.lcin = 0;`;
+    const g: Gen = { kills: ARITH, code: `${pre} fa = ${byteReg(dst)}; fb = ${src}; fr = (fa ${ops[i.sub]} fb) | 0; ${write}${flagsLive ? rec : ''}` };
+    if (kind === 1) g.rec = { op: 'sub8' };
+    else if (kind === 2) g.rec = { op: 'logic8' };
+    return g;
+  }
   return null;
 }
 
