@@ -466,5 +466,53 @@ describe.skipIf(!haveToolchain())('faults and exits', () => {
     expect(f.address).toBe(0);
     expect(f.bytes[0]).toBe(0x8b); // mov (%ebx), %edx
     expect(cpu.getRegs().gpr[1]).toBe(25);
+    // The jne 3f skips the load inside the compiled loop: skipped instructions are not counted.
+    const { cpu: interp } = cpuWith(assemble(src));
+    interp.compileAfter = 0;
+    expect(fault(interp.run(100000)).eip).toBe(f.eip);
+    expect(cpu.instructionsRetired).toBe(interp.instructionsRetired);
+    expect(cpu.getRegs()).toEqual(interp.getRegs());
+  });
+
+  it('side exits: a forward jcc inside a block leaves it with exact EIP, counts and flags in both engines', () => {
+    // Loop body with two forward branches in the middle (one taken every 3rd pass, one never),
+    // then a fault after a not-taken side exit.
+    const src = `
+      mov $30, %ecx
+      xor %eax, %eax
+      xor %edx, %edx
+    1:
+      mov %ecx, %ebx
+      and $3, %ebx
+      cmp $1, %ebx
+      je 2f
+      add $7, %eax
+      cmp $1000, %ecx
+      ja 3f
+      inc %edx
+    2:
+      dec %ecx
+      jnz 1b
+      cmp $5, %eax
+      jb 3f
+      mov (%ecx), %esi
+    3:
+      hlt`;
+    const results = [0, 1, 2].map((compileAfter) => {
+      const { cpu } = cpuWith(assemble(src));
+      cpu.compileAfter = compileAfter;
+      const f = fault(cpu.run(100000));
+      return { f, regs: cpu.getRegs(), retired: cpu.instructionsRetired };
+    });
+    for (const r of results) {
+      expect(r.f.cause).toBe('memory');
+      expect(r.f.address).toBe(0);
+      expect(r.f.bytes[0]).toBe(0x8b); // mov (%ecx), %esi
+      expect(r.regs.gpr[0]).toBe(7 * 22);
+      expect(r.regs.gpr[2]).toBe(22);
+      expect(r.regs).toEqual(results[0]!.regs);
+      expect(r.retired).toBe(results[0]!.retired);
+    }
+    expect(results[0]!.retired).toBe(3 + 22 * 10 + 8 * 6 + 2);
   });
 });

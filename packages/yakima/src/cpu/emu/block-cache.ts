@@ -1,4 +1,5 @@
 import type { GuestMemory } from '../../boot/guest-memory.js';
+import { jcc, jccSide } from './control.js';
 import { decodeInstr } from './decoder.js';
 import type { CompiledBlock } from './compiler.js';
 import type { Instr } from './instr.js';
@@ -17,8 +18,9 @@ const LINES_PER_PAGE = 0x1000 >> LINE_SHIFT;
 const FAST_SIZE = 1 << 12;
 
 /**
- * A basic block: decoded instructions from `addr` up to and including the first block
- * terminator (branch, call, ret, exit, fault) or `MAX_BLOCK_INSTRS` instructions.
+ * A block: decoded instructions from `addr` up to and including the first block terminator
+ * other than a conditional branch (jmp, call, ret, exit, fault) or `MAX_BLOCK_INSTRS`
+ * instructions. Conditional branches inside it are side exits (`jccSide`).
  * `instrs` carries everything a block compiler needs (see `Instr`).
  */
 export class Block {
@@ -80,7 +82,17 @@ export class BlockCache {
       i.idx = instrs.length;
       instrs.push(i);
       pc = i.next;
-      if (i.term || instrs.length >= MAX_BLOCK_INSTRS) break;
+      if (instrs.length >= MAX_BLOCK_INSTRS) break;
+      if (i.term) {
+        // A conditional branch does not end the block: decoding goes on along its fall-through
+        // (a superblock), and the branch becomes a side exit. Blocks stay one contiguous byte
+        // range, so the self-modifying-code maps and the compiled-code key are unchanged, and
+        // a loop whose exit test is in the middle becomes one block that branches to itself.
+        // A branch back into the block itself (a loop back edge, mostly taken) still ends it,
+        // so a loop closing on its own start stays a self-loop.
+        if (i.exec !== jcc || (i.imm >>> 0 >= eip >>> 0 && i.imm >>> 0 <= i.addr >>> 0)) break;
+        i.exec = jccSide;
+      }
     }
     const last = instrs[instrs.length - 1];
     const end = last.spec === null && last.faultCause === 'memory' ? last.addr : pc;

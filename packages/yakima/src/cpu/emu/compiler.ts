@@ -15,8 +15,8 @@ const KNOWN = new Map<Handler, string>([
   [A.xor32rr, 'xor32rr'], [A.add32ri, 'add32ri'], [A.sub32ri, 'sub32ri'], [A.cmp32ri, 'cmp32ri'], [A.and32ri, 'and32ri'],
   [A.add32rm, 'add32rm'], [A.cmp32rm, 'cmp32rm'], [A.cmp32mr, 'cmp32mr'], [A.cmp32mi, 'cmp32mi'], [A.test32rr, 'test32rr'],
   [A.aluEI, 'aluEI'], [A.aluGE, 'aluGE'], [A.aluEG, 'aluEG'], [A.incdec, 'incdec'], [A.imul32rr, 'imul32rr'],
-  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [D.movEG, 'movEG'], [D.movGE, 'movGE'],
-  [C.jcc, 'jcc'], [C.jmpRel, 'jmpRel'], [C.call32, 'call32'], [C.ret32, 'ret32'],
+  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [A.testEG, 'testEG'], [D.movEG, 'movEG'], [D.movGE, 'movGE'], [D.movx, 'movx'],
+  [C.jcc, 'jcc'], [C.jccSide, 'jccSide'], [C.jmpRel, 'jmpRel'], [C.call32, 'call32'], [C.ret32, 'ret32'],
 ]);
 
 function nameOf(h: Handler): string {
@@ -34,6 +34,9 @@ function nameOf(h: Handler): string {
  * Flags are therefore exact at block boundaries and exits, but not inside a block that
  * faults (the VM stops on a fault anyway).
  *
+ * Blocks go on past conditional branches (side exits: a taken one returns from the function
+ * with EIP at its target), so a loop whose exit test is in the middle is one block too.
+ *
  * Links: a block that branches back to its own start (the inner loop of memcpy, strlen, a
  * matrix row, a CRC bit loop) becomes a JavaScript loop that runs until the branch goes
  * elsewhere or the quantum's budget is spent, without returning to the dispatcher; call rel32
@@ -43,7 +46,10 @@ function nameOf(h: Handler): string {
  * (Tried and dropped: multi-block regions dispatched by a `switch` on EIP inside one function,
  * registers in locals across blocks. On coremix they took 1.7-1.9x the CPU time of these
  * per-block functions: V8 compiles the large loop-and-switch functions slowly and runs them
- * unoptimized meanwhile.)
+ * unoptimized meanwhile. Chaining, a finished block calling its successor's compiled function
+ * found through the CPU's block array, took 1.05-1.07x the CPU time on coremix: a call into
+ * the next block costs about what a dispatcher round trip does; side exits and in-block jumps,
+ * which make the loops longer instead, cut the dispatches 12x on strmem.)
  *
  * Sharing: a compiled block takes the CPU as its argument and reads the memory arrays and
  * bounds from it, so one function serves every CPU whose memory holds the same code bytes at
@@ -83,8 +89,8 @@ interface Gen {
   cc?: number;
 }
 
-/** Flag records a jcc can test on the generator's locals: 32-bit sub/logic/add, byte sub. */
-type Rec = 'sub' | 'logic' | 'add' | 'sub8';
+/** Flag records a jcc can test on the generator's locals: 32-bit sub/logic/add, byte sub/logic. */
+type Rec = 'sub' | 'logic' | 'add' | 'sub8' | 'logic8';
 
 const FULL = ARITH;
 
@@ -115,6 +121,8 @@ function setFlags(op: 'add' | 'sub' | 'logic', live: boolean): string {
 function genInstr(i: Instr, flagsLive: boolean): Gen | null {
   const spec = i.spec;
   if (spec === null || i.lock) return null;
+  // 90 (and 66 90, F3 90): xchg eax, eax is a nop; gcc pads loop heads with it.
+  if (i.opcode === 0x90 && i.reg === 0 && !i.mem) return { code: '', kills: 0 };
   if (i.opsize === 1) return genByte(i, flagsLive);
   if (i.opsize !== 4) return null;
   const op = i.opcode;
@@ -167,6 +175,25 @@ function genInstr(i: Instr, flagsLive: boolean): Gen | null {
     if (writes && dstReg < 0) return null;
     const code = `${pre} fa = ${A}; fb = ${B}; fr = (${expr}) | 0; ${writes ? `R[${dstReg}] = fr;` : ''} ${setFlags(kind, flagsLive)}`;
     return { code, kills: FULL, rec: { op: kind } };
+  }
+  if (f === 'movx') {
+    const wide = i.opcode === 0x1b7 || i.opcode === 0x1bf;
+    const signed = i.opcode === 0x1be || i.opcode === 0x1bf;
+    let src: string;
+    if (i.mem) src = wide ? `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM2) c.memFault(a, 2, 'read'); v = U8[a] | (U8[a + 1] << 8);` : `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); v = U8[a];`;
+    else src = `v = ${wide ? `R[${i.rm}] & 65535` : byteReg(i.rm)};`;
+    const sh = wide ? 16 : 24;
+    return { kills: 0, code: `${src} R[${i.reg}] = ${signed ? `(v << ${sh}) >> ${sh}` : 'v'};` };
+  }
+  // Shifts by CL whose flags nobody reads (a count of 0 would keep them: no difference then).
+  if (op === 0xd3 && !i.mem && !flagsLive && (i.sub === 4 || i.sub === 5 || i.sub === 6 || i.sub === 7)) {
+    const js = i.sub === 5 ? '>>>' : i.sub === 7 ? '>>' : '<<';
+    return { kills: 0, code: `v = R[1] & 31; R[${i.rm}] = R[${i.rm}] ${js} v;` };
+  }
+  if (f === 'testEI' || f === 'testEG') {
+    const pre = i.mem ? load32(i, 'fa') : `fa = R[${i.rm}];`;
+    const other = f === 'testEI' ? `${i.imm | 0}` : `R[${i.reg}]`;
+    return { kills: FULL, rec: { op: 'logic' }, code: `${pre} fr = fa & ${other}; ${setFlags('logic', flagsLive)}` };
   }
   // Shifts/rotates by a non-zero immediate on a register.
   if (op === 0xc1 && !i.mem && (i.imm & 31) !== 0) {
@@ -223,16 +250,21 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
   if (f === 'movEG' && i.mem) {
     return { kills: 0, code: `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM1) c.memFault(a, 1, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 1); U8[a] = ${byteReg(i.reg)};` };
   }
+  if ((f === 'movEG' || f === 'movGE') && !i.mem) {
+    const dst = f === 'movEG' ? i.rm : i.reg;
+    const sh = dst < 4 ? 0 : 8;
+    return { kills: 0, code: `v = ${byteReg(f === 'movEG' ? i.reg : i.rm)}; R[${dst & 3}] = (R[${dst & 3}] & ${~(255 << sh)}) | (v << ${sh});` };
+  }
   if (f === 'movGE' && i.mem) {
     const r = i.reg;
     const sh = r < 4 ? 0 : 8;
     return { kills: 0, code: `${load('v')} R[${r & 3}] = (R[${r & 3}] & ${~(255 << sh)}) | (v << ${sh});` };
   }
   const cmp = f === 'aluEI' && i.sub === 7;
-  const test = f === 'testEI';
+  const test = f === 'testEI' || f === 'testEG';
   if (cmp || test) {
     const pre = i.mem ? load('fa') : `fa = ${byteReg(i.rm)};`;
-    const imm = i.imm & 255;
+    const imm = f === 'testEG' ? byteReg(i.reg) : `${i.imm & 255}`;
     if (cmp) {
       return {
         kills: ARITH,
@@ -240,12 +272,28 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
         code: `${pre} fb = ${imm}; fr = (fa - fb) | 0;` + (flagsLive ? ` c.lazy = ${ARITH}; c.lop = 1; c.la = fa; c.lb = fb; c.lr = fr; c.lsz = 1; c.lcin = 0;` : ''),
       };
     }
-    // A byte AND is never negative as an int32, so the 32-bit logic tests on fr only work
-    // for ZF: keep the record and let other conditions go through c.cond.
+    // A byte AND is never negative as an int32: conditions read SF from bit 7 ('logic8').
     return {
       kills: ARITH,
+      rec: { op: 'logic8' },
       code: `${pre} fr = fa & ${imm};` + (flagsLive ? ` c.lazy = ${ARITH}; c.lop = 2; c.lr = fr; c.lsz = 1;` : ''),
     };
+  }
+  // Byte add/or/and/sub/xor/cmp into a register (sha256's and the CRC loop's byte counters).
+  if ((f === 'aluEI' || f === 'aluEG' || f === 'aluGE') && i.sub !== 2 && i.sub !== 3) {
+    const dst = f === 'aluGE' ? i.reg : i.rm;
+    if (f !== 'aluGE' && i.mem) return null; // memory destinations go through the handler
+    const src = f === 'aluEI' ? `${i.imm & 255}` : f === 'aluEG' ? byteReg(i.reg) : i.mem ? 'v' : byteReg(i.rm);
+    const pre = f === 'aluGE' && i.mem ? load('v') : '';
+    const ops = ['+', '|', '', '', '&', '-', '^', '-'];
+    const kind = i.sub === 0 ? 0 : i.sub === 5 || i.sub === 7 ? 1 : 2;
+    const sh = dst < 4 ? 0 : 8;
+    const write = i.sub === 7 ? '' : `R[${dst & 3}] = (R[${dst & 3}] & ${~(255 << sh)}) | ((fr & 255) << ${sh});`;
+    const rec = kind === 2 ? ` c.lazy = ${ARITH}; c.lop = 2; c.lr = fr; c.lsz = 1;` : ` c.lazy = ${ARITH}; c.lop = ${kind}; c.la = fa; c.lb = fb; c.lr = fr; c.lsz = 1; c.lcin = 0;`;
+    const g: Gen = { kills: ARITH, code: `${pre} fa = ${byteReg(dst)}; fb = ${src}; fr = (fa ${ops[i.sub]} fb) | 0; ${write}${flagsLive ? rec : ''}` };
+    if (kind === 1) g.rec = { op: 'sub8' };
+    else if (kind === 2) g.rec = { op: 'logic8' };
+    return g;
   }
   return null;
 }
@@ -278,6 +326,20 @@ function fusedCond(op: Rec, cc: number): string | null {
       case 13: return 'fa >= fb';
       case 14: return 'fa <= fb';
       case 15: return 'fa > fb';
+    }
+    return null;
+  }
+  if (op === 'logic8') {
+    // CF = OF = 0; fr is the zero-extended byte result.
+    switch (cc) {
+      case 0: case 2: return 'false';
+      case 1: case 3: return 'true';
+      case 4: case 6: return 'fr === 0';
+      case 5: case 7: return 'fr !== 0';
+      case 8: case 12: return '(fr & 128) !== 0';
+      case 9: case 13: return '(fr & 128) === 0';
+      case 14: return '(fr === 0 || (fr & 128) !== 0)';
+      case 15: return '(fr !== 0 && (fr & 128) === 0)';
     }
     return null;
   }
@@ -343,32 +405,50 @@ function generate(b: Block): CompiledBlock {
   let liveAfter = ARITH;
   for (let k = n - 1; k >= 0; k--) {
     const i = ins[k];
+    // A side exit leaves to code that may read any flag.
+    if (i.exec === C.jccSide) liveAfter = ARITH;
     const g = genInstr(i, (liveAfter & ARITH) !== 0);
     gens[k] = g;
     const kills = g ? g.kills : 0;
     const name = nameOf(i.exec);
-    const inlinedTerm = i.term && (name === 'jcc' || name === 'jmpRel' || name === 'call32' || name === 'ret32');
+    const inlinedTerm = i.term && (name === 'jcc' || name === 'jccSide' || name === 'jmpRel' || name === 'call32' || name === 'ret32');
     liveAfter = (liveAfter & ~kills) | flagsRead(i, g !== null || inlinedTerm);
   }
   const last = ins[n - 1];
   const lastName = nameOf(last.exec);
   const selfLoop = last.spec !== null && last.opsize === 4 && last.imm === b.addr && (lastName === 'jcc' || lastName === 'jmpRel');
   const body: string[] = [];
-  const stopAt = (k: number): string => `if (c.stop !== 0) { c.fk = ${k}; return it * ${n} + ${k + 1}; }`;
+  const jumps = forwardJumps(ins);
+  // Instructions skipped by taken in-block jumps (so far, over all iterations) are not counted.
+  const SK = jumps.size > 0 ? ' - sk' : '';
+  const closeAt = new Map<number, number>();
+  for (const t of jumps.values()) closeAt.set(t, (closeAt.get(t) ?? 0) + 1);
+  const stopAt = (k: number): string => `if (c.stop !== 0) { c.fk = ${k}; return it * ${n} + ${k + 1}${SK}; }`;
   let lastRec: { op: Rec } | null = null;
   for (let k = 0; k < n; k++) {
     const i = ins[k];
     const g = gens[k];
     const name = nameOf(i.exec);
+    const closes = closeAt.get(k);
+    if (closes !== undefined) {
+      body.push('}'.repeat(closes));
+      lastRec = null; // reached from two paths: the flag temporaries are not known here
+    }
+    const t = jumps.get(k);
+    if (t !== undefined) {
+      const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
+      body.push(`j${k}: { k = ${k}; if (${cond ?? `c.cond(${i.sub})`}) { sk += ${t - k - 1}; break j${k}; }`);
+      continue;
+    }
     if (k === n - 1 && i.term && i.spec !== null && i.opsize === 4 && !i.lock) {
       if (name === 'jcc') {
         const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
-        if (selfLoop) body.push(`if (${cond ?? `c.cond(${i.sub})`}) { if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n}; }\nreturn (it + 1) * ${n};`);
+        if (selfLoop) body.push(`if (${cond ?? `c.cond(${i.sub})`}) { if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n}${SK}; }\nreturn (it + 1) * ${n}${SK};`);
         else body.push(`if (${cond ?? `c.cond(${i.sub})`}) c.eip = ${i.imm};`);
         continue;
       }
       if (name === 'jmpRel') {
-        if (selfLoop) body.push(`if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n};`);
+        if (selfLoop) body.push(`if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n}${SK};`);
         else body.push(`c.eip = ${i.imm};`);
         continue;
       }
@@ -381,6 +461,11 @@ function generate(b: Block): CompiledBlock {
         body.push(`k = ${k}; a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); c.eip = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true); R[4] = a + 4;`);
         continue;
       }
+    }
+    if (name === 'jccSide' && i.spec !== null && i.opsize === 4 && !i.lock) {
+      const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
+      body.push(`k = ${k}; if (${cond ?? `c.cond(${i.sub})`}) { c.eip = ${i.imm}; return it * ${n} + ${k + 1}${SK}; }`);
+      continue;
     }
     if (g !== null) {
       const code = g.cc === undefined ? g.code : g.code.replace('@COND@', (lastRec ? fusedCond(lastRec.op, g.cc) : null) ?? `c.cond(${g.cc})`);
@@ -405,11 +490,35 @@ function generate(b: Block): CompiledBlock {
   const text = inline.replace(/\bR\[(\d)\]/g, 'r$1').replaceAll('@SPILL@', spill).replaceAll('@RELOAD@', reload);
   const regLocals = used.length ? `let ${used.map((r) => `r${r} = R[${r}]`).join(', ')};` : '';
   const use = (name: string, init: string): string => (new RegExp(`\\b${name}\\b`).test(text) ? `, ${name} = ${init}` : '');
-  const prologue = `const R = c.regs${use('M', 'c.m32')}${use('U8', 'c.u8')}${use('DV', 'c.dv')}${use('CP', 'c.codePages')}${use('RM1', 'c.rmax1')}${use('RM4', 'c.rmax4')}${use('WM4', 'c.wmax4')}${use('WM1', 'c.wmax1')};`;
-  const run = selfLoop ? `for (;;) {\n${text}\n}` : `${text}\n return ${n};`;
-  const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, it = 0;\n try {\n${run}\n } catch (e) { c.fk = k; c.retired += it * ${n}; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
+  const prologue = `const R = c.regs${use('M', 'c.m32')}${use('U8', 'c.u8')}${use('DV', 'c.dv')}${use('CP', 'c.codePages')}${use('RM1', 'c.rmax1')}${use('RM2', 'c.rmax2')}${use('RM4', 'c.rmax4')}${use('WM4', 'c.wmax4')}${use('WM1', 'c.wmax1')};`;
+  const run = selfLoop ? `for (;;) {\n${text}\n}` : `${text}\n return ${n}${SK};`;
+  const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, it = 0, sk = 0;\n try {\n${run}\n } catch (e) { c.fk = k; c.retired += it * ${n}${SK}; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
   const handlers: Handler[] = ins.map((i) => i.exec);
   return (new Function('I', 'H', src) as (I: Instr[], H: Handler[]) => CompiledBlock)(ins, handlers);
+}
+
+/**
+ * Side exits whose target is a later instruction of the same block (an if without else inside
+ * a loop body), as instruction index -> target index. They compile to a `break` out of a
+ * labelled JS block instead of leaving the function, so the dispatcher is not re-entered; the
+ * labelled blocks must nest, so a jump crossing an accepted one stays a side exit.
+ */
+function forwardJumps(ins: Instr[]): Map<number, number> {
+  const at = new Map<number, number>();
+  ins.forEach((i, k) => at.set(i.addr, k));
+  const out = new Map<number, number>();
+  const open: number[] = []; // targets of the accepted jumps enclosing the current position
+  for (let k = 0; k < ins.length; k++) {
+    while (open.length > 0 && open[open.length - 1]! <= k) open.pop();
+    const i = ins[k];
+    if (i.exec !== C.jccSide || i.spec === null || i.opsize !== 4 || i.lock) continue;
+    const t = at.get(i.imm);
+    if (t === undefined || t <= k) continue;
+    if (open.length > 0 && t > open[open.length - 1]!) continue; // would cross an enclosing block
+    out.set(k, t);
+    open.push(t);
+  }
+  return out;
 }
 
 function isJcc(i: Instr): boolean {

@@ -1,5 +1,6 @@
 import type { EmuCpu } from './cpu.js';
 import type { Instr } from './instr.js';
+import { STOP_BRANCH } from './stop.js';
 
 /**
  * Control transfer: jcc, jmp, call, ret, loop, jecxz (Intel SDM vol. 2). Branch records carry
@@ -9,6 +10,17 @@ import type { Instr } from './instr.js';
 /** jcc rel8/rel32 (70+cc, 0F 80+cc): sub = condition code. */
 export function jcc(c: EmuCpu, i: Instr): void {
   if (c.cond(i.sub)) c.eip = i.imm;
+}
+
+/**
+ * jcc in the middle of a block (a side exit): the block decoder keeps decoding past a
+ * conditional branch along its fall-through, so a taken branch must also leave the block.
+ */
+export function jccSide(c: EmuCpu, i: Instr): void {
+  if (c.cond(i.sub)) {
+    c.eip = i.imm;
+    c.stop |= STOP_BRANCH;
+  }
 }
 
 /** jmp rel8/rel32 (EB, E9). */

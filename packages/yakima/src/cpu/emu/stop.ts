@@ -6,3 +6,5 @@ export const STOP_SMC = 1;
 export const STOP_EXIT = 2;
 /** A long rep string instruction paused: end the quantum now. */
 export const STOP_YIELD = 4;
+/** A conditional branch inside a block (a side exit, see `jccSide`) was taken: EIP is its target. */
+export const STOP_BRANCH = 8;
