@@ -439,6 +439,6 @@ export class Swapper {
 
 /** Per-VM state bytes of a resident VM on its backend (the emulator's grow with its decoded blocks). */
 function stateBytes(vm: Vm): number {
-  if (vm.vcpu instanceof EmuCpu) return EMU_VM_BASE_BYTES + vm.vcpu.cache.decoded * EMU_BLOCK_BYTES;
+  if (vm.vcpu instanceof EmuCpu) return EMU_VM_BASE_BYTES + (vm.vcpu.cache.decoded + vm.vcpu.cache.reused) * EMU_BLOCK_BYTES;
   return vm.vcpu.runAsync ? KVM_VM_STATE_BYTES : EMU_VM_STATE_BYTES;
 }
