@@ -3,7 +3,7 @@
  * idle VMs to disk). Writes are one writev(2) of the record's pieces, reads one preadv(2)
  * straight into the VM's new guest memory, so no page is copied twice.
  */
-import { closeSync, mkdirSync, openSync, readvSync, rmSync, unlinkSync, writevSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readvSync, rmSync, unlinkSync, writevSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -13,7 +13,8 @@ export interface SwapStore {
   /** The directory of the records (for messages). */
   readonly where: string;
   /**
-   * Store VM `id`'s record (replacing any older one): the concatenation of `chunks`.
+   * Store VM `id`'s record (replacing any older one, which the caller may have kept after a
+   * swap-in so the file is reused): the concatenation of `chunks`.
    * @returns bytes written.
    * @throws Error (e.g. ENOSPC, EIO, EACCES) after removing any partial record.
    */
@@ -62,7 +63,9 @@ export class FileSwapStore implements SwapStore {
       process.once('exit', this.onExit);
     }
     const path = this.path(id);
-    const fd = openSync(path, 'w', 0o600);
+    // Overwritten in place, then cut to length: creating a file just unlinked (or truncating
+    // one) costs ext4 about 0.4 ms, five times the 0.85 MiB write itself, on every swap-out.
+    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
     let total = 0;
     try {
       for (let i = 0; i < chunks.length; i += IOV_MAX) {
@@ -73,6 +76,7 @@ export class FileSwapStore implements SwapStore {
         if (n < want) n += writeRest(fd, part, n);
         total += n;
       }
+      ftruncateSync(fd, total);
     } catch (e) {
       closeSync(fd);
       this.remove(id);

@@ -193,10 +193,9 @@ export class Swapper {
       if (this.finished.size > 1024) for (const r of this.finished) if (!r.deref()) this.finished.delete(r);
     }
     const slot = this.slots.get(vm);
-    if (slot) {
-      this.slots.delete(vm);
-      if (slot.recordLength > 0) this.store.remove(vm.id);
-    }
+    if (slot) this.slots.delete(vm);
+    // Its record may outlive a swap-in (see swapIn), so a finished VM always drops it.
+    this.store.remove(vm.id);
     vm.hostBytes = 0;
     const batch = this.cloneBatches.get(vm);
     if (batch) {
@@ -284,10 +283,10 @@ export class Swapper {
       throw new SwapError(`swap-in of VM ${vm.id} (${vm.name}) failed: ${e instanceof Error ? e.message : String(e)}`, lost);
     }
     this.slots.delete(vm);
-    if (slot.recordLength > 0) {
-      this.store.remove(vm.id);
-      this.counters.bytesRead += slot.recordLength;
-    }
+    // The record stays (stale, never read again) until the next swap-out overwrites it in place
+    // or the VM finishes: unlinking it here made the next swap-out create the file anew, which
+    // cost more than writing it (swap-area.ts). The area holds at most one record per VM either way.
+    if (slot.recordLength > 0) this.counters.bytesRead += slot.recordLength;
     vm.memory = memory;
     vm.boot.memory = memory;
     vm.vcpu = vcpu;
@@ -439,6 +438,6 @@ export class Swapper {
 
 /** Per-VM state bytes of a resident VM on its backend (the emulator's grow with its decoded blocks). */
 function stateBytes(vm: Vm): number {
-  if (vm.vcpu instanceof EmuCpu) return EMU_VM_BASE_BYTES + vm.vcpu.cache.decoded * EMU_BLOCK_BYTES;
+  if (vm.vcpu instanceof EmuCpu) return EMU_VM_BASE_BYTES + (vm.vcpu.cache.decoded + vm.vcpu.cache.reused) * EMU_BLOCK_BYTES;
   return vm.vcpu.runAsync ? KVM_VM_STATE_BYTES : EMU_VM_STATE_BYTES;
 }

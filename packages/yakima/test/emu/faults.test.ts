@@ -373,6 +373,33 @@ describe.skipIf(!haveToolchain())('faults and exits', () => {
     expect(c.cpu.instructionsRetired).toBe(2 * 4);
   });
 
+  it('decoded blocks are shared by CPUs whose memory holds the same bytes; different bytes are decoded afresh', () => {
+    const prog = (k: number) => assemble(`mov $${k}, %eax\n1: add %eax, %ebx\n dec %ecx\n jnz 1b\n hlt`);
+    const run = (code: Uint8Array, compileAfter: number) => {
+      const env = cpuWith(code, { memSize: 2 << 20, gpr: { 1: 10 } });
+      env.cpu.compileAfter = compileAfter;
+      return { cpu: env.cpu, exit: env.cpu.run(1_000_000) };
+    };
+    const a = run(prog(0x1357), 2);
+    expect(a.exit).toEqual({ kind: 'halt' });
+    expect(a.cpu.getRegs().gpr[3]).toBe(0x1357 * 10);
+    expect(a.cpu.cache.decoded).toBeGreaterThan(0);
+    // Same bytes at the same address: nothing decoded, every block taken from the first CPU.
+    const b = run(prog(0x1357), 2);
+    expect(b.exit).toEqual({ kind: 'halt' });
+    expect(b.cpu.getRegs()).toEqual(a.cpu.getRegs());
+    expect(b.cpu.cache.decoded).toBe(0);
+    expect(b.cpu.cache.reused).toBe(a.cpu.cache.decoded + a.cpu.cache.reused);
+    // Different immediate (same length, same addresses): the first block differs and is decoded.
+    const c = run(prog(0x2468), 2);
+    expect(c.cpu.getRegs().gpr[3]).toBe(0x2468 * 10);
+    expect(c.cpu.cache.decoded).toBeGreaterThan(0);
+    // An interpreter-only CPU given compiled shared blocks still interprets, with the same result.
+    const d = run(prog(0x1357), 0);
+    expect(d.cpu.getRegs()).toEqual(a.cpu.getRegs());
+    expect(d.cpu.cache.decoded).toBe(0);
+  });
+
   it('rep stosb with DF=1 over a code page takes the slow path and yields in chunks', () => {
     const n = 200000;
     const { cpu, mem } = cpuWith(assemble(`mov $${0x100000 + 0x40000}, %edi\n mov $${n}, %ecx\n mov $0x5a, %al\n std\n rep stosb\n cld\n hlt`), { memSize: 4 << 20 });

@@ -76,12 +76,15 @@ async function roundTrip(backend: 'emu' | 'kvm', body: number[]): Promise<void> 
     await y.swapIn(vm);
     expect(vm.state).toBe('idle');
     expectSame(capture(vm), before);
+    expect(readdirSync(join(swapDir, readdirSync(swapDir)[0]!))).toHaveLength(1);
     // Out again; console input (a virtual interrupt) swaps it in and it continues to `hlt`.
     await y.swapOut(vm);
     vm.console.pushInput(Uint8Array.of(0x0a));
     expect(vm.state).toBe('runnable');
     await done;
     expect(vm.state).toBe('exited');
+    // The record outlives a swap-in (the next swap-out overwrites it in place) but not the VM.
+    expect(readdirSync(join(swapDir, readdirSync(swapDir)[0]!))).toEqual([]);
     expect(y.swapStats()).toMatchObject({ swapIns: 2, swapOuts: 2, failures: 0 });
     expect(y.swapStats().swapInLatencyUs.p50).toBeGreaterThan(0);
   } finally {

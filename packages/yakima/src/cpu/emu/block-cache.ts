@@ -16,6 +16,27 @@ const LINES_PER_PAGE = 0x1000 >> LINE_SHIFT;
  * (`pnpm bench:swap-core`); httpd decodes about 1,400 blocks, so hits stay in the array.
  */
 const FAST_SIZE = 1 << 12;
+/**
+ * Most decoded blocks kept in the process-wide store shared by every vCPU (about 1 KiB each;
+ * httpd has about 1,400). Past this the store is emptied and refilled, like the compiled-block
+ * store in compiler.ts.
+ */
+const SHARED_MAX = 1 << 16;
+
+/**
+ * Decoded blocks shared by every vCPU of the process, keyed by EIP. Decoding depends only on
+ * the code bytes and the guest memory size (fetch faults), so a block decoded by one VM serves
+ * every VM whose memory holds the same bytes at the same address: N VMs of one image decode
+ * each block once, and a VM swapped back in (a fresh vCPU, an empty cache) finds its blocks
+ * here, already compiled, instead of decoding and interpreting them again.
+ */
+const SHARED = new Map<number, Block[]>();
+let sharedCount = 0;
+
+/** Decoded blocks in the process-wide shared store (for tests and statistics). */
+export function sharedDecodedCount(): number {
+  return sharedCount;
+}
 
 /**
  * A block: decoded instructions from `addr` up to and including the first block terminator
@@ -36,7 +57,29 @@ export class Block {
     readonly instrs: Instr[],
     /** EIP after the block when its last instruction does not set EIP itself. */
     readonly endEip: number,
+    /** Guest memory size (bytes) it was decoded in: fetch faults depend on it. */
+    readonly memSize: number = 0,
+    /** Copy of the code bytes `[addr, end)`, or null when the block may not be shared. */
+    readonly bytes: Uint8Array | null = null,
   ) {}
+}
+
+function share(b: Block): void {
+  if (sharedCount >= SHARED_MAX) {
+    SHARED.clear();
+    sharedCount = 0;
+  }
+  const list = SHARED.get(b.addr);
+  if (list === undefined) SHARED.set(b.addr, [b]);
+  else {
+    // A few variants per address at most (different images); the newest goes first.
+    if (list.length >= 8) {
+      list.pop();
+      sharedCount--;
+    }
+    list.unshift(b);
+  }
+  sharedCount++;
 }
 
 /**
@@ -53,6 +96,8 @@ export class BlockCache {
   private readonly pageLines = new Map<number, Uint8Array>();
   /** Blocks decoded since creation (for tests and statistics). */
   decoded = 0;
+  /** Blocks taken from the process-wide shared store instead of decoded (see `SHARED`). */
+  reused = 0;
   /** Blocks dropped because the guest wrote to their bytes. */
   invalidated = 0;
 
@@ -66,9 +111,27 @@ export class BlockCache {
     const b = this.fast[slot];
     if (b !== undefined && b.addr === eip) return b;
     let m = this.map.get(eip);
-    if (m === undefined) m = this.decodeBlock(eip);
+    if (m === undefined) m = this.sharedBlock(eip) ?? this.decodeBlock(eip);
     this.fast[slot] = m;
     return m;
+  }
+
+  /** A block another vCPU decoded from the same bytes at `eip` in a memory of the same size. */
+  private sharedBlock(eip: number): Block | undefined {
+    const list = SHARED.get(eip);
+    if (list === undefined) return undefined;
+    const u8 = this.mem.u8;
+    const size = this.mem.size;
+    outer: for (const b of list) {
+      const bytes = b.bytes!;
+      if (b.memSize !== size || b.end > size) continue;
+      for (let k = 0, a = b.addr; k < bytes.length; k++, a++) if (u8[a] !== bytes[k]) continue outer;
+      this.reused++;
+      this.map.set(eip, b);
+      this.register(b);
+      return b;
+    }
+    return undefined;
   }
 
   private decodeBlock(eip: number): Block {
@@ -96,10 +159,15 @@ export class BlockCache {
     }
     const last = instrs[instrs.length - 1];
     const end = last.spec === null && last.faultCause === 'memory' ? last.addr : pc;
-    const b = new Block(eip, Math.max(end, eip + 1), instrs, pc);
+    const size = this.mem.size;
+    // Blocks whose bytes lie in memory can be shared; fetch-fault records cover no bytes.
+    const shareable = end > eip && eip >= 0 && end <= size;
+    const bytes = shareable ? this.mem.u8.slice(eip, end) : null;
+    const b = new Block(eip, Math.max(end, eip + 1), instrs, pc, size, bytes);
     this.decoded++;
     this.map.set(eip, b);
     this.register(b);
+    if (bytes !== null) share(b);
     return b;
   }
 

@@ -147,14 +147,19 @@ export class EmuCpu implements Vcpu {
       }
       const ins = block.instrs;
       const n = ins.length;
+      // Blocks are shared by every vCPU (block-cache.ts), so `hits` counts all of them and a
+      // block may arrive compiled; compileAfter 0 (interpreter only) ignores the compiled form.
       let fn = block.fn;
-      if (fn === null && ++block.hits === this.compileAfter) {
-        try {
-          fn = block.fn = compileBlock(this, block);
-        } catch {
-          fn = null; // a compiler bug must not stop the guest: keep interpreting this block
+      if (fn === null) {
+        if (++block.hits >= this.compileAfter && this.compileAfter > 0) {
+          try {
+            fn = block.fn = compileBlock(this, block);
+          } catch {
+            fn = null; // a compiler bug must not stop the guest: keep interpreting this block
+            block.hits = Number.MIN_SAFE_INTEGER; // and do not retry on every execution
+          }
         }
-      }
+      } else if (this.compileAfter === 0) fn = null;
       this.eip = block.endEip;
       let k = 0;
       if (fn !== null) {
