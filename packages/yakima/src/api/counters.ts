@@ -49,7 +49,6 @@ export interface VmCounters {
 /** Every VM state, in the order reports list them. */
 export const VM_STATES = ['runnable', 'idle', 'paused', 'swapped', 'exited', 'faulted', 'stopped'] as const;
 
-/** Counters the scale branch adds to VmStats; read structurally so this module works without them. */
 /** The counters of `vm` now. `tail` gives the console byte count. */
 export function vmCounters(vm: Vm, tail: ConsoleTailSink | undefined, now = performance.now()): VmCounters {
   const s = vm.stats;
@@ -95,7 +94,7 @@ export interface Totals {
   vms: number;
   byState: Record<(typeof VM_STATES)[number], number>;
   residentBytes: number;
-  /** The swap memory budget when the instance has one (scale branch), else null. */
+  /** The memory budget when the instance can swap (`Yakima.swapStats`), else null. */
   memoryBudgetBytes: number | null;
   swapIns: number;
   swapOuts: number;
@@ -107,11 +106,6 @@ export interface Totals {
   rxBytes: number;
   txBytes: number;
   drops: number;
-}
-
-/** The swap statistics the scale branch adds to Yakima, read structurally. */
-interface MaybeSwapStats {
-  swapStats?: () => { memoryBudget: number; swapIns: number; swapOuts: number };
 }
 
 /** Totals over `vms` (their counters, already taken). */
@@ -147,10 +141,8 @@ export function totalsOf(yakima: Yakima, vms: VmCounters[]): Totals {
     t.txBytes += v.txBytes;
     t.drops += totalDrops(v.drops);
   }
-  const swap = (yakima as unknown as MaybeSwapStats).swapStats?.();
-  if (swap) {
-    t.memoryBudgetBytes = swap.memoryBudget > 0 && Number.isFinite(swap.memoryBudget) ? swap.memoryBudget : null;
-  }
+  const budget = yakima.swapStats().memoryBudget;
+  t.memoryBudgetBytes = budget > 0 && Number.isFinite(budget) ? budget : null;
   return t;
 }
 
