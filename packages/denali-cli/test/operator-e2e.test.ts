@@ -30,6 +30,18 @@ function denali(args: string[], opts: { timeout?: number } = {}) {
   return execa(denaliBin, args, { cwd: root, reject: false, timeout: opts.timeout ?? 60_000, env: env(), input: '' });
 }
 
+/**
+ * tmux on a private server of this test's own: a server the caller may already run (a CI job
+ * inside tmux, a developer's session) would lend the panes its environment; colour and CI
+ * switches are left out so each session sets only what it tests.
+ */
+const tmuxEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !['TMUX', 'TMUX_PANE', 'NO_COLOR', 'FORCE_COLOR', 'CI', 'CONTINUOUS_INTEGRATION'].includes(k)),
+) as Record<string, string>;
+const tmuxSocket = `denali-e2e-${process.pid}`;
+const tmux = (args: string[], opts: { reject?: boolean } = {}) =>
+  execa('tmux', ['-L', tmuxSocket, '-f', '/dev/null', ...args], { env: tmuxEnv, extendEnv: false, reject: opts.reject ?? true });
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
@@ -55,7 +67,7 @@ describe('operator commands against a background instance', () => {
 
   afterAll(async () => {
     await denali(['stop', 'e2e']);
-    if (hasTmux) for (const s of ['denali-e2e-top', 'denali-e2e-nocolor']) execa('tmux', ['kill-session', '-t', s], { reject: false });
+    if (hasTmux) await tmux(['kill-server'], { reject: false });
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -122,18 +134,26 @@ describe('operator commands against a background instance', () => {
 
   it.skipIf(!hasTmux)('denali top in tmux: sort, filter, drill in, stop a VM, quit', async () => {
     const session = 'denali-e2e-top';
-    await execa('tmux', ['kill-session', '-t', session], { reject: false });
-    await execa('tmux', [
+    await tmux(['kill-session', '-t', session], { reject: false });
+    await tmux([
       'new-session', '-d', '-s', session, '-x', '80', '-y', '24',
       '-e', `DENALI_RUNTIME_DIR=${rt}`,
+      // An operator's shell inside a CI job: ink would draw only its last frame there.
+      '-e', 'CI=true',
       `cd ${root} && ${denaliBin} top; echo TOP-EXITED $?; sleep 600`,
     ]);
-    const screen = async () => (await execa('tmux', ['capture-pane', '-p', '-t', session])).stdout;
-    const waitFor = (what: string, re: RegExp) => until(what, async () => {
-      const s = await screen();
-      return re.test(s) ? s : undefined;
-    });
-    const keys = (...k: string[]) => execa('tmux', ['send-keys', '-t', session, ...k]);
+    const screen = async () => (await tmux(['capture-pane', '-p', '-t', session])).stdout;
+    const waitFor = async (what: string, re: RegExp) => {
+      try {
+        return await until(what, async () => {
+          const s = await screen();
+          return re.test(s) ? s : undefined;
+        });
+      } catch (e) {
+        throw new Error(`${(e as Error).message}; the screen:\n${await screen()}`);
+      }
+    };
+    const keys = (...k: string[]) => tmux(['send-keys', '-t', session, ...k]);
 
     let s = await waitFor('the table', /NAME +STATE/);
     expect(s.split('\n')[0]).toMatch(/^denali top · e2e \(emu, pid \d+\)/);
@@ -174,20 +194,23 @@ describe('operator commands against a background instance', () => {
   it.skipIf(!hasTmux)('denali top respects NO_COLOR and follows a resize', async () => {
     const session = 'denali-e2e-nocolor';
     const start = async (extra: string[]) => {
-      await execa('tmux', ['kill-session', '-t', session], { reject: false });
-      await execa('tmux', ['new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-e', `DENALI_RUNTIME_DIR=${rt}`, ...extra, `cd ${root} && ${denaliBin} top; sleep 600`]);
+      await tmux(['kill-session', '-t', session], { reject: false });
+      await tmux(['new-session', '-d', '-s', session, '-x', '80', '-y', '24', '-e', `DENALI_RUNTIME_DIR=${rt}`, ...extra, `cd ${root} && ${denaliBin} top; sleep 600`]);
+      const capture = async () => (await tmux(['capture-pane', '-p', '-e', '-t', session])).stdout;
       return until('the table', async () => {
-        const s = (await execa('tmux', ['capture-pane', '-p', '-e', '-t', session])).stdout;
+        const s = await capture();
         return /NAME/.test(s) && /runnable|idle/.test(s) ? s : undefined;
+      }).catch(async (e: Error) => {
+        throw new Error(`${e.message}; the screen:\n${await capture()}`);
       });
     };
     const colored = await start(['-e', 'TERM=xterm-256color']);
     expect(colored).toMatch(/\x1b\[(?:[0-9;]*;)?(3[0-7]|38;5;\d+|9[0-7])m/);
     const plain = await start(['-e', 'NO_COLOR=1', '-e', 'TERM=xterm-256color']);
     expect(plain).not.toMatch(/\x1b\[(?:[0-9;]*;)?(3[0-7]|38;5;\d+|9[0-7])m/);
-    await execa('tmux', ['resize-window', '-t', session, '-x', '120', '-y', '30']);
+    await tmux(['resize-window', '-t', session, '-x', '120', '-y', '30']);
     await until('the wider table', async () => {
-      const s = (await execa('tmux', ['capture-pane', '-p', '-t', session])).stdout;
+      const s = (await tmux(['capture-pane', '-p', '-t', session])).stdout;
       return s.split('\n').some((l) => l.length > 100 && /UPTIME/.test(l)) ? true : undefined;
     });
   });
