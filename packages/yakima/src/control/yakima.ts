@@ -149,10 +149,10 @@ export class Yakima {
     if (!opts.createVcpu && opts.backend === 'process') {
       this.proc = new ProcessBackend({ threads: opts.processThreads, quantumMicros: this.quantum / KVM_INSTRUCTIONS_PER_MICROSECOND });
     }
-    // The process backend shares guest memory with its tender through a memfd (MAP_SHARED);
-    // the swap manager's private template mappings do not apply to it (not swapped yet).
-    this.swap = this.proc ? undefined : openSwapper(opts, {
+    this.swap = openSwapper(opts, {
       createVcpu: (m) => this.createVcpu(m),
+      // The process backend's tender maps the guest memory too: each VM gets its own memfd.
+      sharedMemory: this.proc !== undefined,
       parkSwapped: (vm, deadline) => this.parkSwapped(vm, deadline),
       idleDeadline: (vm) => this.idleTable.deadlineOf(vm) ?? Infinity,
       log: (line) => this.opts.log?.(line),
@@ -262,9 +262,7 @@ export class Yakima {
   }
 
   private noSwapReason(): string {
-    return this.proc
-      ? 'swapping is not supported on the process backend yet (its guest memory is shared with the tender process)'
-      : 'swapping is not supported on this host (guest memory cannot be mapped)';
+    return 'swapping is not supported on this host (guest memory cannot be mapped)';
   }
 
   /** Swap counters and memory use (all zero where this host cannot swap). */

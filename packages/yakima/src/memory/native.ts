@@ -1,29 +1,59 @@
 /**
- * The few host calls guest memory needs beyond `cpu/kvm/libc.ts`: memfd_create(2) for the
- * shared templates and a reader of /proc/self/pagemap (Linux Documentation
- * admin-guide/mm/pagemap.rst) to tell a VM's private (copy-on-write) pages from shared ones.
+ * The few host calls guest memory needs beyond `cpu/kvm/libc.ts`: memfd_create(2) and size
+ * seals for the templates and the process backend's guest memory; a reader of
+ * /proc/self/pagemap (Linux Documentation admin-guide/mm/pagemap.rst) to tell a VM's private
+ * (copy-on-write) pages from shared ones; lseek(2) SEEK_DATA/SEEK_HOLE to find a memfd's pages.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
-import { koffiModule, libc } from '../cpu/kvm/libc.js';
+import { closeSync, ftruncateSync, openSync, readSync } from 'node:fs';
+import { koffiModule, libc, sysError } from '../cpu/kvm/libc.js';
 
-let memfdCreate: ((name: string, flags: number) => number) | undefined;
+let fns: { memfdCreate: (name: string, flags: number) => number; fcntl: (fd: number, cmd: number, arg: number) => number; lseek: (fd: number, off: number, whence: number) => number } | undefined;
 
-/** `MFD_CLOEXEC` (linux/memfd.h). */
+function bind(): NonNullable<typeof fns> {
+  if (!fns) {
+    const lib = koffiModule().load('libc.so.6');
+    const memfd = lib.func('int memfd_create(const char *name, unsigned int flags)');
+    const fcntl = lib.func('int fcntl(int fd, int cmd, int arg)');
+    const lseek = lib.func('int64_t lseek(int fd, int64_t offset, int whence)');
+    fns = {
+      memfdCreate: (n, f) => memfd(n, f) as number,
+      fcntl: (fd, cmd, arg) => fcntl(fd, cmd, arg) as number,
+      lseek: (fd, off, whence) => Number(lseek(fd, off, whence)),
+    };
+  }
+  return fns;
+}
+
+/** `MFD_CLOEXEC`, `MFD_ALLOW_SEALING` (linux/memfd.h); `F_ADD_SEALS`, `F_SEAL_SHRINK`, `F_SEAL_GROW` (fcntl(2)). */
 const MFD_CLOEXEC = 1;
+const MFD_ALLOW_SEALING = 2;
+const F_ADD_SEALS = 1033;
+const F_SEAL_SHRINK_GROW = 2 | 4;
 
 /**
  * A new anonymous memory file (memfd_create(2)): its pages live in the page cache (shmem),
- * so every private mapping of it shares the pages until one writes.
+ * so every private mapping of it shares the pages until one writes. `sealable` allows
+ * `sealSize` on it.
  * @throws Error when koffi or memfd_create is unavailable, or the call fails.
  */
-export function createMemfd(name: string): number {
-  if (!memfdCreate) {
-    const fn = koffiModule().load('libc.so.6').func('int memfd_create(const char *name, unsigned int flags)');
-    memfdCreate = (n, f) => fn(n, f) as number;
-  }
-  const fd = memfdCreate(name, MFD_CLOEXEC);
+export function createMemfd(name: string, sealable = false): number {
+  const fd = bind().memfdCreate(name, MFD_CLOEXEC | (sealable ? MFD_ALLOW_SEALING : 0));
   if (fd < 0) throw new Error(`memfd_create failed: ${libc().strerror(libc().errno())}`);
   return fd;
+}
+
+/** Set a memfd's size in bytes (ftruncate(2)). @throws Error naming the errno on failure. */
+export function ftruncateFd(fd: number, size: number): void {
+  ftruncateSync(fd, size);
+}
+
+/**
+ * Seal a memfd's size (F_SEAL_SHRINK | F_SEAL_GROW): no process holding it can change it, so
+ * a mapping of it can never turn into SIGBUS.
+ * @throws Error naming the errno when fcntl fails.
+ */
+export function sealSize(fd: number): void {
+  if (bind().fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK_GROW) !== 0) throw sysError('sealing guest memory', libc().errno());
 }
 
 /** pagemap entry bits 63 (present), 62 (swapped) and 61 (file page or shared-anon), in the high word. */
@@ -64,3 +94,30 @@ export function closePagemap(): void {
   if (pagemapFd !== undefined) closeSync(pagemapFd);
   pagemapFd = undefined;
 }
+
+/** `SEEK_DATA`, `SEEK_HOLE` (lseek(2)). */
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+
+/**
+ * Page indices of a memory file (memfd, `pages` pages long) that hold data, in order: pages
+ * ever written or copied in, found with lseek(2) SEEK_DATA/SEEK_HOLE (never-touched pages
+ * are holes and cost nothing).
+ */
+export function dataPageIndices(fd: number, pages: number): Uint32Array {
+  const f = bind();
+  const size = pages * PAGE_BYTES;
+  const out: number[] = [];
+  let at = 0;
+  while (at < size) {
+    const data = f.lseek(fd, at, SEEK_DATA);
+    if (data < 0 || data >= size) break; // ENXIO: no data past `at`
+    let hole = f.lseek(fd, data, SEEK_HOLE);
+    if (hole < 0 || hole > size) hole = size;
+    for (let p = Math.floor(data / PAGE_BYTES); p < Math.ceil(hole / PAGE_BYTES); p++) out.push(p);
+    at = Math.max(hole, data + PAGE_BYTES);
+  }
+  return Uint32Array.from(out);
+}
+
+const PAGE_BYTES = 4096;

@@ -11,12 +11,12 @@
  * guest) use it unchanged. One mapping (one VMA) per resident VM; a swapped-out VM has none,
  * so vm.max_map_count bounds resident VMs only.
  */
-import { closeSync, fstatSync, ftruncateSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
 import { LAYOUT, PAGE_SIZE, type DenaliImage } from '@denali/image-format';
 import { GuestMemory } from '../boot/guest-memory.js';
 import { LINUX, libc, sysError } from '../cpu/kvm/libc.js';
-import { adoptHostMemory, forgetHostMemory } from '../cpu/kvm/kvm-memory.js';
-import { createMemfd, privatePageIndices } from './native.js';
+import { adoptHostMemory, cancelUnmapWhenGarbage, createGuestMemfd, forgetHostMemory, MAP_SHARED, releaseGuestMemory, sharedMemoryFd, unmapWhenGarbage } from './host-memory.js';
+import { createMemfd, dataPageIndices, privatePageIndices } from './native.js';
 
 /**
  * A host address range of one guest memory size with its ArrayBuffer view. Swap-out returns
@@ -34,6 +34,8 @@ interface Slot {
 interface Mapping {
   slot: Slot;
   template: MemoryTemplate;
+  /** A copy of the template in the VM's own memfd (the process backend), not a private mapping. */
+  shared: boolean;
   unmapped: boolean;
 }
 
@@ -43,15 +45,6 @@ const mappings = new WeakMap<GuestMemory, Mapping>();
 const pool = new Map<number, Slot[]>();
 const POOL_MAX = 1024;
 
-/** Unmaps a finished VM's memory once no JS can reach it (a stale view then cannot crash us). */
-const unmapper = new FinalizationRegistry<{ address: bigint; size: number }>(({ address, size }) => {
-  try {
-    libc().munmap(address, size);
-  } catch {
-    // nothing useful to do in a finalizer
-  }
-});
-
 const MAP_FIXED = 0x10;
 const MAP_FAILED = 0xffffffffffffffffn;
 
@@ -60,6 +53,8 @@ export class MemoryTemplate {
   /** One bit per page: set when the template's page is not all zero. */
   readonly nonZero: Uint8Array;
   private fd: number;
+  /** A read-only view of the template (made on first use), to tell a VM's changed pages in a shared copy. */
+  private readOnly: { address: bigint; u8: Uint8Array } | undefined;
   /** Mappings made from this template and not yet unmapped. */
   mapped = 0;
 
@@ -123,40 +118,98 @@ export class MemoryTemplate {
   }
 
   /**
-   * A new guest memory: a private, lazily faulted mapping of the whole template
-   * (MAP_PRIVATE | MAP_NORESERVE). KVM can map it too (it is registered with kvm-memory).
-   * @throws Error when mmap fails (e.g. the host's map count or address space is exhausted).
+   * A new guest memory holding the template's contents.
+   *
+   * Private (the default): a private, lazily faulted mapping of the whole template
+   * (MAP_PRIVATE | MAP_NORESERVE); pages stay shared with every other VM of the template until
+   * written. KVM can map it too (it is registered with host-memory).
+   *
+   * Shared (`shared: true`, the process backend): the VM's own sealed memfd, mapped
+   * MAP_SHARED here and by its tender process, with the template's non-zero pages copied in
+   * (a second process cannot see this process's private copy-on-write pages).
+   * `sharedMemoryFd` gives its memfd.
+   * @throws Error when memfd_create or mmap fails (e.g. the host's map count or address space is exhausted).
    */
-  map(): GuestMemory {
+  map(shared = false): GuestMemory {
     if (this.fd < 0) throw new Error(`memory template of ${this.label} is closed`);
     const c = libc();
-    const flags = LINUX.MAP_PRIVATE | LINUX.MAP_NORESERVE;
+    const fd = shared ? createGuestMemfd(this.size) : this.fd;
+    const flags = shared ? MAP_SHARED : LINUX.MAP_PRIVATE | LINUX.MAP_NORESERVE;
     const prot = LINUX.PROT_READ | LINUX.PROT_WRITE;
     let slot = pool.get(this.size)?.pop();
-    if (slot) {
-      const at = c.mmap(slot.address, this.size, prot, flags | MAP_FIXED, this.fd, 0);
-      if (at !== slot.address) {
-        const errno = c.errno();
-        releaseSlot(slot);
-        throw sysError(`mmap of ${this.size} bytes of guest memory`, errno);
+    try {
+      if (slot) {
+        const at = c.mmap(slot.address, this.size, prot, flags | MAP_FIXED, fd, 0);
+        if (at !== slot.address) {
+          const errno = c.errno();
+          releaseSlot(slot);
+          throw sysError(`mmap of ${this.size} bytes of guest memory`, errno);
+        }
+      } else {
+        const address = c.mmap(null, this.size, prot, flags, fd, 0);
+        if (address === MAP_FAILED || address === 0n) throw sysError(`mmap of ${this.size} bytes of guest memory`, c.errno());
+        slot = { address, size: this.size, buffer: c.view(address, this.size) };
+        unmapWhenGarbage(slot.buffer, address, this.size, slot);
       }
-    } else {
-      const address = c.mmap(null, this.size, prot, flags, this.fd, 0);
-      if (address === MAP_FAILED || address === 0n) throw sysError(`mmap of ${this.size} bytes of guest memory`, c.errno());
-      slot = { address, size: this.size, buffer: c.view(address, this.size) };
-      unmapper.register(slot.buffer, { address, size: this.size }, slot);
+    } catch (e) {
+      if (shared) c.close(fd);
+      throw e;
     }
     const memory = new GuestMemory(this.size, slot.buffer);
-    mappings.set(memory, { slot, template: this, unmapped: false });
-    adoptHostMemory(memory, slot.address, this.size);
+    mappings.set(memory, { slot, template: this, shared, unmapped: false });
+    adoptHostMemory(memory, slot.address, this.size, shared ? fd : -1);
+    if (shared) this.copyInto(memory);
     this.mapped++;
     return memory;
+  }
+
+  /** Copy the template's non-zero pages into `memory` (a shared copy), one read per run of pages. */
+  private copyInto(memory: GuestMemory): void {
+    const pages = this.size / PAGE_SIZE;
+    for (let p = 0; p < pages; ) {
+      if (!this.pageNonZero(p)) {
+        p++;
+        continue;
+      }
+      let q = p + 1;
+      while (q < pages && this.pageNonZero(q)) q++;
+      const at = p * PAGE_SIZE;
+      const len = (q - p) * PAGE_SIZE;
+      let done = 0;
+      while (done < len) {
+        const n = readSync(this.fd, memory.u8, at + done, len - done, at + done);
+        if (n <= 0) throw new Error(`short read of the memory template of ${this.label}`);
+        done += n;
+      }
+      p = q;
+    }
+  }
+
+  /** True when page `page` of `u8` (a guest memory of this template's size) equals the template's. */
+  samePage(u8: Uint8Array, page: number): boolean {
+    if (!this.pageNonZero(page)) {
+      const words = new Int32Array(u8.buffer, u8.byteOffset + page * PAGE_SIZE, PAGE_SIZE / 4);
+      for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
+      return true;
+    }
+    if (!this.readOnly) {
+      const c = libc();
+      const address = c.mmap(null, this.size, LINUX.PROT_READ, MAP_SHARED, this.fd, 0);
+      if (address === MAP_FAILED || address === 0n) throw sysError(`mmap of the memory template of ${this.label}`, c.errno());
+      this.readOnly = { address, u8: new Uint8Array(c.view(address, this.size)) };
+    }
+    const a = new Int32Array(u8.buffer, u8.byteOffset + page * PAGE_SIZE, PAGE_SIZE / 4);
+    const b = new Int32Array(this.readOnly.u8.buffer, page * PAGE_SIZE, PAGE_SIZE / 4);
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
   }
 
   /** Release the memory file (mapped pages stay valid until unmapped). Idempotent. */
   close(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
+    if (this.readOnly) libc().munmap(this.readOnly.address, this.size);
+    this.readOnly = undefined;
   }
 }
 
@@ -173,7 +226,26 @@ export function templateOf(memory: GuestMemory): MemoryTemplate | undefined {
 export function privatePages(memory: GuestMemory): Uint32Array {
   const m = mappings.get(memory);
   if (!m || m.unmapped) return new Uint32Array(0);
-  return privatePageIndices(m.slot.address, m.slot.size / PAGE_SIZE);
+  if (!m.shared) return privatePageIndices(m.slot.address, m.slot.size / PAGE_SIZE);
+  // A shared copy holds every page it was given or that was written: keep those that differ.
+  const fd = sharedMemoryFd(memory);
+  if (fd === undefined) return new Uint32Array(0);
+  const held = dataPageIndices(fd, m.slot.size / PAGE_SIZE);
+  let n = 0;
+  for (const p of held) if (!m.template.samePage(memory.u8, p)) held[n++] = p;
+  return held.slice(0, n);
+}
+
+/**
+ * Host bytes of guest memory `memory` holds on its own: its private (copy-on-write) pages, or
+ * for a shared copy every page of its memfd (template copies included), from fstat(2).
+ */
+export function ownedBytes(memory: GuestMemory): number {
+  const m = mappings.get(memory);
+  if (!m || m.unmapped) return 0;
+  if (!m.shared) return privatePageIndices(m.slot.address, m.slot.size / PAGE_SIZE).length * PAGE_SIZE;
+  const fd = sharedMemoryFd(memory);
+  return fd === undefined ? 0 : fstatSync(fd).blocks * 512;
 }
 
 /**
@@ -202,16 +274,18 @@ export function unmapGuestMemory(memory: GuestMemory): void {
 }
 
 function releaseSlot(slot: Slot): void {
-  unmapper.unregister(slot);
+  cancelUnmapWhenGarbage(slot);
   libc().munmap(slot.address, slot.size);
 }
 
 /**
  * Give a finished VM's private pages back now (madvise DONTNEED: the range reads as the
- * template again); the mapping itself goes when no JS can reach the memory any more.
+ * template again; a shared copy's memfd is closed and emptied); the mapping itself goes when
+ * no JS can reach the memory any more.
  */
 export function releaseMappedMemory(memory: GuestMemory): void {
   const m = mappings.get(memory);
   if (!m || m.unmapped) return;
-  libc().madvise(m.slot.address, m.slot.size, LINUX.MADV_DONTNEED);
+  if (m.shared) releaseGuestMemory(memory);
+  else libc().madvise(m.slot.address, m.slot.size, LINUX.MADV_DONTNEED);
 }

@@ -21,7 +21,7 @@ import type { Vcpu, VcpuState } from '../cpu/vcpu.js';
 import type { Vm } from '../control/vm.js';
 import { EMU_BLOCK_BYTES, EMU_VM_BASE_BYTES, EMU_VM_STATE_BYTES, KVM_VM_STATE_BYTES, SWAPPED_VM_BYTES } from '../memory/accounting.js';
 import { EmuCpu } from '../cpu/emu/cpu.js';
-import { MemoryTemplate, privatePages, releaseMappedMemory, templateOf, unmapGuestMemory } from '../memory/template.js';
+import { MemoryTemplate, ownedBytes, privatePages, releaseMappedMemory, templateOf, unmapGuestMemory } from '../memory/template.js';
 import { decodeRecordHead, encodeRecord, forEachRun, RECORD_HEADER } from './swap-record.js';
 import type { SwapStore } from './swap-area.js';
 import { SwapError } from './swap-error.js';
@@ -48,6 +48,12 @@ export interface SwapStats {
 export interface SwapHost {
   /** A vCPU of the instance's backend over `memory`. */
   createVcpu(memory: GuestMemory): Vcpu;
+  /**
+   * The backend's vCPUs run in another process that maps the guest memory too (the process
+   * backend): each VM's memory is then its own memfd holding a copy of the template
+   * (`MemoryTemplate.map(true)`) instead of a private mapping of it. Default false.
+   */
+  sharedMemory?: boolean;
   /** A clone (or a rebased parent) is now a swapped VM: put it in the idle table with `deadline` (host ticks) and wake it if interrupts are pending. */
   parkSwapped(vm: Vm, deadline: number): void;
   /** The idle deadline of an idle VM (host ticks; Infinity for none). */
@@ -137,7 +143,7 @@ export class Swapper {
   private mapWithRoom(template: MemoryTemplate): GuestMemory {
     for (let tries = 0; ; tries++) {
       try {
-        return template.map();
+        return template.map(this.host.sharedMemory === true);
       } catch (e) {
         const victim = this.lru.keys().next().value;
         if (victim === undefined || tries >= 16) throw e;
@@ -166,7 +172,7 @@ export class Swapper {
   noteIdle(vm: Vm): void {
     if (this.resident.has(vm)) {
       const before = vm.hostBytes;
-      vm.hostBytes = privatePages(vm.memory).length * PAGE_SIZE + stateBytes(vm);
+      vm.hostBytes = ownedBytes(vm.memory) + stateBytes(vm);
       this.residentTotal += vm.hostBytes - before;
       this.lru.delete(vm);
       this.lru.set(vm, true);

@@ -12,6 +12,7 @@ import { IRQ, LAYOUT, PAGE_SIZE, VREG_RO } from '@denali/image-format';
 import { Yakima } from '../../src/control/yakima.js';
 import type { Vm } from '../../src/control/vm.js';
 import { probeKvm } from '../../src/cpu/kvm/probe.js';
+import { probeProcessBackend } from '../../src/cpu/process/probe.js';
 import { EmuCpu } from '../../src/cpu/emu/index.js';
 import { MemoryTemplate, privatePages, templateOf } from '../../src/memory/template.js';
 import { SwapError } from '../../src/swap/swap-error.js';
@@ -52,7 +53,7 @@ function expectSame(a: ReturnType<typeof capture>, b: ReturnType<typeof capture>
   expect({ ...a, memory: 0, state: 0 }).toEqual({ ...b, memory: 0, state: 0 });
 }
 
-async function roundTrip(backend: 'emu' | 'kvm', body: number[]): Promise<void> {
+async function roundTrip(backend: 'emu' | 'kvm' | 'process', body: number[]): Promise<void> {
   const swapDir = scratch();
   const y = new Yakima({ backend, swapDir });
   const vm = y.addVm(rawImage('state', idleThenHalt(body), 4 << 20));
@@ -105,6 +106,11 @@ describe('swap-out and swap-in', () => {
     await roundTrip('kvm', INTEGER_BODY);
   });
 
+  const proc = probeProcessBackend();
+  it.skipIf(!proc.usable)(`preserve memory, registers, flags, x87 and SSE state and devices exactly on the process backend${proc.usable ? '' : ` (skipped: ${proc.reason})`}`, async () => {
+    await roundTrip('process', [...INTEGER_BODY, ...FPU_BODY]);
+  });
+
   it('keep frames that arrive while swapped out in the Rx FIFO and swap the VM in', async () => {
     const y = new Yakima({ network: true, swapDir: scratch() });
     const vm = y.addVm(rawImage('nic', idleThenHalt(INTEGER_BODY), 4 << 20));
@@ -148,7 +154,7 @@ describe('swap-out and swap-in', () => {
 });
 
 describe('clones', () => {
-  async function cloneRun(backend: 'emu' | 'kvm'): Promise<void> {
+  async function cloneRun(backend: 'emu' | 'kvm' | 'process'): Promise<void> {
     const y = new Yakima({ backend, swapDir: scratch() });
     const vms = y.addVms(rawImage('clone', idleThenExitWithVmId(INTEGER_BODY), 4 << 20), 4);
     const done = y.run();
@@ -184,6 +190,11 @@ describe('clones', () => {
   const kvmProbe = probeKvm();
   it.skipIf(!kvmProbe.usable)(`start from the parent's post-boot state with their own VM id on KVM${kvmProbe.usable ? '' : ` (skipped: ${kvmProbe.reason})`}`, async () => {
     await cloneRun('kvm');
+  });
+
+  const procProbe = probeProcessBackend();
+  it.skipIf(!procProbe.usable)(`start from the parent's post-boot state with their own VM id on the process backend${procProbe.usable ? '' : ` (skipped: ${procProbe.reason})`}`, async () => {
+    await cloneRun('process');
   });
 });
 

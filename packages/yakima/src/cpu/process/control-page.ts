@@ -26,14 +26,23 @@ export const CTL = {
   REPLY_REGS: 0x80,
   REPLY_EIP: 0xa0,
   REPLY_EFLAGS: 0xa4,
+  REPLY_FLAGS: 0xa8,
   MESSAGE: 0x100,
   MESSAGE_MAX: 128,
+  /** The guest's x87/SSE state at the last exit, FXSAVE layout (Intel SDM vol. 1, 10.5.1). */
+  FPU: 0x200,
+  /** The x87/SSE state to load on the next resume when REPLY_FLAGS has REPLY_LOAD_FPU. */
+  REPLY_FPU: 0x400,
+  FPU_BYTES: 512,
   BYTES: 4096,
 } as const;
 
 /** `state` values: the tender owns the page / an exit is posted and Yakima owns it. */
 export const STATE_GUEST = 0;
 export const STATE_POSTED = 1;
+
+/** `reply_flags` bit: load REPLY_FPU into the guest on this resume (the tender clears it). */
+export const REPLY_LOAD_FPU = 1;
 
 export const EXIT = { READY: 1, IO_OUT: 2, HALT: 3, QUANTUM: 4, FAULT: 5 } as const;
 

@@ -4,7 +4,7 @@
  */
 export { ProcessBackend, type ProcessBackendOptions } from './backend.js';
 export { ProcessVcpu, type ProcessVcpuOptions } from './process-vcpu.js';
-export { allocateSharedGuestMemory, releaseSharedGuestMemory, sharedMemoryFd } from './shared-memory.js';
+export { allocateSharedGuestMemory, releaseSharedGuestMemory, sharedMemoryFd } from '../../memory/host-memory.js';
 export { tenderBinary, TenderBuildError } from './tender-build.js';
 export { probeProcessBackend, type ProcessProbe } from './probe.js';
 export { drainTenderPool, fillTenderPool, pooledTenderPids, TENDER_POOL_SIZE } from './tender-pool.js';

@@ -8,7 +8,7 @@
 import { LAYOUT } from '@denali/image-format';
 import { Reg, type VcpuExit } from '../vcpu.js';
 import { ProcessVcpu } from './process-vcpu.js';
-import { allocateSharedGuestMemory } from './shared-memory.js';
+import { allocateSharedGuestMemory } from '../../memory/host-memory.js';
 import { tenderBinary } from './tender-build.js';
 
 export type ProcessProbe = { usable: true; loopMs: number } | { usable: false; reason: string };

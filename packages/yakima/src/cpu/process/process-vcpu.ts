@@ -14,9 +14,9 @@ import { constants as osConstants } from 'node:os';
 import type { GuestMemory } from '../../boot/guest-memory.js';
 import { KVM_INSTRUCTIONS_PER_MICROSECOND } from '../kvm/constants.js';
 import { LINUX, libc, sysError } from '../kvm/libc.js';
-import type { FaultCause, Vcpu, VcpuExit, VcpuRegs } from '../vcpu.js';
-import { CTL, EXIT, readMessage, readPostedExit, STATE_GUEST, STATE_POSTED, writeReply } from './control-page.js';
-import { releaseSharedGuestMemory, sharedMemoryFd } from './shared-memory.js';
+import type { FaultCause, Vcpu, VcpuExit, VcpuRegs, VcpuState } from '../vcpu.js';
+import { CTL, EXIT, readMessage, readPostedExit, REPLY_LOAD_FPU, STATE_GUEST, STATE_POSTED, writeReply } from './control-page.js';
+import { releaseSharedGuestMemory, sharedMemoryFd } from '../../memory/host-memory.js';
 import { processSys } from './sys.js';
 import { killProcess, reapProcess } from './spawn.js';
 import { spawnTender, takeTender } from './tender-pool.js';
@@ -42,6 +42,16 @@ export interface ProcessVcpuOptions {
 
 /** How long a wait polls before it starts the first waiter thread, in ms. */
 const WAITER_GRACE_MS = 3;
+
+/**
+ * `saveState` layout (little-endian): EAX..EDI (8 × u32), EIP, EFLAGS, guest time in µs (f64)
+ * at 40, flags (u32) at 48 (bit 0: the x87/SSE area holds the guest's state; clear when the
+ * guest never ran, so a fresh tender's initial state stands), the x87/SSE state (FXSAVE
+ * layout, 512 bytes) at 64. Segments are not saved: every tender sets up the same ones.
+ */
+const STATE_FLAGS = 48;
+const STATE_FPU = 64;
+const STATE_BYTES = STATE_FPU + CTL.FPU_BYTES;
 
 const SIGNAL_REASONS: Record<string, [FaultCause, string]> = {
   SIGSYS: ['deprecated-instruction', 'the guest made a host system call (int 0x80, syscall, sysenter or 64-bit code); seccomp killed its process'],
@@ -75,6 +85,8 @@ export class ProcessVcpu implements Vcpu {
   private guestMicros = 0;
   /** Exits handled (hypercalls, quanta, faults). */
   exits = 0;
+  /** x87/SSE state from `restoreState`, loaded into the tender at its first resume. */
+  private pendingFpu: Uint8Array | undefined;
 
   /**
    * Spawn the tender for `memory` (from `allocateSharedGuestMemory`, already holding the boot image).
@@ -111,6 +123,43 @@ export class ProcessVcpu implements Vcpu {
 
   setRegs(regs: VcpuRegs): void {
     this.regs = { gpr: regs.gpr.map((r) => r >>> 0), eip: regs.eip >>> 0, eflags: regs.eflags >>> 0 };
+  }
+
+  /**
+   * The vCPU's state for swapping and cloning: registers, flags, x87/SSE state (taken from the
+   * tender at its last exit: it posts the FXSAVE image with every exit) and guest time. Call it
+   * between runs (the tender waits at an exit, or has not run yet).
+   */
+  saveState(): VcpuState {
+    const bytes = new Uint8Array(STATE_BYTES);
+    const dv = new DataView(bytes.buffer);
+    this.regs.gpr.forEach((v, i) => dv.setUint32(i * 4, v >>> 0, true));
+    dv.setUint32(32, this.regs.eip >>> 0, true);
+    dv.setUint32(36, this.regs.eflags >>> 0, true);
+    dv.setFloat64(40, this.guestMicros, true);
+    let fpu = this.pendingFpu;
+    if (!fpu && this.started && !this.destroyed && Atomics.load(this.ctlI32, 0) === STATE_POSTED) {
+      fpu = new Uint8Array(this.ctl.buffer, CTL.FPU, CTL.FPU_BYTES);
+    }
+    if (fpu) {
+      bytes.set(fpu, STATE_FPU);
+      dv.setUint32(STATE_FLAGS, 1, true);
+    }
+    return { backend: 'process', bytes };
+  }
+
+  /**
+   * Load a `saveState` result into this (not yet run) vCPU: the registers now, the x87/SSE
+   * state at the tender's first resume. Segments need nothing: the tender sets them up.
+   * @throws Error for another backend's state or a malformed one.
+   */
+  restoreState(state: VcpuState): void {
+    if (state.backend !== 'process' || state.bytes.length !== STATE_BYTES) throw new Error(`not a process vCPU state (backend '${state.backend}', ${state.bytes.length} bytes)`);
+    const dv = new DataView(state.bytes.buffer, state.bytes.byteOffset, state.bytes.byteLength);
+    const gpr = Array.from({ length: 8 }, (_, i) => dv.getUint32(i * 4, true));
+    this.setRegs({ gpr, eip: dv.getUint32(32, true), eflags: dv.getUint32(36, true) });
+    this.guestMicros = dv.getFloat64(40, true);
+    this.pendingFpu = (dv.getUint32(STATE_FLAGS, true) & 1) !== 0 ? state.bytes.slice(STATE_FPU) : undefined;
   }
 
   /**
@@ -205,10 +254,18 @@ export class ProcessVcpu implements Vcpu {
   /** Hand the page back to the tender with the current registers and wake it. */
   private resume(): void {
     writeReply(this.ctl, this.regs);
+    if (this.pendingFpu) this.replyFpu(this.pendingFpu);
     Atomics.store(this.ctlI32, 0, STATE_GUEST);
     // The tender spins a while before it sleeps; wake it only if it says it sleeps (a lying
     // guest only delays itself, and then hits the answer timeout).
     if (Atomics.load(this.ctlI32, CTL.SLEEPING >> 2) !== 0) processSys().futexWake(this.ctlAddress);
+  }
+
+  /** Hand a restored x87/SSE state to the tender with this resume (once: the tender clears the flag). */
+  private replyFpu(fpu: Uint8Array): void {
+    new Uint8Array(this.ctl.buffer, CTL.REPLY_FPU, CTL.FPU_BYTES).set(fpu);
+    this.ctl.setUint32(CTL.REPLY_FLAGS, REPLY_LOAD_FPU, true);
+    this.pendingFpu = undefined;
   }
 
   /** Poll for a posted exit for up to `spinMicros` (a hypercall round trip is usually shorter). */

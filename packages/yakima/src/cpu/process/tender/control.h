@@ -55,9 +55,20 @@ struct control_page {
   uint32_t reply_regs[8];
   uint32_t reply_eip;
   uint32_t reply_eflags;
-  uint32_t pad2[22];
+  /* 0xa8: REPLY_LOAD_FPU: load reply_fpu into the guest's x87/SSE state on this resume (the
+   * tender clears it). Set once by Yakima when a swapped-in VM's new tender first resumes. */
+  uint32_t reply_flags;
+  uint32_t pad2[21];
   /* 0x100: why set-up failed (NUL-terminated), for the tender's exit code 111. */
   char message[128];
+  uint32_t pad3[96];
+  /* 0x200: the guest's x87/SSE state at the exit (FXSAVE layout, Intel SDM vol. 1 10.5.1;
+   * components in their initial configuration written out as such). */
+  uint8_t fpu[512];
+  /* 0x400: the x87/SSE state to resume with when reply_flags has REPLY_LOAD_FPU. */
+  uint8_t reply_fpu[512];
 };
+
+#define REPLY_LOAD_FPU 1u
 
 #endif

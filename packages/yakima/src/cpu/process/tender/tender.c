@@ -150,6 +150,76 @@ static void classify(int sig, const siginfo_t *si, const greg_t *g, uint32_t eip
   }
 }
 
+/* FXSAVE-layout offsets (Intel SDM vol. 1, table 10-2) and the kernel's XSAVE signal-frame
+ * marker (arch/x86/include/uapi/asm/sigcontext.h: struct _fpx_sw_bytes at byte 464). */
+#define FX_MXCSR 24
+#define FX_MXCSR_MASK 28
+#define FX_ST0 32
+#define FX_XMM0 160
+#define FX_END 416
+#define FX_SW_BYTES 464
+#define FP_XSTATE_MAGIC1 0x46505853u
+#define XSTATE_BV 512
+
+/* String instructions, not loops: gcc may turn a copy loop into a call to libc's memcpy. */
+static inline void copy_bytes(uint8_t *d, const uint8_t *s, unsigned long n) {
+  __asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
+}
+static inline void zero_bytes(uint8_t *d, unsigned long n) {
+  __asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(0) : "memory");
+}
+
+/* The XSAVE header's XSTATE_BV of a signal frame, or all-ones for a plain FXSAVE frame. */
+static uint64_t frame_xstate_bv(const uint8_t *fx) {
+  uint32_t magic;
+  copy_bytes((uint8_t *)&magic, fx + FX_SW_BYTES, 4);
+  if (magic != FP_XSTATE_MAGIC1) return ~0ull;
+  uint64_t bv;
+  copy_bytes((uint8_t *)&bv, fx + XSTATE_BV, 8);
+  return bv;
+}
+
+/* Copy the guest's x87/SSE state from the signal frame to `out`. A component the processor
+ * reports in its initial configuration (XSTATE_BV bit clear) is not written by XSAVE, so its
+ * initial values are written here instead (FCW 0x37f, everything else zero). */
+static void save_fpu(const uint8_t *fx, uint8_t *out) {
+  copy_bytes(out, fx, 512);
+  uint64_t bv = frame_xstate_bv(fx);
+  if (!(bv & 1)) {
+    zero_bytes(out, FX_MXCSR);
+    out[0] = 0x7f;
+    out[1] = 0x03;
+    zero_bytes(out + FX_ST0, FX_XMM0 - FX_ST0);
+  }
+  if (!(bv & 2)) zero_bytes(out + FX_XMM0, FX_END - FX_XMM0);
+}
+
+/* Load `in` into the signal frame so rt_sigreturn restores it: the x87 and SSE registers and
+ * MXCSR (its reserved bits cleared: a set one would make the restore fault), marked in use. */
+static void load_fpu(uint8_t *fx, const uint8_t *in) {
+  uint32_t mask, mxcsr;
+  copy_bytes((uint8_t *)&mask, fx + FX_MXCSR_MASK, 4);
+  if (mask == 0) mask = 0xffbf;
+  copy_bytes(fx, in, FX_MXCSR);
+  copy_bytes((uint8_t *)&mxcsr, in + FX_MXCSR, 4);
+  mxcsr &= mask;
+  copy_bytes(fx + FX_MXCSR, (const uint8_t *)&mxcsr, 4);
+  copy_bytes(fx + FX_ST0, in + FX_ST0, FX_END - FX_ST0);
+  if (frame_xstate_bv(fx) != ~0ull) fx[XSTATE_BV] |= 3;
+}
+
+/* The x87/SSE state a guest starts with (FNINIT and the power-up MXCSR, Intel SDM vol. 1 8.1.5
+ * and 10.2.3): not whatever the tender's own start-up code left in the registers. */
+static void init_fpu(uint8_t *fx) {
+  uint32_t mxcsr = 0x1f80;
+  zero_bytes(fx, FX_MXCSR);
+  fx[0] = 0x7f;
+  fx[1] = 0x03;
+  copy_bytes(fx + FX_MXCSR, (const uint8_t *)&mxcsr, 4);
+  zero_bytes(fx + FX_ST0, FX_END - FX_ST0);
+  if (frame_xstate_bv(fx) != ~0ull) fx[XSTATE_BV] |= 3;
+}
+
 static void on_signal(int sig, siginfo_t *si, void *ucv) {
   ucontext_t *uc = (ucontext_t *)ucv;
   greg_t *g = uc->uc_mcontext.gregs;
@@ -194,6 +264,8 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
   c->regs[7] = (uint32_t)g[REG_RDI];
   c->eip = eip;
   c->eflags = (uint32_t)g[REG_EFL];
+  uint8_t *fx = (uint8_t *)uc->uc_mcontext.fpregs;
+  if (fx && started) save_fpu(fx, c->fpu);
   __atomic_store_n(&c->state, CTL_STATE_POSTED, __ATOMIC_SEQ_CST);
   futex_wake(&c->state);
   uint64_t t0 = __builtin_ia32_rdtsc();
@@ -218,6 +290,12 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
   g[REG_RIP] = c->reply_eip;
   g[REG_EFL] = (c->reply_eflags & USER_FLAGS) | FIXED_FLAGS;
   g[REG_CSGSFS] = (greg_t)((segs & 0x0000ffffffff0000ull) | SEL_CODE | (uint64_t)SEL_DATA << 48);
+  if (fx && (c->reply_flags & REPLY_LOAD_FPU)) {
+    load_fpu(fx, c->reply_fpu);
+    c->reply_flags = 0;
+  } else if (fx && !started) {
+    init_fpu(fx);
+  }
   started = 1;
 }
 
