@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LAYOUT, readImageFile, VREG_RO, type DenaliImage } from '@denali/image-format';
 import { buildService } from '@denali/ilwaco-sdk';
-import { VirtualHost, Yakima, type Vm } from '@denali/yakima';
+import { probeProcessBackend, VirtualHost, Yakima, type Vm } from '@denali/yakima';
 import { root } from './helpers.js';
 import { httpGet } from './httpd-http.js';
 
@@ -33,9 +33,11 @@ async function until(cond: () => boolean, what: string, ms = 60_000): Promise<vo
 
 const addressOf = (y: Yakima, vm: Vm): number => y.net!.addressOf(vm.id);
 
+const proc = probeProcessBackend();
+
 describe('httpd and swapping', () => {
-  it('a swapped-out httpd VM answers a request byte-identically', async () => {
-    const y = new Yakima({ network: true, swapDir: dir });
+  async function swappedAnswers(backend: 'emu' | 'process'): Promise<void> {
+    const y = new Yakima({ backend, network: true, swapDir: dir });
     const host = new VirtualHost(y.net!);
     const vm = y.addVm(image, { args: ['80', '2'] });
     const done = y.run();
@@ -55,10 +57,18 @@ describe('httpd and swapping', () => {
       await done;
       await y.close();
     }
+  }
+
+  it('a swapped-out httpd VM answers a request byte-identically', async () => {
+    await swappedAnswers('emu');
   }, 120_000);
 
-  it('clones of one booted httpd get distinct addresses and each answers on its own', async () => {
-    const y = new Yakima({ network: true, swapDir: dir });
+  it.skipIf(!proc.usable)(`a swapped-out httpd VM answers a request byte-identically on the process backend${proc.usable ? '' : ` (skipped: ${proc.reason})`}`, async () => {
+    await swappedAnswers('process');
+  }, 120_000);
+
+  async function clonesAnswer(backend: 'emu' | 'process'): Promise<void> {
+    const y = new Yakima({ backend, network: true, swapDir: dir });
     const host = new VirtualHost(y.net!);
     const vms = y.addVms(image, 5, { args: ['80', '2'] });
     const done = y.run();
@@ -89,5 +99,13 @@ describe('httpd and swapping', () => {
       await done;
       await y.close();
     }
+  }
+
+  it('clones of one booted httpd get distinct addresses and each answers on its own', async () => {
+    await clonesAnswer('emu');
+  }, 120_000);
+
+  it.skipIf(!proc.usable)(`clones of one booted httpd get distinct addresses and each answers on its own on the process backend${proc.usable ? '' : ` (skipped: ${proc.reason})`}`, async () => {
+    await clonesAnswer('process');
   }, 120_000);
 });
