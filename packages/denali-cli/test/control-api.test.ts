@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { ConsoleTailSink, startControlServer, Yakima, type ControlServer } from '@denali/yakima';
+import { ConsoleTailSink, probeProcessBackend, startControlServer, Yakima, type ControlServer } from '@denali/yakima';
 import openapi from '../../yakima/src/api/openapi.json' with { type: 'json' };
 import { cImage, SPINNER_C, TICKER_C } from './helpers.js';
 
@@ -330,5 +330,51 @@ describe('control API (openapi.json) over the real socket', () => {
   it('every operation in openapi.json was exercised', () => {
     const ops = Object.values(openapi.paths as unknown as Record<string, PathItem>).flatMap((p) => Object.values(p).map((o) => o.operationId));
     expect(ops.filter((o) => !seen.has(o))).toEqual([]);
+  });
+});
+
+const procProbe = probeProcessBackend();
+
+describe.skipIf(!procProbe.usable)(`control API swap actions on the process backend${procProbe.usable ? '' : ` (skipped: ${procProbe.reason})`}`, () => {
+  let yakima: Yakima;
+  let server: ControlServer;
+  let run: Promise<void>;
+  let dir = '';
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'denali-api-proc-'));
+    process.env.DENALI_RUNTIME_DIR = join(dir, 'rt');
+    const ticker = await cImage('ticker', TICKER_C, dir);
+    const tail = new ConsoleTailSink(undefined, 4096);
+    yakima = new Yakima({ backend: 'process', sink: tail, keepAlive: true, swapDir: dir });
+    server = await startControlServer(yakima, { name: 'api-proc', tail, backend: 'process', version: '9.9.9' });
+    socket = server.socket;
+    run = yakima.run();
+    expect((await api('POST', '/v1/vms', '/v1/vms', { image: ticker, name: 'tick' })).status).toBe(201);
+  });
+
+  afterAll(async () => {
+    yakima.stop();
+    await run;
+    await server.close();
+    await yakima.close();
+    delete process.env.DENALI_RUNTIME_DIR;
+  });
+
+  it('swap-out and swap-in answer 200 (not 501), and the VM keeps ticking afterwards', async () => {
+    let out = await api('POST', '/v1/vms/tick/swap-out', '/v1/vms/{vm}/swap-out');
+    for (let i = 0; i < 200 && out.status === 409; i++) {
+      await sleep(5);
+      out = await api('POST', '/v1/vms/tick/swap-out', '/v1/vms/{vm}/swap-out');
+    }
+    expect(out.status).toBe(200);
+    expect(out.json).toMatchObject({ state: 'swapped', swapOuts: 1 });
+    const back = await api('POST', '/v1/vms/tick/swap-in', '/v1/vms/{vm}/swap-in');
+    expect([200, 409]).toContain(back.status); // 409: its 200 ms timer swapped it in first
+    const before = ((await api('GET', '/v1/vms/tick/console', '/v1/vms/{vm}/console')).text.match(/tick/g) ?? []).length;
+    await sleep(700);
+    const after = ((await api('GET', '/v1/vms/tick/console', '/v1/vms/{vm}/console')).text.match(/tick/g) ?? []).length;
+    expect(after).toBeGreaterThan(before);
+    expect(((await api('GET', '/v1/vms/tick', '/v1/vms/{vm}')).json as { swapIns: number; state: string }).swapIns).toBe(1);
   });
 });

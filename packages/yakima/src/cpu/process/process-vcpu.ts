@@ -113,8 +113,9 @@ export class ProcessVcpu implements Vcpu {
     this.ctlI32 = new Int32Array(buf);
   }
 
+  /** An estimate from the time the guest ran (whole instructions; the process gives no count). */
   get instructionsRetired(): number {
-    return this.guestMicros * KVM_INSTRUCTIONS_PER_MICROSECOND;
+    return Math.round(this.guestMicros * KVM_INSTRUCTIONS_PER_MICROSECOND);
   }
 
   getRegs(): VcpuRegs {
