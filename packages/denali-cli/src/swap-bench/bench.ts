@@ -37,7 +37,7 @@ const CALIBRATION_VMS = 4;
 export async function residentBytesPerVm(
   image: DenaliImage,
   document: Uint8Array,
-  backend: 'emu' | 'kvm',
+  backend: 'emu' | 'kvm' | 'process',
   n: number,
   onProgress?: (done: number) => void,
 ): Promise<number> {
@@ -121,7 +121,7 @@ export interface SwapBenchReport {
   reproduces: string;
   startedAt: string;
   host: { cpus: number; cpuModel: string; memoryBytes: number; node: string };
-  backend: 'emu' | 'kvm';
+  backend: 'emu' | 'kvm' | 'process';
   image: { name: string; memoryBytes: number; args: string[] };
   document: { path: string; bytes: number };
   memoryBudgetBytes: number;

@@ -32,7 +32,7 @@ export function addSwapBenchCommand(
     .option('--swap-dir <dir>', "directory of the swap area (default: Yakima's, under the user's cache directory)")
     .option('--out <dir>', 'write swap-bench.json, swap-bench.csv and swap-bench.svg there')
     .option('--json', 'print the report as JSON instead of the table and chart')
-    .addOption(new Option('--backend <backend>', 'CPU backend').choices(['emu', 'kvm']).default('emu'))
+    .addOption(new Option('--backend <backend>', 'CPU backend').choices(['emu', 'kvm', 'process']).default('emu'))
     .option('--seed <n>', 'seed of the request picker', intArg('seed', 0, 0xffffffff), Number(D.seed))
     .addHelpText('after', '\nEach point: requests/s, p50/p99 latency, swap-ins/s and swap-outs/s, bytes read and written,\nresident VMs, host RSS, errors. The load generator runs on the virtual switch: no host ports, no root.')
     .action(
@@ -47,7 +47,7 @@ export function addSwapBenchCommand(
         swapDir?: string;
         out?: string;
         json?: boolean;
-        backend: 'emu' | 'kvm';
+        backend: 'emu' | 'kvm' | 'process';
         seed: number;
       }) => {
         const swapBenchCommand = await load();

@@ -49,7 +49,7 @@ export interface SwapBenchOptions {
   /** Print the JSON report instead of the table and chart. */
   json: boolean;
   /** CPU backend. */
-  backend: 'emu' | 'kvm';
+  backend: 'emu' | 'kvm' | 'process';
   /** Seed of the request picker. */
   seed: number;
 }

@@ -46,11 +46,14 @@ export function toCsv(r: SwapBenchReport): string {
   return [CSV_COLUMNS.join(','), ...rows].map((l) => `${l}\r\n`).join('');
 }
 
+/** How the setup line names each backend. */
+const BACKEND_NAMES: Record<string, string> = { emu: 'emulator', kvm: 'KVM', process: 'process' };
+
 /** One line describing the run's setup (budget, load, document). */
 export function describeSetup(r: SwapBenchReport): string {
   const budget = `memory budget ${formatBytes(r.memoryBudgetBytes)}${r.memoryBudgetIsDefault ? ` (default: ${r.memoryBudgetWhy}; --memory-budget to change)` : ''}`;
   return (
-    `denali swap-bench: httpd VMs on the ${r.backend === 'emu' ? 'emulator' : 'KVM'} backend, GET ${r.document.path} (${r.document.bytes} B), ` +
+    `denali swap-bench: httpd VMs on the ${BACKEND_NAMES[r.backend] ?? r.backend} backend, GET ${r.document.path} (${r.document.bytes} B), ` +
     `${r.concurrency} connections, ${r.durationSeconds} s per point after ${r.warmupSeconds} s warm-up, Zipf α = ${r.alpha}; ${budget}; ` +
     `swap area ${r.swapDir ?? "Yakima's default"}`
   );

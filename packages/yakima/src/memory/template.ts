@@ -103,7 +103,15 @@ export class MemoryTemplate {
   private write(at: number, data: Uint8Array): void {
     let done = 0;
     while (done < data.length) done += writeSync(this.fd, data, done, data.length - done, at + done);
-    for (let p = Math.floor(at / PAGE_SIZE); p < Math.ceil((at + data.length) / PAGE_SIZE); p++) this.nonZero[p >> 3]! |= 1 << (p & 7);
+    // Only pages with a non-zero byte: an all-zero page of a segment is a hole in the file,
+    // and neither a swap record nor a process-backend VM's own copy needs it.
+    for (let p = Math.floor(at / PAGE_SIZE); p < Math.ceil((at + data.length) / PAGE_SIZE); p++) {
+      const from = Math.max(0, p * PAGE_SIZE - at);
+      const to = Math.min(data.length, (p + 1) * PAGE_SIZE - at);
+      let i = from;
+      while (i < to && data[i] === 0) i++;
+      if (i < to) this.nonZero[p >> 3]! |= 1 << (p & 7);
+    }
   }
 
   /** True when the template's page `page` (index) may hold non-zero bytes. */
