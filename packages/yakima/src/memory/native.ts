@@ -5,24 +5,17 @@
  * (copy-on-write) pages from shared ones; lseek(2) SEEK_DATA/SEEK_HOLE to find a memfd's pages.
  */
 import { closeSync, ftruncateSync, openSync, readSync } from 'node:fs';
-import { koffiModule, libc, sysError } from '../cpu/kvm/libc.js';
+import { lazyLibcFunctions, libc, sysError } from '../cpu/kvm/libc.js';
 
-let fns: { memfdCreate: (name: string, flags: number) => number; fcntl: (fd: number, cmd: number, arg: number) => number; lseek: (fd: number, off: number, whence: number) => number } | undefined;
-
-function bind(): NonNullable<typeof fns> {
-  if (!fns) {
-    const lib = koffiModule().load('libc.so.6');
-    const memfd = lib.func('int memfd_create(const char *name, unsigned int flags)');
-    const fcntl = lib.func('int fcntl(int fd, int cmd, int arg)');
-    const lseek = lib.func('int64_t lseek(int fd, int64_t offset, int whence)');
-    fns = {
-      memfdCreate: (n, f) => memfd(n, f) as number,
-      fcntl: (fd, cmd, arg) => fcntl(fd, cmd, arg) as number,
-      lseek: (fd, off, whence) => Number(lseek(fd, off, whence)),
-    };
-  }
-  return fns;
-}
+const bind = lazyLibcFunctions<{
+  memfdCreate: (name: string, flags: number) => number;
+  fcntl: (fd: number, cmd: number, arg: number) => number;
+  lseek: (fd: number, off: number, whence: number) => number | bigint;
+}>({
+  memfdCreate: 'int memfd_create(const char *name, unsigned int flags)',
+  fcntl: 'int fcntl(int fd, int cmd, int arg)',
+  lseek: 'int64_t lseek(int fd, int64_t offset, int whence)',
+});
 
 /** `MFD_CLOEXEC`, `MFD_ALLOW_SEALING` (linux/memfd.h); `F_ADD_SEALS`, `F_SEAL_SHRINK`, `F_SEAL_GROW` (fcntl(2)). */
 const MFD_CLOEXEC = 1;
@@ -110,9 +103,9 @@ export function dataPageIndices(fd: number, pages: number): Uint32Array {
   const out: number[] = [];
   let at = 0;
   while (at < size) {
-    const data = f.lseek(fd, at, SEEK_DATA);
+    const data = Number(f.lseek(fd, at, SEEK_DATA));
     if (data < 0 || data >= size) break; // ENXIO: no data past `at`
-    let hole = f.lseek(fd, data, SEEK_HOLE);
+    let hole = Number(f.lseek(fd, data, SEEK_HOLE));
     if (hole < 0 || hole > size) hole = size;
     for (let p = Math.floor(data / PAGE_BYTES); p < Math.ceil(hole / PAGE_BYTES); p++) out.push(p);
     at = Math.max(hole, data + PAGE_BYTES);

@@ -150,6 +150,25 @@ function loadKoffi(): { koffi: KoffiModule; libc: Libc } {
   }
 }
 
+/**
+ * More libc functions for main-thread code, bound together on first use: `decls` gives each
+ * name its C prototype in koffi's syntax (e.g. `'int kill(int pid, int sig)'`); the getter
+ * binds them all the first time it is called and returns the same object afterwards. `T`
+ * types the functions at the FFI boundary. (Worker threads rebuild self-contained binders
+ * from source instead: `bindLibc`, `bindProcessSys`.)
+ * @throws Error from the getter when koffi cannot be loaded or a function is missing.
+ */
+export function lazyLibcFunctions<T>(decls: { [K in keyof T]: string }): () => T {
+  let fns: T | undefined;
+  return () => {
+    if (!fns) {
+      const lib = koffiModule().load('libc.so.6');
+      fns = Object.fromEntries(Object.entries(decls).map(([name, decl]) => [name, lib.func(decl as string)])) as T;
+    }
+    return fns;
+  };
+}
+
 /** An Error for a failed libc call: "what: strerror(errno) (errno N)". */
 export function sysError(what: string, errno: number): Error & { errno: number } {
   let text = `errno ${errno}`;

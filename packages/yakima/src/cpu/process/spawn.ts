@@ -6,7 +6,7 @@
  * environment. Yakima reaps its tenders itself (waitid on their pids; libuv only reaps the
  * children it started).
  */
-import { koffiModule, libc } from '../kvm/libc.js';
+import { lazyLibcFunctions, libc } from '../kvm/libc.js';
 
 interface SpawnFns {
   spawn: (pid: Int32Array, path: string, actions: Uint8Array, attr: null, argv: BigUint64Array, envp: BigUint64Array) => number;
@@ -18,22 +18,15 @@ interface SpawnFns {
   kill: (pid: number, sig: number) => number;
 }
 
-let fns: SpawnFns | undefined;
-function bind(): SpawnFns {
-  if (fns) return fns;
-  const lib = koffiModule().load('libc.so.6');
-  const f = (decl: string): ((...args: unknown[]) => number) => lib.func(decl) as (...args: unknown[]) => number;
-  fns = {
-    spawn: f('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, void *argv, void *envp)'),
-    init: f('int posix_spawn_file_actions_init(void *actions)'),
-    destroy: f('int posix_spawn_file_actions_destroy(void *actions)'),
-    addopen: f('int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int flags, int mode)'),
-    adddup2: f('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)'),
-    waitid: f('int waitid(int idtype, int id, void *info, int options)'),
-    kill: f('int kill(int pid, int sig)'),
-  };
-  return fns;
-}
+const bind = lazyLibcFunctions<SpawnFns>({
+  spawn: 'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, void *argv, void *envp)',
+  init: 'int posix_spawn_file_actions_init(void *actions)',
+  destroy: 'int posix_spawn_file_actions_destroy(void *actions)',
+  addopen: 'int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int flags, int mode)',
+  adddup2: 'int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)',
+  waitid: 'int waitid(int idtype, int id, void *info, int options)',
+  kill: 'int kill(int pid, int sig)',
+});
 
 /** A NUL-terminated C string array (argv / envp) and the buffers that must stay alive with it. */
 function cStrings(items: string[]): { ptrs: BigUint64Array; keep: Buffer[] } {

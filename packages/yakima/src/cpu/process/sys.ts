@@ -1,6 +1,7 @@
 /**
- * The few Linux calls the process backend needs beyond `cpu/kvm/libc.ts`: memfd_create,
- * ftruncate, fcntl seals and raw futex wait/wake, through koffi (no compiled addon).
+ * The Linux calls the process backend's waits need beyond `cpu/kvm/libc.ts`: raw futex
+ * wait/wake and a non-reaping waitid, through koffi (no compiled addon). (Memory files are
+ * made in memory/native.ts, processes started in spawn.ts.)
  *
  * `bindProcessSys` is self-contained (it uses nothing from its module scope): the waiter
  * threads rebuild it from its source text, so the main thread and the workers share one
@@ -9,25 +10,8 @@
 import type { KoffiModule } from '../kvm/libc.js';
 import { koffiModule } from '../kvm/libc.js';
 
-/** Linux x86-64 numbers used here (man 2 memfd_create, fcntl, futex). */
-export const PROC_LINUX = {
-  MFD_CLOEXEC: 1,
-  MFD_ALLOW_SEALING: 2,
-  F_ADD_SEALS: 1033,
-  F_SEAL_SHRINK: 2,
-  F_SEAL_GROW: 4,
-  MAP_SHARED: 1,
-  SYS_futex: 202,
-  FUTEX_WAIT: 0,
-  FUTEX_WAKE: 1,
-  ETIMEDOUT: 110,
-} as const;
-
 /** The calls, typed loosely at the FFI boundary (pointers are bigint). */
 export interface ProcessSys {
-  memfdCreate(name: string, flags: number): number;
-  ftruncate(fd: number, length: number): number;
-  fcntl(fd: number, cmd: number, arg: number): number;
   /**
    * FUTEX_WAIT (shared, not private: the word lives in a memfd mapped by two processes) on the
    * u32 at `addr` while it equals `expected`, for at most `timeoutNs`. Returns 0 on wake,
@@ -49,18 +33,12 @@ export interface ProcessSys {
 export function bindProcessSys(koffi: KoffiModule): ProcessSys {
   const lib = koffi.load('libc.so.6');
   const f = (decl: string): ((...args: unknown[]) => unknown) => lib.func(decl) as (...args: unknown[]) => unknown;
-  const memfdCreate = f('int memfd_create(const char *name, unsigned int flags)');
-  const ftruncate = f('int ftruncate(int fd, int64_t length)');
-  const fcntl = f('int fcntl(int fd, int cmd, int arg)');
   // glibc's syscall() is an assembly stub: a fixed six-argument prototype is safe to call.
   const syscallPtr = f('long syscall(long n, uint64_t a, long b, long c, void *d, long e, long f)');
   const waitid = f('int waitid(int idtype, int id, void *infop, int options)');
   const ts = new BigInt64Array(2);
   const info = new Int32Array(32);
   return {
-    memfdCreate: (name, flags) => memfdCreate(name, flags) as number,
-    ftruncate: (fd, length) => ftruncate(fd, length) as number,
-    fcntl: (fd, cmd, arg) => fcntl(fd, cmd, arg) as number,
     futexWait: (addr, expected, timeoutNs) => {
       const ns = Math.max(0, Math.floor(timeoutNs));
       ts[0] = BigInt(Math.floor(ns / 1e9));

@@ -11,12 +11,13 @@
  * booting VM's path. Pooled tenders die with Node
  * (PR_SET_PDEATHSIG) or when `drainTenderPool` closes their sockets.
  */
-import { koffiModule, libc } from '../kvm/libc.js';
+import { koffiModule, lazyLibcFunctions, libc, LINUX, sysError } from '../kvm/libc.js';
+import { MAP_SHARED } from '../../memory/host-memory.js';
+import { createMemfd, ftruncateFd } from '../../memory/native.js';
 import { CTL } from './control-page.js';
 import { killProcess, reapProcess, spawnProcess } from './spawn.js';
-import { PROC_LINUX, processSys } from './sys.js';
+import { processSys } from './sys.js';
 import { tenderBinary } from './tender-build.js';
-import { LINUX, sysError } from '../kvm/libc.js';
 
 /** A started tender and its control page (mapped here), ready for a VM. */
 export interface StartedTender {
@@ -35,17 +36,10 @@ interface PoolFns {
   sendmsg: (fd: number, msg: Uint8Array, flags: number) => number;
 }
 
-let fns: PoolFns | undefined;
-function bind(): PoolFns {
-  if (fns) return fns;
-  const lib = koffiModule().load('libc.so.6');
-  const f = (decl: string): ((...args: unknown[]) => number) => lib.func(decl) as (...args: unknown[]) => number;
-  fns = {
-    socketpair: f('int socketpair(int domain, int type, int protocol, _Out_ int *sv)'),
-    sendmsg: f('long sendmsg(int fd, void *msg, int flags)'),
-  };
-  return fns;
-}
+const bind = lazyLibcFunctions<PoolFns>({
+  socketpair: 'int socketpair(int domain, int type, int protocol, _Out_ int *sv)',
+  sendmsg: 'long sendmsg(int fd, void *msg, int flags)',
+});
 
 /** Spare tenders kept per (quantum, nice). */
 export const TENDER_POOL_SIZE = 2;
@@ -58,17 +52,18 @@ const refills = new Map<string, NodeJS.Timeout>();
 /** A fresh control page, mapped shared here; the fd is for the child and closed by the caller. */
 function controlPage(): { fd: number; address: bigint } {
   const c = libc();
-  const s = processSys();
-  const fd = s.memfdCreate('denali-control', PROC_LINUX.MFD_CLOEXEC);
-  if (fd < 0) throw sysError('memfd_create for the control page', s.errno());
-  if (s.ftruncate(fd, CTL.BYTES) !== 0) {
+  const fd = createMemfd('denali-control');
+  try {
+    ftruncateFd(fd, CTL.BYTES);
+  } catch (e) {
     c.close(fd);
-    throw sysError('ftruncate of the control page', s.errno());
+    throw e;
   }
-  const address = c.mmap(null, CTL.BYTES, LINUX.PROT_READ | LINUX.PROT_WRITE, PROC_LINUX.MAP_SHARED, fd, 0);
+  const address = c.mmap(null, CTL.BYTES, LINUX.PROT_READ | LINUX.PROT_WRITE, MAP_SHARED, fd, 0);
   if (address === 0xffffffffffffffffn || address === 0n) {
+    const errno = c.errno();
     c.close(fd);
-    throw sysError('mmap of the control page', c.errno());
+    throw sysError('mmap of the control page', errno);
   }
   return { fd, address };
 }
