@@ -1,14 +1,17 @@
 /**
  * Differential fuzzer of the emulator against a reference x86 (see src/cpu/difftest).
  *
- *   pnpm fuzz:cpu --seconds N [--seed S] [--oracle auto|native|kvm] [--batch B] [--max-steps L]
+ *   pnpm fuzz:cpu --seconds N [--seed S] [--oracle auto|native|kvm|process] [--batch B] [--max-steps L]
  *
  * Oracle `auto` is KVM when it runs guests natively (hardware virtualization), else the host
- * CPU in a 32-bit process. Prints progress; every divergence is shrunk, printed as a
+ * CPU in a 32-bit process; `process` is Yakima's process backend (the processor itself, entered
+ * through the tender). Prints progress; every divergence is shrunk, printed as a
  * reproducer and written to packages/yakima/test/difftest/regressions/ (replayed by
  * test/difftest/regressions.test.ts). With the KVM oracle a divergence is checked against
  * the host CPU too: if the host agrees with the emulator it is a limitation of the KVM
- * oracle (kvm-pvm's instruction emulator), reported but not written as a regression.
+ * oracle (kvm-pvm's instruction emulator), reported but not written as a regression. With the
+ * process oracle the same check tells a defect of the process backend (the host CPU agrees with
+ * the emulator, the tender's run does not) from one of the emulator.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -34,12 +37,13 @@ if (typeof opened === 'string') {
   process.exit(2);
 }
 const { oracle, entries, sse, notes } = opened;
-const batch = Number(opt('batch', oracle.name === 'native' ? '250' : '40'));
+const batch = Number(opt('batch', oracle.name === 'kvm' ? '40' : '250'));
 console.log(`fuzz:cpu  oracle: ${oracle.description}; seed 0x${seed.toString(16)}; ${seconds} s; ${entries.length} table entries${sse ? ' (with SSE)' : ' (no SSE)'}; batches of ${batch}, 1-${maxSteps} steps`);
 for (const n of notes) console.log(`  note: ${n}`);
 
-// A second opinion for KVM divergences.
-const native = oracle.name === 'kvm' && NativeOracle.unavailable() === null ? new NativeOracle() : null;
+// A second opinion for KVM and process-backend divergences.
+const native = oracle.name !== 'native' && NativeOracle.unavailable() === null ? new NativeOracle() : null;
+const limitation = oracle.name === 'kvm' ? 'KVM oracle limitation' : 'process backend defect';
 
 const t0 = performance.now();
 let total = 0, batches = 0, unsupported = 0, found = 0, oracleLimits = 0;
@@ -66,7 +70,7 @@ while ((performance.now() - t0) / 1000 < seconds) {
         const e = checkBatch([small], native).findings.length === 0;
         if (e) {
           oracleLimits++;
-          console.log(`\n--- KVM oracle limitation (the host CPU agrees with the emulator): ${reg.steps.join('; ')}\n    ${reg.diffs.join('\n    ')}`);
+          console.log(`\n--- ${limitation} (the host CPU agrees with the emulator): ${reg.steps.join('; ')}\n    ${reg.diffs.join('\n    ')}`);
           continue;
         }
       }
@@ -86,7 +90,7 @@ while ((performance.now() - t0) / 1000 < seconds) {
   }
 }
 const s = (performance.now() - t0) / 1000;
-console.log(`done: ${total} sequences in ${batches} batches, ${(s / 60).toFixed(1)} min (${(total / s).toFixed(0)}/s), seed 0x${seed.toString(16)}, oracle ${oracle.name}: ${found} divergences${oracleLimits ? `, ${oracleLimits} KVM oracle limitations` : ''}${unsupported ? `, ${unsupported} unsupported cases` : ''}`);
+console.log(`done: ${total} sequences in ${batches} batches, ${(s / 60).toFixed(1)} min (${(total / s).toFixed(0)}/s), seed 0x${seed.toString(16)}, oracle ${oracle.name}: ${found} divergences${oracleLimits ? `, ${oracleLimits} ${limitation}s` : ''}${unsupported ? `, ${unsupported} unsupported cases` : ''}`);
 oracle.close();
 native?.close();
 process.exit(found ? 1 : 0);

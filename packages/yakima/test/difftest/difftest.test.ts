@@ -4,17 +4,20 @@
  * what that KVM supports. The long runs are `pnpm fuzz:cpu --seconds N`.
  */
 import { describe, expect, it } from 'vitest';
-import { analyze, caseInput, checkBatch, formatReproducer, generateBatch, generatorEntries, makeRegression, mixSeed, NativeOracle, openOracle, runOnEmu, shrink, type DiffCase, type Oracle } from '../../src/cpu/difftest/index.js';
+import { analyze, caseInput, checkBatch, compareOutputs, formatReproducer, generateBatch, generatorEntries, makeRegression, mixSeed, NativeOracle, openOracle, runOnEmu, shrink, type DiffCase, type Oracle } from '../../src/cpu/difftest/index.js';
 import { makeStep } from '../../src/cpu/difftest/gen.js';
 import { Rng } from '../../src/cpu/difftest/rng.js';
 import { TABLE } from '../../src/cpu/emu/index.js';
 import { AF, CF, DF, OF, PF, SF, ZF } from '../../src/cpu/emu/flags.js';
 import { probeKvm } from '../../src/cpu/kvm/probe.js';
+import { probeProcessBackend } from '../../src/cpu/process/probe.js';
 
 const nativeWhy = NativeOracle.unavailable();
 if (nativeWhy) console.log(`difftest: native oracle skipped: ${nativeWhy}`);
 const kvm = probeKvm();
 if (!kvm.usable) console.log(`difftest: KVM oracle skipped: ${kvm.reason}`);
+const proc = probeProcessBackend();
+if (!proc.usable) console.log(`difftest: process-backend oracle skipped: ${proc.reason}`);
 
 function fuzz(oracle: Oracle, entries: ReturnType<typeof generatorEntries>, sse: boolean, seed: number, batches: number, size: number): { total: number; problems: string[] } {
   const problems: string[] = [];
@@ -30,6 +33,19 @@ function fuzz(oracle: Oracle, entries: ReturnType<typeof generatorEntries>, sse:
     }
   }
   return { total, problems };
+}
+
+/** 2 batches of 200 seeded sequences on `choice` agree with the emulator; the problems are the test's message. */
+async function agree(choice: 'native' | 'process', seed: number): Promise<void> {
+  const o = await openOracle(choice);
+  if (typeof o === 'string') throw new Error(o);
+  try {
+    const { total, problems } = fuzz(o.oracle, o.entries, o.sse, seed, 2, 200);
+    console.log(`difftest: ${total} sequences vs. ${o.oracle.description}`);
+    expect(problems.join('\n\n')).toBe('');
+  } finally {
+    o.oracle.close();
+  }
 }
 
 describe('difftest generator', () => {
@@ -65,15 +81,7 @@ describe('difftest generator', () => {
 
 describe.skipIf(nativeWhy !== null)('difftest vs. the host CPU (32-bit process)', () => {
   it('400 seeded random sequences agree (registers, defined flags, XMM, memory)', async () => {
-    const o = await openOracle('native');
-    if (typeof o === 'string') throw new Error(o);
-    try {
-      const { total, problems } = fuzz(o.oracle, o.entries, o.sse, 0xd1ff, 2, 200);
-      console.log(`difftest: ${total} sequences vs. ${o.oracle.description}`);
-      expect(problems.join('\n\n')).toBe('');
-    } finally {
-      o.oracle.close();
-    }
+    await agree('native', 0xd1ff);
   });
 
   it('regression: a write through a CS override faults (#GP) like the processor, reads through CS do not', () => {
@@ -107,6 +115,35 @@ describe.skipIf(!kvm.usable)('difftest vs. KVM', () => {
       console.log(`difftest: ${total} sequences vs. KVM`);
       expect(problems.join('\n\n')).toBe('');
     } finally {
+      o.oracle.close();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!proc.usable)('difftest vs. the process backend', () => {
+  it('400 seeded random sequences agree (registers, defined flags, XMM, memory)', async () => {
+    await agree('process', 0x9c0c);
+  }, 60_000);
+
+  it.skipIf(nativeWhy !== null)('gives the host CPU\'s exact results, also for the cases after one that faults', async () => {
+    const o = await openOracle('process');
+    if (typeof o === 'string') throw new Error(o);
+    const n = new NativeOracle();
+    try {
+      const cases = generateBatch(0x5eed, 60, o.entries, { sse: true, maxSteps: 20 }).map((c) => caseInput(c).input);
+      // A write through CS faults on both (#GP): the cases after it run in a new tender.
+      const base = { regs: [0, 0, 0, { rel: 480 }, 0, 0, 0, 0], eflags: 0x202, xmm: null, scratch: new Uint8Array(512), stack: new Uint8Array(512) };
+      cases.splice(20, 0, { ...base, code: [0x2e, 0x88, 0x63, 0x10] });
+      const p = o.oracle.run(cases);
+      const h = n.run(cases);
+      expect(p.map((r) => r.ok)).toEqual(h.map((r) => r.ok));
+      expect(p[20]!.ok).toBe(false);
+      p.forEach((r, k) => {
+        const ref = h[k]!;
+        if (r.ok && ref.ok) expect(compareOutputs(ref.out, r.out, 0xffffffff), `case ${k}`).toEqual([]);
+      });
+    } finally {
+      n.close();
       o.oracle.close();
     }
   }, 60_000);

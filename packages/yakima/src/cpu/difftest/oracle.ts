@@ -1,9 +1,10 @@
 /**
  * Oracles of the differential tester: something that runs a batch of cases and returns each
  * case's final state. `EmuEngine` runs the emulator under test; the reference oracles are
- * `NativeOracle` (the host CPU running the batch as a 32-bit Linux process: real hardware)
- * and `KvmOracle` (the batch in a KVM guest: the processor under hardware virtualization, or
- * the kernel's instruction emulator on kvm-pvm hosts).
+ * `NativeOracle` (the host CPU running the batch as a 32-bit Linux process: real hardware),
+ * `KvmOracle` (the batch in a KVM guest: the processor under hardware virtualization, or
+ * the kernel's instruction emulator on kvm-pvm hosts) and `ProcessOracle` (the batch on
+ * Yakima's process backend: the processor itself, entered and left through the tender).
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,20 +22,35 @@ export type CaseResult =
   | { ok: false; error: string; unsupported: boolean };
 
 export interface Oracle {
-  readonly name: 'native' | 'kvm';
+  readonly name: 'native' | 'kvm' | 'process';
   /** One line: what actually executes the reference runs. */
   readonly description: string;
   run(cases: CaseInput[]): CaseResult[];
   close(): void;
 }
 
+/** A case `runOnVcpu` did not run (an earlier case's fault ended the vCPU). */
+export const NOT_RUN: CaseResult = Object.freeze({ ok: false, error: 'not run: an earlier case ended the vCPU', unsupported: true });
+
 const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
 
 /**
  * Run a batch image on a VM-style vCPU (image loaded at CODE_BASE/DATA_BASE, ends in hlt).
- * A case that stops the vCPU is recorded as failed and the batch continues with the next case.
+ * A case that stops the vCPU is recorded as failed and the batch continues with the next case;
+ * with `stopAtFault` (a vCPU that cannot go on after a fault) the batch ends there instead and
+ * the cases after it are returned as `NOT_RUN`. `first`: the image was built with its cases at
+ * records `first`.. (`buildImage(cases, 'hlt', first)`), so their addresses match a larger batch.
  */
-export function runOnVcpu(vcpu: Vcpu, mem: GuestMemory, img: BuiltImage, cases: CaseInput[], unsupported: (exit: string) => boolean): CaseResult[] {
+export function runOnVcpu(
+  vcpu: Vcpu,
+  mem: GuestMemory,
+  img: BuiltImage,
+  cases: CaseInput[],
+  unsupported: (exit: string) => boolean,
+  opts: { stopAtFault?: boolean; first?: number } = {},
+): CaseResult[] {
+  const { stopAtFault = false, first = 0 } = opts;
+  let stoppedAt = cases.length;
   mem.u8.set(img.code, CODE_BASE);
   mem.u8.set(img.data, DATA_BASE);
   const errors = new Map<number, string>();
@@ -58,13 +74,18 @@ export function runOnVcpu(vcpu: Vcpu, mem: GuestMemory, img: BuiltImage, cases: 
     }
     errors.set(k, desc);
     if (k + 1 >= cases.length) break;
+    if (stopAtFault) {
+      stoppedAt = k + 1;
+      break;
+    }
     eip = img.caseStart[k + 1]!;
   }
   const data = mem.u8.slice(DATA_BASE, DATA_BASE + img.data.length);
   return cases.map((c, k) => {
+    if (k >= stoppedAt) return NOT_RUN;
     const e = errors.get(k);
     if (e !== undefined) return { ok: false, error: e, unsupported: unsupported(e) };
-    return { ok: true, out: readOutput(data, k, c.xmm !== null) };
+    return { ok: true, out: readOutput(data, first + k, c.xmm !== null) };
   });
 }
 
@@ -163,4 +184,36 @@ export class KvmOracle implements Oracle {
   close(): void {
     this.vcpu.destroy?.();
   }
+}
+
+/**
+ * The process backend (cpu/process): each batch runs natively in a new sandboxed tender, so
+ * this checks the emulator against the processor and, at the same time, the backend's own
+ * handling of registers, EFLAGS and memory on the way in and out of the guest. A fault ends a
+ * tender, so the cases after a faulting one run again in a new tender.
+ */
+export class ProcessOracle implements Oracle {
+  readonly name = 'process';
+  readonly description = 'process backend: a sandboxed tender process (the processor itself, 32-bit code at CPL 3)';
+
+  /** Dependencies are passed in so that this module does not load the process backend (koffi) unless used. */
+  constructor(private readonly proc: { allocateGuestMemory: (size: number) => GuestMemory; newVcpu: (mem: GuestMemory) => Vcpu }) {}
+
+  run(cases: CaseInput[], first = 0): CaseResult[] {
+    if (cases.length === 0) return [];
+    const mem = this.proc.allocateGuestMemory(MEM_SIZE);
+    const vcpu = this.proc.newVcpu(mem);
+    let res: CaseResult[];
+    try {
+      // unknown-exit: the tender did not answer or ended on its own (not the guest's doing).
+      res = runOnVcpu(vcpu, mem, buildImage(cases, 'hlt', first), cases, (e) => e.startsWith('unknown-exit'), { stopAtFault: true, first });
+    } finally {
+      vcpu.destroy?.();
+    }
+    const rest = res.indexOf(NOT_RUN);
+    if (rest < 0) return res;
+    return [...res.slice(0, rest), ...this.run(cases.slice(rest), first + rest)];
+  }
+
+  close(): void {}
 }

@@ -1,13 +1,13 @@
-/** Choosing and preparing an oracle (the KVM one is loaded lazily: it needs koffi and /dev/kvm). */
+/** Choosing and preparing an oracle (the KVM and process ones are loaded lazily: they need koffi, /dev/kvm or the tender). */
 import type { OpSpec } from '../emu/instr.js';
 import { caseInput, generatorEntries, makeStep, type DiffCase } from './gen.js';
-import { KvmOracle, NativeOracle, type Oracle } from './oracle.js';
+import { KvmOracle, NativeOracle, ProcessOracle, type Oracle } from './oracle.js';
 import { Rng } from './rng.js';
 
 /** Instructions kvm-pvm runs but computes differently from the hardware (known oracle limitations). */
 export const KVM_PVM_WRONG = new Set(['aam', 'aad']);
 
-export type OracleChoice = 'auto' | 'native' | 'kvm';
+export type OracleChoice = 'auto' | 'native' | 'kvm' | 'process';
 
 export interface OpenedOracle {
   oracle: Oracle;
@@ -21,10 +21,12 @@ export interface OpenedOracle {
 
 /**
  * `auto`: KVM when it runs guests natively (hardware virtualization), otherwise the host CPU
- * in a 32-bit process. Returns a reason string when the requested oracle is unavailable.
+ * in a 32-bit process. `process`: Yakima's process backend (its start-up probe must pass).
+ * Returns a reason string when the requested oracle is unavailable.
  */
 export async function openOracle(choice: OracleChoice): Promise<OpenedOracle | string> {
   const notes: string[] = [];
+  if (choice === 'process') return openProcessOracle();
   let kvmProbe: { usable: true; native: boolean; note?: string } | { usable: false; reason: string } | undefined;
   if (choice !== 'native') {
     try {
@@ -74,4 +76,18 @@ export function kvmEntries(oracle: Oracle, all: OpSpec[]): { entries: OpSpec[]; 
   res.forEach((x, k) => { if (!x.ok && x.unsupported) bad.add(owner[k]!); });
   const excluded = [...bad].map((i) => `${all[i]!.mnemonic}${all[i]!.op > 0xff ? ' 0f' + (all[i]!.op & 0xff).toString(16) : ' ' + all[i]!.op.toString(16)}`);
   return { entries: all.filter((_, i) => !bad.has(i)), excluded: [...new Set(excluded)] };
+}
+
+/** The process-backend oracle: every table entry, with SSE (the host processor runs the code). */
+async function openProcessOracle(): Promise<OpenedOracle | string> {
+  let proc: typeof import('../process/index.js');
+  try {
+    proc = await import('../process/index.js');
+  } catch (e) {
+    return `process oracle unavailable: cannot load the process backend: ${(e as Error).message}`;
+  }
+  const probe = proc.probeProcessBackend();
+  if (!probe.usable) return `process oracle unavailable: ${probe.reason}`;
+  const oracle = new ProcessOracle({ allocateGuestMemory: proc.allocateSharedGuestMemory, newVcpu: (m) => new proc.ProcessVcpu(m) });
+  return { oracle, entries: generatorEntries(true), sse: true, notes: [] };
 }
