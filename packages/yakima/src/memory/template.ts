@@ -166,13 +166,19 @@ export class MemoryTemplate {
     const memory = new GuestMemory(this.size, slot.buffer);
     mappings.set(memory, { slot, template: this, shared, unmapped: false });
     adoptHostMemory(memory, slot.address, this.size, shared ? fd : -1);
-    if (shared) this.copyInto(memory);
+    if (shared) this.copyInto(fd);
     this.mapped++;
     return memory;
   }
 
-  /** Copy the template's non-zero pages into `memory` (a shared copy), one read per run of pages. */
-  private copyInto(memory: GuestMemory): void {
+  /**
+   * Copy the template's non-zero pages into a shared copy's memfd `fd`: one pwrite(2) per run
+   * of pages, from the template's read-only view. Writing through the file fills
+   * the new pages in the kernel; reading into the mapping instead took a page fault per page
+   * (about 3x slower for httpd's 1.1 MiB).
+   */
+  private copyInto(fd: number): void {
+    const src = this.readOnlyView();
     const pages = this.size / PAGE_SIZE;
     for (let p = 0; p < pages; ) {
       if (!this.pageNonZero(p)) {
@@ -184,13 +190,20 @@ export class MemoryTemplate {
       const at = p * PAGE_SIZE;
       const len = (q - p) * PAGE_SIZE;
       let done = 0;
-      while (done < len) {
-        const n = readSync(this.fd, memory.u8, at + done, len - done, at + done);
-        if (n <= 0) throw new Error(`short read of the memory template of ${this.label}`);
-        done += n;
-      }
+      while (done < len) done += writeSync(fd, src, at + done, len - done, at + done);
       p = q;
     }
+  }
+
+  /** The template's contents, mapped read-only here once (page cache shared with every VM). */
+  private readOnlyView(): Uint8Array {
+    if (!this.readOnly) {
+      const c = libc();
+      const address = c.mmap(null, this.size, LINUX.PROT_READ, MAP_SHARED, this.fd, 0);
+      if (address === MAP_FAILED || address === 0n) throw sysError(`mmap of the memory template of ${this.label}`, c.errno());
+      this.readOnly = { address, u8: new Uint8Array(c.view(address, this.size)) };
+    }
+    return this.readOnly.u8;
   }
 
   /** True when page `page` of `u8` (a guest memory of this template's size) equals the template's. */
@@ -200,14 +213,8 @@ export class MemoryTemplate {
       for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
       return true;
     }
-    if (!this.readOnly) {
-      const c = libc();
-      const address = c.mmap(null, this.size, LINUX.PROT_READ, MAP_SHARED, this.fd, 0);
-      if (address === MAP_FAILED || address === 0n) throw sysError(`mmap of the memory template of ${this.label}`, c.errno());
-      this.readOnly = { address, u8: new Uint8Array(c.view(address, this.size)) };
-    }
     const a = new Int32Array(u8.buffer, u8.byteOffset + page * PAGE_SIZE, PAGE_SIZE / 4);
-    const b = new Int32Array(this.readOnly.u8.buffer, page * PAGE_SIZE, PAGE_SIZE / 4);
+    const b = new Int32Array(this.readOnlyView().buffer, page * PAGE_SIZE, PAGE_SIZE / 4);
     for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
     return true;
   }
