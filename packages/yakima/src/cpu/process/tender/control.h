@@ -61,7 +61,7 @@ struct control_page {
   uint32_t pad2[21];
   /* 0x100: why set-up failed (NUL-terminated), for the tender's exit code 111. */
   char message[128];
-  uint32_t pad3[96];
+  uint32_t pad3[32];
   /* 0x200: the guest's x87/SSE state at the exit (FXSAVE layout, Intel SDM vol. 1 10.5.1;
    * components in their initial configuration written out as such). */
   uint8_t fpu[512];
@@ -70,5 +70,14 @@ struct control_page {
 };
 
 #define REPLY_LOAD_FPU 1u
+
+/* The offsets control-page.ts uses. */
+_Static_assert(__builtin_offsetof(struct control_page, regs) == 0x40, "regs");
+_Static_assert(__builtin_offsetof(struct control_page, reply_regs) == 0x80, "reply_regs");
+_Static_assert(__builtin_offsetof(struct control_page, reply_flags) == 0xa8, "reply_flags");
+_Static_assert(__builtin_offsetof(struct control_page, message) == 0x100, "message");
+_Static_assert(__builtin_offsetof(struct control_page, fpu) == 0x200, "fpu");
+_Static_assert(__builtin_offsetof(struct control_page, reply_fpu) == 0x400, "reply_fpu");
+_Static_assert(sizeof(struct control_page) <= 4096, "one page");
 
 #endif
