@@ -10,8 +10,13 @@
  * path (`u8`, `Int32Array` over `buffer`) and KVM (which maps the same host pages into the
  * guest) use it unchanged. One mapping (one VMA) per resident VM; a swapped-out VM has none,
  * so vm.max_map_count bounds resident VMs only.
+ *
+ * The process backend cannot share pages this way (its tender is another process, which
+ * never sees this process's private copies): there each VM gets a *shared copy*, its own memfd
+ * holding the template's contents (`map(true)`), and its own pages are those that differ from
+ * the template.
  */
-import { closeSync, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, writeSync } from 'node:fs';
 import { LAYOUT, PAGE_SIZE, type DenaliImage } from '@denali/image-format';
 import { GuestMemory } from '../boot/guest-memory.js';
 import { LINUX, libc, sysError } from '../cpu/kvm/libc.js';
@@ -136,12 +141,21 @@ export class MemoryTemplate {
    * MAP_SHARED here and by its tender process, with the template's non-zero pages copied in
    * (a second process cannot see this process's private copy-on-write pages).
    * `sharedMemoryFd` gives its memfd.
-   * @throws Error when memfd_create or mmap fails (e.g. the host's map count or address space is exhausted).
+   * @throws Error when memfd_create, the copy or mmap fails (e.g. the host's map count or
+   *   address space is exhausted); nothing is left allocated then.
    */
   map(shared = false): GuestMemory {
     if (this.fd < 0) throw new Error(`memory template of ${this.label} is closed`);
     const c = libc();
     const fd = shared ? createGuestMemfd(this.size) : this.fd;
+    if (shared) {
+      try {
+        this.copyInto(fd);
+      } catch (e) {
+        c.close(fd);
+        throw e;
+      }
+    }
     const flags = shared ? MAP_SHARED : LINUX.MAP_PRIVATE | LINUX.MAP_NORESERVE;
     const prot = LINUX.PROT_READ | LINUX.PROT_WRITE;
     let slot = pool.get(this.size)?.pop();
@@ -166,7 +180,6 @@ export class MemoryTemplate {
     const memory = new GuestMemory(this.size, slot.buffer);
     mappings.set(memory, { slot, template: this, shared, unmapped: false });
     adoptHostMemory(memory, slot.address, this.size, shared ? fd : -1);
-    if (shared) this.copyInto(fd);
     this.mapped++;
     return memory;
   }
@@ -235,8 +248,9 @@ export function templateOf(memory: GuestMemory): MemoryTemplate | undefined {
 }
 
 /**
- * Page indices of `memory` that differ from its template's shared pages (written since the
- * mapping was made), from /proc/self/pagemap. Empty for unmapped memory.
+ * Page indices of `memory` that differ from its template's shared pages: for a private
+ * mapping those written since it was made (from /proc/self/pagemap), for a shared copy the
+ * data pages of its memfd whose contents differ from the template's. Empty for unmapped memory.
  */
 export function privatePages(memory: GuestMemory): Uint32Array {
   const m = mappings.get(memory);
