@@ -7,6 +7,7 @@ import type { SwapBenchReport } from '../src/swap-bench/bench.js';
 import { hostMemoryProblem } from '../src/swap-bench/host-guard.js';
 import { defaultMemoryBudget } from '../src/swap-bench/options.js';
 import { execa } from 'execa';
+import { probeProcessBackend } from '@denali/yakima';
 import { denali, denaliBin, root } from './helpers.js';
 
 /** Well-formed XML (tags balanced and properly nested, one root): enough to catch a broken SVG writer. */
@@ -180,6 +181,25 @@ describe('denali swap-bench', () => {
       expect(r.stderr).not.toMatch(/\n\s+at /);
       expect(r.stdout).toBe('');
     }
+  }, 120_000);
+});
+
+const procProbe = probeProcessBackend();
+
+describe.skipIf(!procProbe.usable)(`swap-bench on the process backend${procProbe.usable ? '' : ` (skipped: ${procProbe.reason})`}`, () => {
+  it('swaps tender-backed httpd VMs in and out under a small budget with zero errors', async () => {
+    const r = await denali(
+      ['swap-bench', '--backend', 'process', '--vms', '6', '--dist', 'zipf', '--duration', '1.5', '--warmup', '0.2', '--concurrency', '4', '--memory-budget', '6M', '--json'],
+      { timeout: 120_000 },
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as SwapBenchReport;
+    expect(report.backend).toBe('process');
+    const p = report.points[0]!;
+    expect(p.errors).toBe(0);
+    expect(p.requests).toBeGreaterThan(0);
+    expect(p.swapInsPerSecond).toBeGreaterThan(0); // 6 VMs of ~1.9 MiB do not fit in 6 MiB
+    expect(p.residentVms + p.swappedVms).toBe(6);
   }, 120_000);
 });
 
