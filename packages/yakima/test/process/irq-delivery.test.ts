@@ -70,10 +70,16 @@ describe('an interrupt raised while the vCPU runs', () => {
       const vm = y.addVm(idleCounterImage());
       // Input arrives while the guest's CONSOLE_READ is being handled: the VM is on the CPU.
       vm.console.onFirstRead = () => vm.console.pushInput(new Uint8Array([0x2a]));
+      const t0 = performance.now();
       await y.run();
+      const wallMs = performance.now() - t0;
       expect(vm.state).toBe('exited');
       expect(vm.exitStatus).toBe(0); // no IDLE made while IRQ.CONSOLE sat undelivered
-      expect(vm.stats.preemptions).toBe(0);
+      // The emulator's quantum counts instructions: never reached here. The process backend's
+      // is wall-clock time (10 ms, Yakima.runQuantumAsync), which a loaded host can use up
+      // while the tender starts or waits for a core; then, and only then, a preemption is fair.
+      if (backend === 'emu' || wallMs < 10) expect(vm.stats.preemptions).toBe(0);
+      else expect(vm.stats.preemptions).toBeLessThanOrEqual(Math.ceil(wallMs / 10));
     } finally {
       await y.close();
     }
