@@ -14,6 +14,13 @@ export const EMU_BLOCK_BYTES = 1536;
 export const EMU_VM_STATE_BYTES = EMU_VM_BASE_BYTES + 500 * EMU_BLOCK_BYTES;
 /** Per-VM objects of a resident VM on KVM (kvm_run area, fds, devices), bytes. */
 export const KVM_VM_STATE_BYTES = 64 * 1024;
+/**
+ * Per-VM cost of a resident VM on the process backend besides its guest memfd, bytes: its
+ * tender process (52 KiB anonymous memory and 52 KiB of page tables in /proc/<pid>/status, a
+ * 16 KiB kernel stack) plus Yakima's per-VM objects as on KVM. The tender binary's pages are
+ * shared by every tender.
+ */
+export const PROCESS_VM_STATE_BYTES = 52 * 1024 + 52 * 1024 + 16 * 1024 + KVM_VM_STATE_BYTES;
 /** What a swapped-out VM keeps: its Vm object, devices with empty FIFOs, swap slot, bytes (measured 2.35 KiB). */
 export const SWAPPED_VM_BYTES = 2560;
 

@@ -19,7 +19,8 @@ import { rewriteBootRegisters, type BootOptions } from '../boot/boot-image.js';
 import type { GuestMemory } from '../boot/guest-memory.js';
 import type { Vcpu, VcpuState } from '../cpu/vcpu.js';
 import type { Vm } from '../control/vm.js';
-import { EMU_BLOCK_BYTES, EMU_VM_BASE_BYTES, EMU_VM_STATE_BYTES, KVM_VM_STATE_BYTES, SWAPPED_VM_BYTES } from '../memory/accounting.js';
+import { EMU_BLOCK_BYTES, EMU_VM_BASE_BYTES, EMU_VM_STATE_BYTES, KVM_VM_STATE_BYTES, PROCESS_VM_STATE_BYTES, SWAPPED_VM_BYTES } from '../memory/accounting.js';
+import { ProcessVcpu } from '../cpu/process/process-vcpu.js';
 import { EmuCpu } from '../cpu/emu/cpu.js';
 import { MemoryTemplate, ownedBytes, privatePages, releaseMappedMemory, templateOf, unmapGuestMemory } from '../memory/template.js';
 import { decodeRecordHead, encodeRecord, forEachRun, RECORD_HEADER } from './swap-record.js';
@@ -445,5 +446,6 @@ export class Swapper {
 /** Per-VM state bytes of a resident VM on its backend (the emulator's grow with its decoded blocks). */
 function stateBytes(vm: Vm): number {
   if (vm.vcpu instanceof EmuCpu) return EMU_VM_BASE_BYTES + (vm.vcpu.cache.decoded + vm.vcpu.cache.reused) * EMU_BLOCK_BYTES;
+  if (vm.vcpu instanceof ProcessVcpu) return PROCESS_VM_STATE_BYTES;
   return vm.vcpu.runAsync ? KVM_VM_STATE_BYTES : EMU_VM_STATE_BYTES;
 }
