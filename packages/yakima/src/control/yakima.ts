@@ -156,6 +156,7 @@ export class Yakima {
       parkSwapped: (vm, deadline) => this.parkSwapped(vm, deadline),
       idleDeadline: (vm) => this.idleTable.deadlineOf(vm) ?? Infinity,
       log: (line) => this.opts.log?.(line),
+      reuseEmuCpus: !opts.createVcpu && !this.kvm && (opts.backend ?? 'emu') === 'emu',
     });
   }
 

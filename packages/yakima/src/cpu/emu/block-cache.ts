@@ -101,8 +101,27 @@ export class BlockCache {
   /** Blocks dropped because the guest wrote to their bytes. */
   invalidated = 0;
 
-  constructor(private readonly mem: GuestMemory) {
+  constructor(private mem: GuestMemory) {
     this.codePages = new Uint8Array(Math.ceil(mem.size / 0x1000));
+  }
+
+  /**
+   * Serve another guest memory of the same size from now on, keeping the decoded blocks: the
+   * caller guarantees the new memory holds the same bytes wherever a kept block lies (a
+   * swap-in reusing a swapped-out VM's vCPU drops the blocks on the pages that differ with
+   * `dropPages`). @throws RangeError when the sizes differ.
+   */
+  rebind(mem: GuestMemory): void {
+    if (mem.size !== this.mem.size) throw new RangeError(`block cache of a ${this.mem.size}-byte memory cannot serve a ${mem.size}-byte one`);
+    this.mem = mem;
+  }
+
+  /** The VMM rewrote whole pages (indices): drop the blocks on them, as a guest write would. */
+  dropPages(pages: ArrayLike<number>): void {
+    for (let k = 0; k < pages.length; k++) {
+      const p = pages[k]!;
+      if (this.codePages[p] !== 0) this.write(p << 12, 0x1000);
+    }
   }
 
   /** The block starting at `eip`, decoding it on a miss. */

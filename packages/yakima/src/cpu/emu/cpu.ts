@@ -26,13 +26,14 @@ const QUANTUM: VcpuExit = Object.freeze({ kind: 'quantum' }) as VcpuExit;
  * without indirection; they are not part of the `Vcpu` API.
  */
 export class EmuCpu implements Vcpu {
-  readonly mem: GuestMemory;
+  // Not readonly: `rebind` moves a swapped-out VM's vCPU onto another VM's memory.
+  mem: GuestMemory;
   /** Guest memory size in bytes. */
   readonly size: number;
-  readonly u8: Uint8Array;
+  u8: Uint8Array;
   /** Aliases guest memory for aligned 32-bit accesses (index = address >> 2). */
-  readonly m32: Int32Array;
-  readonly dv: DataView;
+  m32: Int32Array;
+  dv: DataView;
   // Largest valid start address minus the region base, per access size (one unsigned compare).
   readonly rmax1: number;
   readonly rmax2: number;
@@ -118,6 +119,24 @@ export class EmuCpu implements Vcpu {
     this.r16 = new Uint16Array(this.regs.buffer);
     this.cache = new BlockCache(mem);
     this.codePages = this.cache.codePages;
+  }
+
+  /**
+   * Run over another guest memory of the same size, keeping the decoded and compiled blocks
+   * (`BlockCache.rebind`: the caller drops those on pages whose bytes differ). Swap-in uses it
+   * to give a VM a swapped-out VM's vCPU instead of a new one: a new vCPU looks up every block
+   * again and its cache tables are garbage at its next swap-out. The architectural state is
+   * whatever `restoreState` loads next. @throws RangeError when the sizes differ.
+   */
+  rebind(mem: GuestMemory): void {
+    this.cache.rebind(mem);
+    this.mem = mem;
+    this.u8 = mem.u8;
+    this.m32 = new Int32Array(mem.buffer);
+    this.dv = mem.dv;
+    this.stop = 0;
+    this.fk = 0;
+    this.pendingExit = null;
   }
 
   get instructionsRetired(): number {
