@@ -14,14 +14,14 @@
  * reads the record's pages straight over it with one preadv (see docs/architecture.md for why
  * this beat mapping the record lazily here).
  */
-import { LAYOUT, PAGE_SIZE, type DenaliImage } from '@denali/image-format';
+import { PAGE_SIZE, type DenaliImage } from '@denali/image-format';
 import { rewriteBootRegisters, type BootOptions } from '../boot/boot-image.js';
 import type { GuestMemory } from '../boot/guest-memory.js';
 import type { Vcpu, VcpuState } from '../cpu/vcpu.js';
 import type { Vm } from '../control/vm.js';
 import { EMU_BLOCK_BYTES, EMU_VM_BASE_BYTES, EMU_VM_STATE_BYTES, KVM_VM_STATE_BYTES, SWAPPED_VM_BYTES } from '../memory/accounting.js';
 import { EmuCpu } from '../cpu/emu/cpu.js';
-import { MemoryTemplate, privatePages, releaseMappedMemory, templateOf, unmapGuestMemory } from '../memory/template.js';
+import { codeShareOf, MemoryTemplate, privatePages, releaseMappedMemory, templateOf, unmapGuestMemory } from '../memory/template.js';
 import { decodeRecordHead, encodeRecord, forEachRun, RECORD_HEADER } from './swap-record.js';
 import type { SwapStore } from './swap-area.js';
 import { SwapError } from './swap-error.js';
@@ -86,14 +86,11 @@ interface CloneBatch {
 const LATENCY_SAMPLES = 4096;
 
 /**
- * Swapped-out VMs' emulator vCPUs kept for the next swap-ins of the same template, at most.
- * A vCPU made new for a swap-in starts with an empty block cache: it looks every block up
- * again (checking the shared block's bytes against guest memory, building its page maps) and
- * those tables, ~100 KiB per VM, are garbage again at its next swap-out; at 10,000 VMs that
- * was the largest cost of a swap-in, and garbage collection ~20 % of the CPU. A kept vCPU's
- * blocks stay valid for any VM of its template once the blocks on pages that differ from
- * the template are dropped (at swap-out the pages written to the record, at swap-in the pages
- * read from it and the rewritten virtual-register page).
+ * Swapped-out VMs' emulator vCPUs kept for the next swap-ins, at most. A vCPU made new for
+ * each swap-in (its registers, x87 and SSE arrays, block-cache tables) was garbage again at
+ * the VM's next swap-out: at 10,000 VMs garbage collection took ~20 % of the CPU. A kept
+ * vCPU is moved onto the VM's memory (`EmuCpu.rebind`), which drops its own blocks and
+ * checks every page again before running the template's shared blocks from it.
  */
 const CPU_POOL_MAX = 64;
 
@@ -132,7 +129,7 @@ export class Swapper {
   private templateBytes = 0;
   private templateBytesAt = -Infinity;
   /** Swapped-out VMs' vCPUs for reuse, oldest first (see `CPU_POOL_MAX`), and their host bytes. */
-  private readonly cpuPool: { cpu: EmuCpu; template: MemoryTemplate; bytes: number }[] = [];
+  private readonly cpuPool: { cpu: EmuCpu; bytes: number }[] = [];
   private pooledBytes = 0;
   /** Swap-ins that reused a kept vCPU (see `CPU_POOL_MAX`). */
   vcpuReuses = 0;
@@ -280,7 +277,7 @@ export class Swapper {
     this.counters.swapOuts++;
     vm.stats.swapOuts++;
     this.counters.bytesWritten += written;
-    this.evict(vm, { template, recordLength: shape.length, metaLength: shape.metaLength }, pages);
+    this.evict(vm, { template, recordLength: shape.length, metaLength: shape.metaLength });
   }
 
   /**
@@ -305,7 +302,6 @@ export class Swapper {
     }
     let vcpu: Vcpu | undefined;
     let lost = false;
-    let restored: Uint32Array | undefined;
     try {
       let state = slot.state;
       if (slot.recordLength > 0) {
@@ -314,7 +310,6 @@ export class Swapper {
           const head = new Uint8Array(RECORD_HEADER + slot.metaLength);
           read([head], 0);
           const rec = decodeRecordHead(vm.id, memory.size, head);
-          restored = rec.pages;
           const views: Uint8Array[] = [];
           forEachRun(rec.pages, (first, count) => views.push(memory.u8.subarray(first * PAGE_SIZE, (first + count) * PAGE_SIZE)));
           read(views, head.length);
@@ -323,7 +318,7 @@ export class Swapper {
         lost = false;
       }
       if (slot.identity) rewriteBootRegisters(memory, slot.identity.image, slot.identity.opts);
-      vcpu = this.pooledCpu(slot.template, memory, restored, slot.identity !== undefined) ?? this.host.createVcpu(memory);
+      vcpu = this.pooledCpu(memory) ?? this.host.createVcpu(memory);
       if (!vcpu.restoreState) throw new Error('its vCPU cannot restore a saved state');
       vcpu.restoreState(state!);
     } catch (e) {
@@ -374,15 +369,11 @@ export class Swapper {
     return priv.subarray(0, n);
   }
 
-  /**
-   * Drop a resident VM's memory and vCPU; it is 'swapped' with `slot` from now on. `differing`:
-   * the pages of its memory that may differ from `slot.template` (none when the template was
-   * just made from it); its emulator vCPU is kept for reuse without the blocks on them.
-   */
-  private evict(vm: Vm, slot: Slot, differing?: Uint32Array): void {
+  /** Drop a resident VM's memory and vCPU (kept for reuse: `CPU_POOL_MAX`); it is 'swapped' with `slot` from now on. */
+  private evict(vm: Vm, slot: Slot): void {
     const memory = vm.memory;
     vm.retiredAtSwapOut = vm.vcpu.instructionsRetired;
-    if (this.host.reuseEmuCpus && vm.vcpu instanceof EmuCpu) this.poolCpu(vm.vcpu, slot.template, differing);
+    if (this.host.reuseEmuCpus && vm.vcpu instanceof EmuCpu) this.poolCpu(vm.vcpu);
     else vm.vcpu.destroy?.();
     vm.vcpu = SWAPPED_VCPU;
     vm.memory = swappedMemory(memory.size);
@@ -396,32 +387,26 @@ export class Swapper {
     vm.state = 'swapped';
   }
 
-  /** Keep a swapped-out VM's vCPU for the next swap-in of `template` (oldest dropped past `CPU_POOL_MAX`). */
-  private poolCpu(cpu: EmuCpu, template: MemoryTemplate, differing: Uint32Array | undefined): void {
-    if (differing) cpu.cache.dropPages(differing);
+  /** Keep a swapped-out VM's vCPU for a later swap-in (the oldest is dropped past `CPU_POOL_MAX`). */
+  private poolCpu(cpu: EmuCpu): void {
     if (this.cpuPool.length >= CPU_POOL_MAX) this.pooledBytes -= this.cpuPool.shift()!.bytes;
     const bytes = emuStateBytes(cpu);
-    this.cpuPool.push({ cpu, template, bytes });
+    this.cpuPool.push({ cpu, bytes });
     this.pooledBytes += bytes;
   }
 
-  /**
-   * A kept vCPU of `template` moved onto `memory` (a VM being swapped in), without the blocks
-   * on pages that differ from the template: `restored` (read from its record) and, for a
-   * clone's first swap-in, the virtual-register page. Undefined when none is kept.
-   */
-  private pooledCpu(template: MemoryTemplate, memory: GuestMemory, restored: Uint32Array | undefined, identity: boolean): EmuCpu | undefined {
+  /** A kept vCPU of the same memory size moved onto `memory` (a VM being swapped in), or undefined when none is kept. */
+  private pooledCpu(memory: GuestMemory): EmuCpu | undefined {
     for (let k = this.cpuPool.length - 1; k >= 0; k--) {
       const e = this.cpuPool[k]!;
-      if (e.template !== template) continue;
+      if (e.cpu.size !== memory.size) continue;
+      const shared = codeShareOf(memory);
+      if ((shared === null) !== (e.cpu.cache.sharesCode === false)) continue;
       this.cpuPool.splice(k, 1);
       this.pooledBytes -= e.bytes;
-      const cpu = e.cpu;
-      cpu.rebind(memory);
-      if (restored) cpu.cache.dropPages(restored);
-      if (identity) cpu.cache.dropPages([LAYOUT.VREG_RO_BASE / PAGE_SIZE]);
+      e.cpu.rebind(memory, shared);
       this.vcpuReuses++;
-      return cpu;
+      return e.cpu;
     }
     return undefined;
   }

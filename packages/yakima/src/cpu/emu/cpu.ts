@@ -1,6 +1,6 @@
 import type { GuestMemory } from '../../boot/guest-memory.js';
 import type { FaultCause, Vcpu, VcpuExit, VcpuRegs, VcpuState } from '../vcpu.js';
-import { BlockCache } from './block-cache.js';
+import { BlockCache, type SharedCode } from './block-cache.js';
 import { COMPILE_AFTER, compileBlock } from './compiler.js';
 import { CpuFault, fault } from './fault.js';
 import { ARITH, AF, CF, FIXED1, LazyOp, OF, PARITY, PF, SF, SIZE_MASK, SIZE_SIGN, ZF } from './flags.js';
@@ -97,8 +97,12 @@ export class EmuCpu implements Vcpu {
   /** Per 4 KiB page: non-zero when the page holds decoded code (alias of cache.codePages). */
   readonly codePages: Uint8Array;
 
-  /** @param mem the VM's guest memory; the CPU starts with all registers 0 and EFLAGS = 0x2. */
-  constructor(mem: GuestMemory) {
+  /**
+   * @param mem the VM's guest memory; the CPU starts with all registers 0 and EFLAGS = 0x2.
+   * @param shared decoded blocks shared with the other VMs of `mem`'s template (`SharedCode`,
+   *   `codeShareOf` in memory/template.ts); without it the CPU keeps every block to itself.
+   */
+  constructor(mem: GuestMemory, shared: SharedCode | null = null) {
     this.mem = mem;
     this.size = mem.size;
     this.u8 = mem.u8;
@@ -117,19 +121,18 @@ export class EmuCpu implements Vcpu {
     this.wmax16 = s - WRITE_BASE - 16;
     this.r8 = new Uint8Array(this.regs.buffer);
     this.r16 = new Uint16Array(this.regs.buffer);
-    this.cache = new BlockCache(mem);
+    this.cache = new BlockCache(mem, shared);
     this.codePages = this.cache.codePages;
   }
 
   /**
-   * Run over another guest memory of the same size, keeping the decoded and compiled blocks
-   * (`BlockCache.rebind`: the caller drops those on pages whose bytes differ). Swap-in uses it
-   * to give a VM a swapped-out VM's vCPU instead of a new one: a new vCPU looks up every block
-   * again and its cache tables are garbage at its next swap-out. The architectural state is
-   * whatever `restoreState` loads next. @throws RangeError when the sizes differ.
+   * Run over another guest memory of the same size (`BlockCache.rebind`). Swap-in uses it to
+   * give a VM a swapped-out VM's vCPU instead of a new one, whose tables would be garbage again
+   * at its next swap-out. The architectural state is whatever `restoreState` loads next.
+   * @throws RangeError when a size differs.
    */
-  rebind(mem: GuestMemory): void {
-    this.cache.rebind(mem);
+  rebind(mem: GuestMemory, shared: SharedCode | null): void {
+    this.cache.rebind(mem, shared);
     this.mem = mem;
     this.u8 = mem.u8;
     this.m32 = new Int32Array(mem.buffer);
