@@ -397,11 +397,10 @@ export class Swapper {
 
   /** A kept vCPU of the same memory size moved onto `memory` (a VM being swapped in), or undefined when none is kept. */
   private pooledCpu(memory: GuestMemory): EmuCpu | undefined {
+    const shared = codeShareOf(memory);
     for (let k = this.cpuPool.length - 1; k >= 0; k--) {
       const e = this.cpuPool[k]!;
-      if (e.cpu.size !== memory.size) continue;
-      const shared = codeShareOf(memory);
-      if ((shared === null) !== (e.cpu.cache.sharesCode === false)) continue;
+      if (e.cpu.size !== memory.size || (shared !== null) !== e.cpu.cache.sharesCode) continue;
       this.cpuPool.splice(k, 1);
       this.pooledBytes -= e.bytes;
       e.cpu.rebind(memory, shared);
