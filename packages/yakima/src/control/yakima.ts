@@ -12,6 +12,7 @@ import { HeapAdmission, heapEmergency } from '../sched/heap-admission.js';
 import { IdleTable } from '../sched/idle-table.js';
 import { RunQueue } from '../sched/run-queue.js';
 import { VirtualNetwork, type NetworkOptions } from '../net/network.js';
+import { codeShareOf } from '../memory/template.js';
 import { openSwapper, type SwapOptions } from '../swap/open-swapper.js';
 import { swappedMemory, SWAPPED_VCPU } from '../swap/swapped.js';
 import type { Swapper, SwapStats } from '../swap/swapper.js';
@@ -156,6 +157,7 @@ export class Yakima {
       parkSwapped: (vm, deadline) => this.parkSwapped(vm, deadline),
       idleDeadline: (vm) => this.idleTable.deadlineOf(vm) ?? Infinity,
       log: (line) => this.opts.log?.(line),
+      reuseEmuCpus: !opts.createVcpu && !this.kvm && (opts.backend ?? 'emu') === 'emu',
     });
   }
 
@@ -441,7 +443,7 @@ export class Yakima {
     if (this.kvm) return this.kvm.createVcpu(memory);
     if (this.proc) return this.proc.createVcpu(memory);
     const backend = this.opts.backend ?? 'emu';
-    if (backend === 'emu') return new EmuCpu(memory);
+    if (backend === 'emu') return new EmuCpu(memory, codeShareOf(memory));
     throw new Error(`unknown CPU backend '${String(backend)}'`);
   }
 

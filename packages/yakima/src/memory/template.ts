@@ -22,6 +22,7 @@ import { GuestMemory } from '../boot/guest-memory.js';
 import { LINUX, libc, sysError } from '../cpu/kvm/libc.js';
 import { adoptHostMemory, cancelUnmapWhenGarbage, createGuestMemfd, forgetHostMemory, MAP_SHARED, releaseGuestMemory, sharedMemoryFd, unmapWhenGarbage } from './host-memory.js';
 import { createMemfd, dataPageIndices, privatePageIndices } from './native.js';
+import { SharedCode } from '../cpu/emu/block-cache.js';
 
 /**
  * A host address range of one guest memory size with its ArrayBuffer view. Swap-out returns
@@ -62,6 +63,11 @@ export class MemoryTemplate {
   private readOnly: { address: bigint; u8: Uint8Array } | undefined;
   /** Mappings made from this template and not yet unmapped. */
   mapped = 0;
+  /**
+   * Emulator blocks shared by the VMs mapping this template, and by those of the templates
+   * cloned from its VMs (same code): see `SharedCode`. Made on first use.
+   */
+  private code: SharedCode | undefined;
 
   private constructor(
     /** Guest memory size in bytes (a page multiple). */
@@ -94,6 +100,7 @@ export class MemoryTemplate {
    */
   static ofMemory(memory: GuestMemory, label: string): MemoryTemplate {
     const t = new MemoryTemplate(memory.size, label);
+    t.code = templateOf(memory)?.code;
     const words = new Int32Array(memory.buffer);
     const perPage = PAGE_SIZE / 4;
     for (let p = LAYOUT.NULL_PAGE_END / PAGE_SIZE; p < memory.size / PAGE_SIZE; p++) {
@@ -122,6 +129,11 @@ export class MemoryTemplate {
   /** True when the template's page `page` (index) may hold non-zero bytes. */
   pageNonZero(page: number): boolean {
     return (this.nonZero[page >> 3]! & (1 << (page & 7))) !== 0;
+  }
+
+  /** The emulator blocks shared by VMs of this template (see `code`). */
+  get sharedCode(): SharedCode {
+    return (this.code ??= new SharedCode(this.size));
   }
 
   /** Host bytes the template's pages occupy (its page cache), shared by every VM mapping it. */
@@ -245,6 +257,11 @@ export class MemoryTemplate {
 export function templateOf(memory: GuestMemory): MemoryTemplate | undefined {
   const m = mappings.get(memory);
   return m && !m.unmapped ? m.template : undefined;
+}
+
+/** The emulator blocks shared by VMs of `memory`'s template, or null for memory that is not a template mapping. */
+export function codeShareOf(memory: GuestMemory): SharedCode | null {
+  return templateOf(memory)?.sharedCode ?? null;
 }
 
 /**

@@ -111,6 +111,34 @@ describe('swap-out and swap-in', () => {
     await roundTrip('process', [...INTEGER_BODY, ...FPU_BODY]);
   });
 
+  it("give a swapped-in VM another swapped-out VM's emulator vCPU, with its own state exactly", async () => {
+    const y = new Yakima({ swapDir: scratch() });
+    const a = y.addVm(rawImage('a', idleThenHalt([...INTEGER_BODY, ...FPU_BODY]), 4 << 20));
+    const b = y.addVm(rawImage('b', idleThenHalt([0xbb, ...le32(0x0badcafe), ...store32(0x300000, 0x5555aaaa)]), 4 << 20));
+    const done = y.run();
+    try {
+      await until(() => a.state === 'idle' && b.state === 'idle', 20_000, 'both VMs to idle');
+      const before = capture(a);
+      const bCpu = b.vcpu;
+      await y.swapOut(a);
+      await y.swapOut(b);
+      await y.swapIn(a);
+      expect(a.vcpu).toBe(bCpu); // the vCPU kept last is reused
+      expectSame(capture(a), before);
+      await y.swapIn(b);
+      expect(b.vcpu.getRegs().gpr[3]).toBe(0x0badcafe);
+      expect(b.memory.readU32(0x300000)).toBe(0x5555aaaa);
+      a.console.pushInput(Uint8Array.of(0x0a));
+      b.console.pushInput(Uint8Array.of(0x0a));
+      await done;
+      expect([a.state, b.state]).toEqual(['exited', 'exited']);
+    } finally {
+      y.stop();
+      await done;
+      await y.close();
+    }
+  });
+
   it('keep frames that arrive while swapped out in the Rx FIFO and swap the VM in', async () => {
     const y = new Yakima({ network: true, swapDir: scratch() });
     const vm = y.addVm(rawImage('nic', idleThenHalt(INTEGER_BODY), 4 << 20));

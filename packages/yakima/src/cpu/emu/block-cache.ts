@@ -83,6 +83,44 @@ function share(b: Block): void {
 }
 
 /**
+ * Blocks shared by the VMs whose guest memories start from one template (an image's, and the
+ * clone templates made from its VMs): one EIP-indexed table for all of them instead of one
+ * per vCPU. A per-vCPU table of 4,096 slots is cold by the time its VM runs again when
+ * thousands of VMs take turns: at 1,000 resident VMs its cache misses were the largest cost
+ * of a request. A VM uses this table only for code on pages whose bytes it has checked
+ * against `pages` (`BlockCache.clean`), so a VM that wrote its code, or a template whose page
+ * differs, gets blocks of its own instead.
+ */
+export class SharedCode {
+  readonly fast: (Block | undefined)[] = new Array<Block | undefined>(FAST_SIZE).fill(undefined);
+  readonly map = new Map<number, Block>();
+  /** Per page index: the bytes its shared blocks were decoded from (a copy of the first VM's page that ran code there). */
+  readonly pages = new Map<number, Uint8Array>();
+  constructor(
+    /** Guest memory size (bytes) of the VMs sharing it: fetch faults depend on it. */
+    readonly size: number,
+  ) {}
+
+  /** Add a block decoded from bytes equal to `pages`. Past `SHARED_MAX` blocks the table starts over. */
+  add(b: Block): void {
+    if (this.map.size >= SHARED_MAX) {
+      this.map.clear();
+      this.fast.fill(undefined);
+    }
+    this.map.set(b.addr, b);
+    this.fast[b.addr & (FAST_SIZE - 1)] = b;
+  }
+}
+
+/** Page states in `BlockCache.clean`. */
+const PAGE_UNCHECKED = 0;
+const PAGE_SHARED = 1;
+const PAGE_OWN = 2;
+
+/** An empty table standing for a vCPU's own EIP table before it needs one. */
+const NO_FAST: (Block | undefined)[] = [];
+
+/**
  * Decoded-block cache keyed by EIP, with self-modifying-code detection: `codePages` has one
  * byte per 4 KiB page (non-zero when the page holds decoded bytes), so a guest write costs
  * one array load in the common case; only writes to code pages consult the finer 64-byte
@@ -90,7 +128,14 @@ function share(b: Block): void {
  */
 export class BlockCache {
   readonly codePages: Uint8Array;
-  private readonly fast: (Block | undefined)[] = new Array<Block | undefined>(FAST_SIZE).fill(undefined);
+  /** This vCPU's own EIP table (blocks not taken from `shared`); allocated when first needed. */
+  private fast: (Block | undefined)[] = NO_FAST;
+  /**
+   * With `shared`: per page, PAGE_SHARED when this VM's page equals the bytes the shared blocks
+   * were decoded from (it uses them, and a write to the page resets the state), PAGE_OWN when
+   * it differs (own blocks), PAGE_UNCHECKED until code first runs there.
+   */
+  private readonly clean: Uint8Array;
   private readonly map = new Map<number, Block>();
   private readonly pageBlocks = new Map<number, Block[]>();
   private readonly pageLines = new Map<number, Uint8Array>();
@@ -101,19 +146,105 @@ export class BlockCache {
   /** Blocks dropped because the guest wrote to their bytes. */
   invalidated = 0;
 
-  constructor(private readonly mem: GuestMemory) {
+  /**
+   * @param shared blocks shared with the other VMs of this memory's template (see `SharedCode`);
+   *   without it every block is this vCPU's own. @throws RangeError when its size differs.
+   */
+  constructor(
+    private mem: GuestMemory,
+    private shared: SharedCode | null = null,
+  ) {
+    if (shared && shared.size !== mem.size) throw new RangeError(`shared code of a ${shared.size}-byte memory cannot serve a ${mem.size}-byte one`);
     this.codePages = new Uint8Array(Math.ceil(mem.size / 0x1000));
+    this.clean = new Uint8Array(shared ? this.codePages.length : 0);
+  }
+
+  /**
+   * Serve another guest memory of the same size from now on (a swap-in reusing a swapped-out
+   * VM's vCPU), with `shared` as its template's shared blocks: this vCPU's own blocks are
+   * dropped and every page is checked again before shared blocks run from it. The tables
+   * stay allocated, so a swap-in makes no garbage here. @throws RangeError when a size differs.
+   */
+  rebind(mem: GuestMemory, shared: SharedCode | null): void {
+    if (mem.size !== this.mem.size) throw new RangeError(`block cache of a ${this.mem.size}-byte memory cannot serve a ${mem.size}-byte one`);
+    if (shared && shared.size !== mem.size) throw new RangeError(`shared code of a ${shared.size}-byte memory cannot serve a ${mem.size}-byte one`);
+    if ((shared === null) !== (this.shared === null)) throw new RangeError('a block cache cannot switch between shared and own code');
+    this.mem = mem;
+    this.shared = shared;
+    this.clear();
+  }
+
+  /** True when this cache uses a template's shared blocks. */
+  get sharesCode(): boolean {
+    return this.shared !== null;
   }
 
   /** The block starting at `eip`, decoding it on a miss. */
   lookup(eip: number): Block {
     const slot = eip & (FAST_SIZE - 1);
+    const sh = this.shared;
+    if (sh !== null && this.clean[eip >>> 12] === PAGE_SHARED) {
+      const b = sh.fast[slot];
+      if (b !== undefined && b.addr === eip && this.clean[(b.end - 1) >>> 12] === PAGE_SHARED) return b;
+    }
     const b = this.fast[slot];
     if (b !== undefined && b.addr === eip) return b;
+    return this.lookupSlow(eip, slot);
+  }
+
+  private lookupSlow(eip: number, slot: number): Block {
+    if (this.shared !== null) {
+      const b = this.sharedLookup(this.shared, eip);
+      if (b !== undefined) return b;
+    }
     let m = this.map.get(eip);
     if (m === undefined) m = this.sharedBlock(eip) ?? this.decodeBlock(eip);
+    if (this.fast === NO_FAST) this.fast = new Array<Block | undefined>(FAST_SIZE).fill(undefined);
     this.fast[slot] = m;
     return m;
+  }
+
+  /**
+   * The block at `eip` from the template's shared table when every page it covers holds the
+   * shared bytes in this VM (checked on first use: see `checkPage`), decoding it into the
+   * table on a miss; undefined when this VM must use a block of its own.
+   */
+  private sharedLookup(sh: SharedCode, eip: number): Block | undefined {
+    if (eip < 0 || eip >= this.mem.size || !this.checkPage(sh, eip >>> 12)) return undefined;
+    let b = sh.map.get(eip);
+    if (b === undefined) {
+      if (this.map.has(eip)) return undefined; // decoded as our own already
+      const d = this.decode(eip);
+      // Shared only when its bytes lie in memory on pages holding the shared bytes.
+      if (d.bytes === null || d.end > this.mem.size || !this.checkPage(sh, (d.end - 1) >>> 12)) {
+        this.adopt(d);
+        return undefined;
+      }
+      sh.add(d);
+      this.decoded++;
+      if (d.bytes !== null) share(d);
+      b = d;
+    } else if (!this.checkPage(sh, (b.end - 1) >>> 12)) return undefined;
+    return b;
+  }
+
+  /**
+   * Is page `p` of this VM's memory equal to the shared bytes of that page? Compared once
+   * (4 KiB) until the VM writes the page; the first VM to run code on a page provides its bytes.
+   */
+  private checkPage(sh: SharedCode, p: number): boolean {
+    const state = this.clean[p];
+    if (state === PAGE_SHARED) return true;
+    if (state === PAGE_OWN || p >= this.clean.length) return false;
+    const mine = this.mem.u8.subarray(p << 12, Math.min((p + 1) << 12, this.mem.size));
+    const theirs = sh.pages.get(p);
+    let same = true;
+    if (theirs === undefined) sh.pages.set(p, mine.slice());
+    else if (theirs.length !== mine.length) same = false;
+    else for (let k = 0; k < mine.length; k += 4) if (mine[k] !== theirs[k] || mine[k + 1] !== theirs[k + 1] || mine[k + 2] !== theirs[k + 2] || mine[k + 3] !== theirs[k + 3]) { same = false; break; }
+    this.clean[p] = same ? PAGE_SHARED : PAGE_OWN;
+    if (same) this.codePages[p] = 1; // a write to the page must reset its state
+    return same;
   }
 
   /** A block another vCPU decoded from the same bytes at `eip` in a memory of the same size. */
@@ -135,6 +266,21 @@ export class BlockCache {
   }
 
   private decodeBlock(eip: number): Block {
+    const b = this.decode(eip);
+    this.adopt(b);
+    if (b.bytes !== null) share(b);
+    return b;
+  }
+
+  /** Make a decoded block one of this vCPU's own. */
+  private adopt(b: Block): void {
+    this.decoded++;
+    this.map.set(b.addr, b);
+    this.register(b);
+  }
+
+  /** Decode the block at `eip` from this VM's memory. */
+  private decode(eip: number): Block {
     const instrs: Instr[] = [];
     let pc = eip;
     for (;;) {
@@ -163,12 +309,7 @@ export class BlockCache {
     // Blocks whose bytes lie in memory can be shared; fetch-fault records cover no bytes.
     const shareable = end > eip && eip >= 0 && end <= size;
     const bytes = shareable ? this.mem.u8.slice(eip, end) : null;
-    const b = new Block(eip, Math.max(end, eip + 1), instrs, pc, size, bytes);
-    this.decoded++;
-    this.map.set(eip, b);
-    this.register(b);
-    if (bytes !== null) share(b);
-    return b;
+    return new Block(eip, Math.max(end, eip + 1), instrs, pc, size, bytes);
   }
 
   private register(b: Block): void {
@@ -196,6 +337,13 @@ export class BlockCache {
     let dropped = false;
     for (let p = addr >>> 12; p <= lastByte >>> 12; p++) {
       if (this.codePages[p] === 0) continue;
+      if (this.clean.length > 0 && this.clean[p] === PAGE_SHARED) {
+        // The page may no longer hold the shared bytes: check it again when code next runs
+        // there, and leave the running block (it may come from this page).
+        this.clean[p] = PAGE_UNCHECKED;
+        if (!this.pageBlocks.has(p)) this.codePages[p] = 0;
+        dropped = true;
+      }
       const lines = this.pageLines.get(p);
       if (lines === undefined) continue;
       const lo = Math.max(addr, p << 12) & 0xfff;
@@ -228,7 +376,7 @@ export class BlockCache {
       if (list.length === 0) {
         this.pageBlocks.delete(p);
         this.pageLines.delete(p);
-        this.codePages[p] = 0;
+        if (this.clean.length === 0 || this.clean[p] !== PAGE_SHARED) this.codePages[p] = 0;
         continue;
       }
       this.pageBlocks.set(p, list);
@@ -253,5 +401,6 @@ export class BlockCache {
     this.pageBlocks.clear();
     this.pageLines.clear();
     this.codePages.fill(0);
+    this.clean.fill(PAGE_UNCHECKED);
   }
 }

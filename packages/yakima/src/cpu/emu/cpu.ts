@@ -1,6 +1,6 @@
 import type { GuestMemory } from '../../boot/guest-memory.js';
 import type { FaultCause, Vcpu, VcpuExit, VcpuRegs, VcpuState } from '../vcpu.js';
-import { BlockCache } from './block-cache.js';
+import { BlockCache, type SharedCode } from './block-cache.js';
 import { COMPILE_AFTER, compileBlock } from './compiler.js';
 import { CpuFault, fault } from './fault.js';
 import { ARITH, AF, CF, FIXED1, LazyOp, OF, PARITY, PF, SF, SIZE_MASK, SIZE_SIGN, ZF } from './flags.js';
@@ -26,13 +26,14 @@ const QUANTUM: VcpuExit = Object.freeze({ kind: 'quantum' }) as VcpuExit;
  * without indirection; they are not part of the `Vcpu` API.
  */
 export class EmuCpu implements Vcpu {
-  readonly mem: GuestMemory;
+  // Not readonly: `rebind` moves a swapped-out VM's vCPU onto another VM's memory.
+  mem: GuestMemory;
   /** Guest memory size in bytes. */
   readonly size: number;
-  readonly u8: Uint8Array;
+  u8: Uint8Array;
   /** Aliases guest memory for aligned 32-bit accesses (index = address >> 2). */
-  readonly m32: Int32Array;
-  readonly dv: DataView;
+  m32: Int32Array;
+  dv: DataView;
   // Largest valid start address minus the region base, per access size (one unsigned compare).
   readonly rmax1: number;
   readonly rmax2: number;
@@ -96,8 +97,12 @@ export class EmuCpu implements Vcpu {
   /** Per 4 KiB page: non-zero when the page holds decoded code (alias of cache.codePages). */
   readonly codePages: Uint8Array;
 
-  /** @param mem the VM's guest memory; the CPU starts with all registers 0 and EFLAGS = 0x2. */
-  constructor(mem: GuestMemory) {
+  /**
+   * @param mem the VM's guest memory; the CPU starts with all registers 0 and EFLAGS = 0x2.
+   * @param shared decoded blocks shared with the other VMs of `mem`'s template (`SharedCode`,
+   *   `codeShareOf` in memory/template.ts); without it the CPU keeps every block to itself.
+   */
+  constructor(mem: GuestMemory, shared: SharedCode | null = null) {
     this.mem = mem;
     this.size = mem.size;
     this.u8 = mem.u8;
@@ -116,8 +121,25 @@ export class EmuCpu implements Vcpu {
     this.wmax16 = s - WRITE_BASE - 16;
     this.r8 = new Uint8Array(this.regs.buffer);
     this.r16 = new Uint16Array(this.regs.buffer);
-    this.cache = new BlockCache(mem);
+    this.cache = new BlockCache(mem, shared);
     this.codePages = this.cache.codePages;
+  }
+
+  /**
+   * Run over another guest memory of the same size (`BlockCache.rebind`). Swap-in uses it to
+   * give a VM a swapped-out VM's vCPU instead of a new one, whose tables would be garbage again
+   * at its next swap-out. The architectural state is whatever `restoreState` loads next.
+   * @throws RangeError when a size differs.
+   */
+  rebind(mem: GuestMemory, shared: SharedCode | null): void {
+    this.cache.rebind(mem, shared);
+    this.mem = mem;
+    this.u8 = mem.u8;
+    this.m32 = new Int32Array(mem.buffer);
+    this.dv = mem.dv;
+    this.stop = 0;
+    this.fk = 0;
+    this.pendingExit = null;
   }
 
   get instructionsRetired(): number {
