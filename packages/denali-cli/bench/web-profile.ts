@@ -109,6 +109,15 @@ async function main(): Promise<void> {
     const vm = yakima.addVm(image, { args: ['80', threads] });
     const hist = new Map<number, number>();
     if (eip && vm.vcpu instanceof EmuCpu) profileEmu(vm.vcpu, hist);
+    const missCount = { n: 0 };
+    if (vm.vcpu instanceof EmuCpu) {
+      const m = (vm.vcpu.cache as unknown as { map: Map<number, unknown> }).map;
+      const g = m.get.bind(m);
+      m.get = (k: number) => {
+        missCount.n++;
+        return g(k);
+      };
+    }
     const runTime = { ms: 0, calls: 0 };
     const vcpu = vm.vcpu;
     const origRun = vcpu.run.bind(vcpu);
@@ -162,7 +171,7 @@ async function main(): Promise<void> {
     console.log(`vCPU run: ${(((after.runMs - before.runMs) * 1000) / n).toFixed(1)} µs per request in ${per(after.runCalls, before.runCalls)} calls (${((after.instr - before.instr) / ((after.runMs - before.runMs) * 1000)).toFixed(1)} MIPS)`);
     if (vm.vcpu instanceof EmuCpu) {
       const c = vm.vcpu.cache;
-      console.log(`emulator blocks: decoded ${c.decoded}, shared ${c.reused}, invalidated ${c.invalidated}`);
+      console.log(`emulator blocks: decoded ${c.decoded}, shared ${c.reused}, invalidated ${c.invalidated}, fast-table misses ${(missCount.n / n).toFixed(0)} per request`);
     }
     if (eip && hist.size) {
       const syms = symbols(elfPath);
