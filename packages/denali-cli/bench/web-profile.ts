@@ -189,6 +189,11 @@ async function main(): Promise<void> {
         console.log(`  ${((c / total) * 100).toFixed(1).padStart(5)} %  ${(c / n).toFixed(0).padStart(7)}  ${s}`);
       }
     }
+    // The numbers are printed: a shutdown that stalls (a VM mid-exit) must not hang the bench.
+    setTimeout(() => {
+      console.error('web-profile: shutdown took over 10 s; exiting');
+      process.exit(1);
+    }, 10_000).unref();
     await up.close();
     yakima.stop();
     await running;
