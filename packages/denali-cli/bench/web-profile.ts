@@ -163,12 +163,13 @@ async function main(): Promise<void> {
     const n = res.ok;
     const per = (a: number, b: number): string => ((a - b) / n).toFixed(2);
     console.log(`web-profile: ${backend}, ${connections} connections, ${seconds} s: ${n} requests, ${Math.round(n / res.seconds)} req/s, ${res.errors} errors`);
-    console.log(`per request: guest instructions ${per(after.instr, before.instr)}, VM entries ${per(after.entries, before.entries)}, exits ${per(after.exits, before.exits)}, hypercalls ${per(after.hypercalls, before.hypercalls)}, upcalls ${per(after.upcalls, before.upcalls)}, idles ${per(after.idles, before.idles)}, preemptions ${per(after.preemptions, before.preemptions)}`);
+    console.log(`per request: ${vm.vcpu instanceof EmuCpu ? `guest instructions ${per(after.instr, before.instr)}, ` : ''}VM entries ${per(after.entries, before.entries)}, exits ${per(after.exits, before.exits)}, hypercalls ${per(after.hypercalls, before.hypercalls)}, upcalls ${per(after.upcalls, before.upcalls)}, idles ${per(after.idles, before.idles)}, preemptions ${per(after.preemptions, before.preemptions)}`);
     console.log(`per request: frames guest->host ${per(after.framesIn, before.framesIn)}, host->guest ${per(after.framesOut, before.framesOut)}, delayed ACKs ${per(after.tcp.delayedAcks, before.tcp.delayedAcks)}, retransmits ${after.tcp.retransmits - before.tcp.retransmits} in all`);
     const user = (after.cpu.user - before.cpu.user) / 1e6;
     const sys = (after.cpu.system - before.cpu.system) / 1e6;
     console.log(`Yakima process CPU: user ${user.toFixed(2)} s, system ${sys.toFixed(2)} s over ${wall.toFixed(1)} s (${(((user + sys) / n) * 1e6).toFixed(1)} µs per request); guest CPU ${((after.cpuTimeUs - before.cpuTimeUs) / n).toFixed(1)} µs per request`);
-    console.log(`vCPU run: ${(((after.runMs - before.runMs) * 1000) / n).toFixed(1)} µs per request in ${per(after.runCalls, before.runCalls)} calls (${((after.instr - before.instr) / ((after.runMs - before.runMs) * 1000)).toFixed(1)} MIPS)`);
+    if (after.runCalls > before.runCalls)
+      console.log(`vCPU run: ${(((after.runMs - before.runMs) * 1000) / n).toFixed(1)} µs per request in ${per(after.runCalls, before.runCalls)} calls (${((after.instr - before.instr) / ((after.runMs - before.runMs) * 1000)).toFixed(1)} MIPS)`);
     if (vm.vcpu instanceof EmuCpu) {
       const c = vm.vcpu.cache;
       console.log(`emulator blocks: decoded ${c.decoded}, shared ${c.reused}, invalidated ${c.invalidated}, fast-table misses ${(missCount.n / n).toFixed(0)} per request`);
