@@ -82,16 +82,40 @@ static const char *reason(int status) {
     }
 }
 
+/* Append the string s to out[*n..cap) (keeping room for a final NUL); 0, or -1 if it does not fit. */
+static int put(char *out, size_t cap, size_t *n, const char *s) {
+    size_t k = strlen(s);
+    if (*n + k >= cap) return -1;
+    memcpy(out + *n, s, k);
+    *n += k;
+    return 0;
+}
+
+/* Append the decimal form of v (as put). */
+static int put_u(char *out, size_t cap, size_t *n, unsigned long v) {
+    char digits[24];
+    char *d = digits + sizeof digits;
+    *--d = 0;
+    do *--d = (char)('0' + v % 10); while ((v /= 10) != 0);
+    return put(out, cap, n, d);
+}
+
 /*
  * Write the status line and common fields into out (capacity cap). `extra` holds further
- * complete header lines (or ""). Returns the length, or 0 if it does not fit.
+ * complete header lines (or ""). Returns the length, or 0 if it does not fit. Built by
+ * appending rather than with snprintf: this runs for every response, and the formatter costs
+ * the guest more instructions than the rest of the head.
  */
 static size_t head(char *out, size_t cap, int status, const char *type, size_t length, int keep_alive, const char *extra) {
-    int n = snprintf(out, cap,
-                     "HTTP/1.1 %d %s\r\nServer: ilwaco-httpd\r\nContent-Type: %s\r\nContent-Length: %lu\r\n"
-                     "Connection: %s\r\n%s\r\n",
-                     status, reason(status), type, (unsigned long)length, keep_alive ? "keep-alive" : "close", extra);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    size_t n = 0;
+    if (put(out, cap, &n, "HTTP/1.1 ") || put_u(out, cap, &n, (unsigned long)status) || put(out, cap, &n, " ") ||
+        put(out, cap, &n, reason(status)) || put(out, cap, &n, "\r\nServer: ilwaco-httpd\r\nContent-Type: ") ||
+        put(out, cap, &n, type) || put(out, cap, &n, "\r\nContent-Length: ") || put_u(out, cap, &n, (unsigned long)length) ||
+        put(out, cap, &n, keep_alive ? "\r\nConnection: keep-alive\r\n" : "\r\nConnection: close\r\n") || put(out, cap, &n, extra) ||
+        put(out, cap, &n, "\r\n"))
+        return 0;
+    out[n] = 0;
+    return n;
 }
 
 /* Answer with a small HTML error page (no body for HEAD). Returns 0 or -1 (connection failed). */

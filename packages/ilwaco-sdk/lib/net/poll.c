@@ -1,7 +1,8 @@
 /*
- * poll(): one thread waits for several sockets. Every socket event wakes the single poll wait
- * queue (socket.c sock_wakeup); the woken pollers re-check their sets. Simple, and cheap
- * while few threads poll at once.
+ * poll(): one thread waits for several sockets. Every socket event wakes the socket's own wait
+ * queue and the shared poll wait queue (socket.c sock_wakeup); the woken pollers re-check
+ * their sets. A poll of one socket (the common case: one thread per connection) sleeps on that
+ * socket's queue instead, so an event on one connection does not wake every polling thread.
  */
 #ifdef ILWACO_NET_UNITY /* compiled through lib/net.c */
 #include "net_internal.h"
@@ -9,6 +10,7 @@
 #include <poll.h>
 
 int sock_revents(int fd, int events);
+struct ilwaco_waitq *sock_waitq(int fd);
 
 int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms) {
     if (nfds > 0 && !fds) {
@@ -29,7 +31,8 @@ int poll(struct pollfd *fds, nfds_t nfds, int timeout_ms) {
             return ready;
         }
         netif_flush();
-        if (__ilwaco_waitq_sleep(&__net_poll_waitq, deadline) != 0) {
+        struct ilwaco_waitq *q = nfds == 1 && fds[0].fd >= 0 ? sock_waitq(fds[0].fd) : NULL;
+        if (__ilwaco_waitq_sleep(q ? q : &__net_poll_waitq, deadline) != 0) {
             /* Deadline: one last look. */
             ready = 0;
             for (nfds_t i = 0; i < nfds; i++) {

@@ -1,37 +1,10 @@
-/* Bounded byte rings: TCP send and receive buffers (fixed capacity, no reallocation). */
+/* Bounded byte rings: TCP send and receive buffers (fixed capacity, no reallocation). Copies use
+ * memcpy (`rep movsl`, any alignment: segment payloads sit at odd offsets in frames), which
+ * Yakima's emulator runs as one bulk copy instead of a loop of guest instructions. */
 #ifdef ILWACO_NET_UNITY /* compiled through lib/net.c */
 #include "net_internal.h"
 #include <stdlib.h>
 #include <string.h>
-
-/* Copy with 32-bit moves whatever the alignment: x86 allows unaligned loads and stores, and
- * segment payloads sit at odd offsets (54 bytes into a frame), where libc's memcpy falls back
- * to bytes. */
-static void copy_bytes(uint8_t *d, const uint8_t *s, uint32_t n) {
-    while (n >= 16) {
-        uint32_t a, b, c, e;
-        __builtin_memcpy(&a, s, 4);
-        __builtin_memcpy(&b, s + 4, 4);
-        __builtin_memcpy(&c, s + 8, 4);
-        __builtin_memcpy(&e, s + 12, 4);
-        __builtin_memcpy(d, &a, 4);
-        __builtin_memcpy(d + 4, &b, 4);
-        __builtin_memcpy(d + 8, &c, 4);
-        __builtin_memcpy(d + 12, &e, 4);
-        d += 16;
-        s += 16;
-        n -= 16;
-    }
-    while (n >= 4) {
-        uint32_t a;
-        __builtin_memcpy(&a, s, 4);
-        __builtin_memcpy(d, &a, 4);
-        d += 4;
-        s += 4;
-        n -= 4;
-    }
-    while (n--) *d++ = *s++;
-}
 
 int ring_alloc(struct ring *r, uint32_t cap) {
     r->buf = malloc(cap);
@@ -51,8 +24,8 @@ void ring_poke(struct ring *r, uint32_t off, const void *src, uint32_t n) {
     if (pos >= r->cap) pos -= r->cap;
     uint32_t first = r->cap - pos;
     if (first > n) first = n;
-    copy_bytes(r->buf + pos, src, first);
-    if (n > first) copy_bytes(r->buf, (const uint8_t *)src + first, n - first);
+    memcpy(r->buf + pos, src, first);
+    if (n > first) memcpy(r->buf, (const uint8_t *)src + first, n - first);
 }
 
 void ring_peek(const struct ring *r, uint32_t off, void *dst, uint32_t n) {
@@ -60,8 +33,8 @@ void ring_peek(const struct ring *r, uint32_t off, void *dst, uint32_t n) {
     if (pos >= r->cap) pos -= r->cap;
     uint32_t first = r->cap - pos;
     if (first > n) first = n;
-    copy_bytes(dst, r->buf + pos, first);
-    if (n > first) copy_bytes((uint8_t *)dst + first, r->buf, n - first);
+    memcpy(dst, r->buf + pos, first);
+    if (n > first) memcpy((uint8_t *)dst + first, r->buf, n - first);
 }
 
 uint32_t ring_write(struct ring *r, const void *src, uint32_t n) {

@@ -116,6 +116,12 @@ void sock_poll_wakeup(void) {
     if (__ilwaco_waitq_busy(&__net_poll_waitq)) __ilwaco_waitq_wake_all(&__net_poll_waitq);
 }
 
+/* The wait queue every event on socket `fd` wakes (poll of one socket), or NULL for a bad fd. */
+struct ilwaco_waitq *sock_waitq(int fd) {
+    struct sock *s = sock_get(fd);
+    return s ? &s->wq : NULL;
+}
+
 void sock_wakeup(struct sock *s) {
     if (__ilwaco_waitq_busy(&s->wq)) __ilwaco_waitq_wake_all(&s->wq);
     sock_poll_wakeup();

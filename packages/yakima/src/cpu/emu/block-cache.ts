@@ -64,6 +64,15 @@ export class Block {
   ) {}
 }
 
+/**
+ * Slot of `eip` in the direct-mapped array. The page number is folded in: functions are
+ * 16-byte aligned, so blocks of different pages at the same page offset are common, and indexed
+ * by the offset alone they evicted each other (httpd: 79 misses per request, 37 with the fold).
+ */
+function fastSlot(eip: number): number {
+  return (eip ^ (eip >>> 12)) & (FAST_SIZE - 1);
+}
+
 function share(b: Block): void {
   if (sharedCount >= SHARED_MAX) {
     SHARED.clear();
@@ -108,7 +117,7 @@ export class SharedCode {
       this.fast.fill(undefined);
     }
     this.map.set(b.addr, b);
-    this.fast[b.addr & (FAST_SIZE - 1)] = b;
+    this.fast[fastSlot(b.addr)] = b;
   }
 }
 
@@ -181,7 +190,7 @@ export class BlockCache {
 
   /** The block starting at `eip`, decoding it on a miss. */
   lookup(eip: number): Block {
-    const slot = eip & (FAST_SIZE - 1);
+    const slot = fastSlot(eip);
     const sh = this.shared;
     if (sh !== null && this.clean[eip >>> 12] === PAGE_SHARED) {
       const b = sh.fast[slot];
@@ -366,7 +375,7 @@ export class BlockCache {
   private drop(b: Block): void {
     this.invalidated++;
     if (this.map.get(b.addr) === b) this.map.delete(b.addr);
-    const slot = b.addr & (FAST_SIZE - 1);
+    const slot = fastSlot(b.addr);
     if (this.fast[slot] === b) this.fast[slot] = undefined;
     const last = Math.min(b.end, this.mem.size) - 1;
     for (let p = b.addr >>> 12; p <= last >>> 12; p++) {

@@ -17,7 +17,7 @@ export interface ProcessBackendOptions {
   quantumMicros?: number;
   /** Nice value of the VM processes (default 5). */
   nice?: number;
-  /** Main-thread polling for an exit before using a waiter thread, in µs (default 100). */
+  /** Main-thread polling for an exit before using a waiter thread, in µs (default 30; only where polling has been paying: ProcessVcpu.spinBudget). */
   spinMicros?: number;
   /** Longest wait for one exit before the VM's process is killed, in ms (default 2,000 + 20 × quantum). */
   answerTimeoutMs?: number;

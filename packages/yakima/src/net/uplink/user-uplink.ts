@@ -147,8 +147,20 @@ export async function attachUserModeUplink(
     };
     conn.onConnect = () => sock.resume();
     conn.onDrain = () => sock.resume();
+    let corked = false;
+    const uncork = (): void => {
+      corked = false;
+      if (!sock.destroyed) sock.uncork();
+    };
     conn.onData = (d) => {
       if (sock.destroyed) return;
+      // The segments of one batch of frames (a response is usually two or more) leave in one
+      // writev when the batch is done, not one write(2) each.
+      if (!corked) {
+        corked = true;
+        sock.cork();
+        process.nextTick(uncork);
+      }
       sock.write(d, () => conn.release(d.length));
     };
     conn.onEnd = () => {
