@@ -85,6 +85,7 @@ export async function runCli(argv: string[]): Promise<number> {
     memory?: number;
     quantum?: number;
     memoryBudget?: number;
+    maxResident?: number;
     swapDir?: string;
     publish: string[];
     net?: 'user' | 'tap';
@@ -104,6 +105,7 @@ export async function runCli(argv: string[]): Promise<number> {
         'host memory all VMs may hold, e.g. 2G; idle VMs are swapped out to stay under it (default: half the available memory)',
         positiveSizeArg,
       )
+      .option('--max-resident <count>', 'most VMs resident at once; more are swapped out even under the budget, since V8 collects garbage more often the more guest memories are mapped (default: 1024)', positiveInt)
       .option('--swap-dir <dir>', 'directory for the swap area of idle VMs (default: the user cache directory); removed on exit')
       .option(
         '-p, --publish <spec>',
@@ -124,6 +126,7 @@ export async function runCli(argv: string[]): Promise<number> {
       memorySize: o.memory,
       quantum: o.quantum,
       memoryBudget: o.memoryBudget,
+      maxResidentVms: o.maxResident,
       swapDir: o.swapDir,
       args: guestArgs,
       publish: o.publish,
@@ -213,13 +216,14 @@ export async function runCli(argv: string[]): Promise<number> {
 /** The `serve` arguments a detached instance is started with (targets made absolute). */
 function detachArgs(
   targets: string[],
-  o: { backend: string; memory?: number; quantum?: number; memoryBudget?: number; swapDir?: string; publish: string[]; net?: string },
+  o: { backend: string; memory?: number; quantum?: number; memoryBudget?: number; maxResident?: number; swapDir?: string; publish: string[]; net?: string },
   guestArgs?: string[],
 ): string[] {
   const a = ['--backend', o.backend];
   if (o.memory !== undefined) a.push('--memory', String(o.memory));
   if (o.quantum !== undefined) a.push('--quantum', String(o.quantum));
   if (o.memoryBudget !== undefined) a.push('--memory-budget', String(o.memoryBudget));
+  if (o.maxResident !== undefined) a.push('--max-resident', String(o.maxResident));
   if (o.swapDir !== undefined) a.push('--swap-dir', resolve(o.swapDir));
   for (const p of o.publish) a.push('-p', p);
   if (o.net !== undefined) a.push('--net', o.net);

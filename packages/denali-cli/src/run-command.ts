@@ -36,6 +36,8 @@ export interface RunOptions {
   quantum?: number;
   /** Host bytes all VMs may hold (idle VMs are swapped out to stay under it); default half the available memory. */
   memoryBudget?: number;
+  /** Most VMs resident at once, even under the budget; default Yakima's (`DEFAULT_MAX_RESIDENT_VMS`). */
+  maxResidentVms?: number;
   /** Parent directory of the swap area; default the user's cache directory. */
   swapDir?: string;
   /** argv[1..] for every guest (overrides the image's default args). */
@@ -127,6 +129,7 @@ async function runVms(
     backend: opts.backend,
     quantumInstructions: opts.quantum,
     memoryBudget: opts.memoryBudget,
+    maxResidentVms: opts.maxResidentVms,
     swapDir: opts.swapDir,
     network: net !== undefined,
     sink: tail,

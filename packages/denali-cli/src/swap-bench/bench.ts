@@ -211,6 +211,7 @@ export async function runSwapBench(
     network: true,
     sink: NULL_SINK,
     memoryBudget: budget,
+    maxResidentVms: o.maxResidentVms,
     swapDir: o.swapDir,
     log: (line) => progress.note(`denali: ${line}`),
     onVmDone: (vm) => failed.push(vm),

@@ -42,6 +42,8 @@ export interface SwapBenchOptions {
   warmup: number;
   /** Yakima's memory budget; undefined: `defaultMemoryBudget`. */
   memoryBudget?: number;
+  /** Most VMs resident at once (Yakima's default when undefined). */
+  maxResidentVms?: number;
   /** Swap area directory; undefined: Yakima's default. */
   swapDir?: string;
   /** Directory for swap-bench.json, .csv and .svg. */

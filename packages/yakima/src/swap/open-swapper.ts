@@ -3,7 +3,7 @@ import { defaultMemoryBudget } from '../memory/accounting.js';
 import { createMemfd } from '../memory/native.js';
 import { closeSync } from 'node:fs';
 import { FileSwapStore, type SwapStore } from './swap-area.js';
-import { Swapper, type SwapHost } from './swapper.js';
+import { DEFAULT_MAX_RESIDENT_VMS, Swapper, type SwapHost } from './swapper.js';
 
 /** Swap options of `YakimaOptions`. */
 export interface SwapOptions {
@@ -11,6 +11,8 @@ export interface SwapOptions {
   memoryBudget?: number;
   /** Parent directory of the swap area; default `defaultSwapParent()` (the user's cache directory). */
   swapDir?: string;
+  /** Most VMs resident at once, even under the budget; default `DEFAULT_MAX_RESIDENT_VMS`. */
+  maxResidentVms?: number;
   /** Where records go instead of files (tests simulate failing disks with it). */
   swapStore?: SwapStore;
 }
@@ -18,7 +20,7 @@ export interface SwapOptions {
 /**
  * The swap manager, or undefined where guest memory cannot be a shared mapping (not Linux
  * x86-64, koffi missing): VMs then use ordinary ArrayBuffer memory and cannot be swapped.
- * @throws RangeError for a memory budget that is not a positive number of bytes.
+ * @throws RangeError for a memory budget that is not a positive number of bytes, or a resident cap below 1.
  */
 export function openSwapper(opts: SwapOptions, host: SwapHost): Swapper | undefined {
   const budget = opts.memoryBudget ?? defaultMemoryBudget();
@@ -28,5 +30,9 @@ export function openSwapper(opts: SwapOptions, host: SwapHost): Swapper | undefi
   } catch {
     return undefined;
   }
-  return new Swapper(budget, opts.swapStore ?? new FileSwapStore(opts.swapDir), host);
+  const max = opts.maxResidentVms ?? DEFAULT_MAX_RESIDENT_VMS;
+  if (!(max >= 1)) throw new RangeError(`the most resident VMs must be at least 1, got ${max}`);
+  const swapper = new Swapper(budget, opts.swapStore ?? new FileSwapStore(opts.swapDir), host);
+  swapper.maxResidentVms = max;
+  return swapper;
 }

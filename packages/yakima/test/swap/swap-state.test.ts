@@ -436,4 +436,27 @@ describe('the memory budget', () => {
     expect(vms.map((v) => v.state)).toEqual(['exited', 'exited', 'exited']);
     await y.close();
   });
+
+  it('keeps at most maxResidentVms resident however much budget is left, least recently active out first', async () => {
+    const y = new Yakima({ maxResidentVms: 2, swapDir: scratch() });
+    const img = rawImage('capped', idleThenHalt(INTEGER_BODY), 4 << 20);
+    const vms = [0, 1, 2, 3].map(() => y.addVm(img));
+    const done = y.run();
+    try {
+      await until(() => vms.every((v) => v.state === 'idle' || v.state === 'swapped'), 20_000, 'the VMs to idle');
+      expect(vms.filter((v) => v.state === 'idle')).toHaveLength(2);
+      expect(y.swapStats().residentBytes).toBeLessThan(y.swapStats().memoryBudget / 100); // the cap, not the budget, decided
+      // A wake-up swaps one in and another (the least recently active) out.
+      const out = vms.find((v) => v.state === 'swapped')!;
+      await y.swapIn(out);
+      expect(out.state).toBe('idle');
+      expect(vms.filter((v) => v.state === 'idle')).toHaveLength(2);
+      expect(() => new Yakima({ maxResidentVms: 0 })).toThrow(/the most resident VMs must be at least 1, got 0/);
+    } finally {
+      for (const vm of vms) vm.console.pushInput(Uint8Array.of(1));
+      await done;
+      await y.close();
+    }
+    expect(vms.map((v) => v.state)).toEqual(['exited', 'exited', 'exited', 'exited']);
+  });
 });
