@@ -402,6 +402,9 @@ describe('Ilwaco TCP/IP stack: echo server and net-tests client VMs on one Yakim
         expect(stats[k], k).toBeGreaterThan(0);
       }
       expect(stats.tcp_passive_opens).toBeGreaterThan(500);
+      // Checksum offload: good frames came marked RX_CSUM_VALID (Yakima verified them), while
+      // the corrupted ones above came unmarked and the guest's own checks dropped them.
+      expect(stats.rx_csum_valid).toBeGreaterThan(500);
       const end = /echo: stats end \(connections (\d+), timers (\d+)\)/.exec(rig.text(rig.server))!;
       // Half-open connections are bounded by the listener's queue (2 x backlog 32).
       expect(Number(end[1])).toBeLessThanOrEqual(64);

@@ -10,7 +10,7 @@
  * becomes `DENALI_FOO_BAR`, except for `LAYOUT`, whose members are emitted unprefixed
  * (`DENALI_VREG_RO_BASE`). Strings and string arrays (`C_ABI_FLAGS`) become C string
  * literals. Tables that describe memory blocks (they have a `SIZE` member: `EXIT_ARGS`,
- * `IDLE_ARGS`, `CONSOLE_ARGS`, `UPCALL_FRAME`, ...) also become C structs of u32/u64 fields
+ * `IDLE_ARGS`, `CONSOLE_ARGS`, `UPCALL_FRAME`, ...) also become C structs of u16/u32/u64 fields
  * with `_Static_assert`s on every offset and on the size.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -89,7 +89,7 @@ function structFor(table: string, members: Record<string, number>): string[] {
     const end = i + 1 < fields.length ? fields[i + 1]![1] : size;
     const width = end - off;
     if (off !== expected) throw new Error(`${table}.${name}: gap before offset ${off}`);
-    const type = width === 4 ? 'uint32_t' : width === 8 ? 'uint64_t' : undefined;
+    const type = width === 2 ? 'uint16_t' : width === 4 ? 'uint32_t' : width === 8 ? 'uint64_t' : undefined;
     if (type === undefined) throw new Error(`${table}.${name}: unsupported width ${width}`);
     lines.push(`    ${type} ${name.toLowerCase()};`);
     asserts.push(

@@ -86,6 +86,23 @@ export const VREG_RO = {
   BOOTARGS_LEN: 0x3c,
   /** Largest IP packet the NIC carries (Ethernet payload, bytes): 1500. 0 when the VM has no NIC. */
   MTU: 0x40,
+  /**
+   * NIC features Yakima offers (`NET_FEATURE` bits; 0 when the VM has no NIC or on a Yakima
+   * older than the feature). A guest uses a `FRAME_FLAG` only when its feature bit is set here.
+   */
+  NET_FEATURES: 0x44,
+} as const;
+
+/**
+ * Bits of `VREG_RO.NET_FEATURES` (the feature negotiation of virtio-net, reduced to what the
+ * host offers: a guest that does not read the register sees the NIC of ABI version 1).
+ */
+export const NET_FEATURE = {
+  /**
+   * Checksum offload: NET_SEND honours `FRAME_FLAG.TX_CSUM` and NET_RECV reports
+   * `FRAME_FLAG.RX_CSUM_VALID` to descriptors marked `FRAME_FLAG.RX_FLAGS`.
+   */
+  CSUM: 1 << 0,
 } as const;
 
 /**
@@ -168,11 +185,44 @@ export const NET_ARGS = { DESCS: 0x0, COUNT: 0x4, DONE: 0x8, SIZE: 12 } as const
 
 /**
  * A frame descriptor: ADDR is the guest address of the frame bytes (destination MAC first, no
- * FCS). For NET_SEND, LEN is the frame length; frames shorter than `ETH_FRAME_MIN` or longer
- * than `ETH_FRAME_MAX` are dropped and counted. For NET_RECV, LEN is the buffer's capacity on
- * the way in and the bytes stored on the way out; a longer frame is truncated to the capacity.
+ * FCS); LEN is a u16 byte count and FLAGS a u16 of `FRAME_FLAG` bits. For NET_SEND, LEN is the
+ * frame length; frames shorter than `ETH_FRAME_MIN` or longer than `ETH_FRAME_MAX` are dropped
+ * and counted, as are frames with a FLAGS bit that is not a Tx flag. For NET_RECV, LEN is the
+ * buffer's capacity on the way in and the bytes stored on the way out; a longer frame is
+ * truncated to the capacity.
+ *
+ * Compatibility: ABI version 1 had LEN as one u32 at 0x4. A guest that leaves FLAGS 0 gets
+ * exactly that behaviour. On NET_RECV, a descriptor without `FRAME_FLAG.RX_FLAGS` is read and
+ * written as the old u32 LEN (Yakima never writes FLAGS to a guest that did not ask for them).
  */
-export const FRAME_DESC = { ADDR: 0x0, LEN: 0x4, SIZE: 8 } as const;
+export const FRAME_DESC = { ADDR: 0x0, LEN: 0x4, FLAGS: 0x6, SIZE: 8 } as const;
+
+/**
+ * Bits of `FRAME_DESC.FLAGS` (checksum offload as real NICs do it; compare virtio-net's
+ * NEEDS_CSUM and DATA_VALID). Usable only when `VREG_RO.NET_FEATURES` has `NET_FEATURE.CSUM`.
+ */
+export const FRAME_FLAG = {
+  /**
+   * NET_SEND: Yakima fills in the checksums of this frame before it reaches the switch: for an
+   * IPv4 packet (IHL and total length within the frame) the header checksum, and for an
+   * unfragmented TCP or UDP packet the TCP/UDP checksum over the pseudo-header and the
+   * segment (RFC 9293 3.1, RFC 768; a UDP sum of 0 is sent as 0xffff). The guest may leave
+   * those fields with any value. Other frames (ARP, ICMP's own checksum, fragments) leave as given.
+   */
+  TX_CSUM: 1 << 0,
+  /**
+   * NET_RECV, out: the IPv4 header checksum and the TCP or UDP checksum of this frame were
+   * verified correct by Yakima (a UDP datagram with checksum 0 carries none: only its IPv4
+   * header was verified), so the guest may skip verifying them. Unset means "not verified":
+   * bad checksums, other protocols, fragments, truncated frames; the guest checks as usual.
+   */
+  RX_CSUM_VALID: 1 << 1,
+  /**
+   * NET_RECV, in: the guest reads FLAGS (and LEN as a u16) on the way out. Bit 31 of the old
+   * u32 LEN, which no valid capacity could set.
+   */
+  RX_FLAGS: 1 << 15,
+} as const;
 
 /** Shortest Ethernet frame Yakima carries: the 14-byte header (bytes). */
 export const ETH_FRAME_MIN = 14;

@@ -60,6 +60,13 @@
 #define DENALI_VREG_RO_BOOTARGS_ADDR             0x38
 #define DENALI_VREG_RO_BOOTARGS_LEN              0x3c
 #define DENALI_VREG_RO_MTU                       0x40
+#define DENALI_VREG_RO_NET_FEATURES              0x44
+
+/*
+ * Bits of `VREG_RO.NET_FEATURES` (the feature negotiation of virtio-net, reduced to what the
+ * host offers: a guest that does not read the register sees the NIC of ABI version 1).
+ */
+#define DENALI_NET_FEATURE_CSUM                  1
 
 /*
  * Byte offsets inside the read-write virtual register page (at `LAYOUT.VREG_RW_BASE`).
@@ -132,13 +139,28 @@
 
 /*
  * A frame descriptor: ADDR is the guest address of the frame bytes (destination MAC first, no
- * FCS). For NET_SEND, LEN is the frame length; frames shorter than `ETH_FRAME_MIN` or longer
- * than `ETH_FRAME_MAX` are dropped and counted. For NET_RECV, LEN is the buffer's capacity on
- * the way in and the bytes stored on the way out; a longer frame is truncated to the capacity.
+ * FCS); LEN is a u16 byte count and FLAGS a u16 of `FRAME_FLAG` bits. For NET_SEND, LEN is the
+ * frame length; frames shorter than `ETH_FRAME_MIN` or longer than `ETH_FRAME_MAX` are dropped
+ * and counted, as are frames with a FLAGS bit that is not a Tx flag. For NET_RECV, LEN is the
+ * buffer's capacity on the way in and the bytes stored on the way out; a longer frame is
+ * truncated to the capacity.
+ *
+ * Compatibility: ABI version 1 had LEN as one u32 at 0x4. A guest that leaves FLAGS 0 gets
+ * exactly that behaviour. On NET_RECV, a descriptor without `FRAME_FLAG.RX_FLAGS` is read and
+ * written as the old u32 LEN (Yakima never writes FLAGS to a guest that did not ask for them).
  */
 #define DENALI_FRAME_DESC_ADDR                   0
 #define DENALI_FRAME_DESC_LEN                    4
+#define DENALI_FRAME_DESC_FLAGS                  6
 #define DENALI_FRAME_DESC_SIZE                   8
+
+/*
+ * Bits of `FRAME_DESC.FLAGS` (checksum offload as real NICs do it; compare virtio-net's
+ * NEEDS_CSUM and DATA_VALID). Usable only when `VREG_RO.NET_FEATURES` has `NET_FEATURE.CSUM`.
+ */
+#define DENALI_FRAME_FLAG_TX_CSUM                1
+#define DENALI_FRAME_FLAG_RX_CSUM_VALID          2
+#define DENALI_FRAME_FLAG_RX_FLAGS               0x8000
 
 /* Shortest Ethernet frame Yakima carries: the 14-byte header (bytes). */
 #define DENALI_ETH_FRAME_MIN                     14
@@ -218,10 +240,12 @@ _Static_assert(sizeof(struct denali_net_args) == DENALI_NET_ARGS_SIZE, "NET_ARGS
 /** Memory block `FRAME_DESC` (offsets in abi.ts). */
 struct denali_frame_desc {
     uint32_t addr;
-    uint32_t len;
+    uint16_t len;
+    uint16_t flags;
 };
 _Static_assert(offsetof(struct denali_frame_desc, addr) == DENALI_FRAME_DESC_ADDR, "FRAME_DESC.ADDR");
 _Static_assert(offsetof(struct denali_frame_desc, len) == DENALI_FRAME_DESC_LEN, "FRAME_DESC.LEN");
+_Static_assert(offsetof(struct denali_frame_desc, flags) == DENALI_FRAME_DESC_FLAGS, "FRAME_DESC.FLAGS");
 _Static_assert(sizeof(struct denali_frame_desc) == DENALI_FRAME_DESC_SIZE, "FRAME_DESC.SIZE");
 
 /** Memory block `UPCALL_FRAME` (offsets in abi.ts). */

@@ -41,6 +41,7 @@ struct ilwaco_net_stats {
     uint32_t tx_frames, tx_bytes, tx_batches; /* batches = NET_SEND hypercalls */
     uint32_t tx_fifo_full;                    /* NET_SEND accepted fewer frames than offered */
     uint32_t tx_queue_drops;                  /* frames dropped: driver's Tx queue full */
+    uint32_t rx_csum_valid;                   /* frames Yakima verified (FRAME_FLAG_RX_CSUM_VALID) */
     /* Ethernet / ARP */
     uint32_t eth_drop_short, eth_drop_not_for_us, eth_drop_ethertype;
     uint32_t arp_drop_bad, arp_requests_sent, arp_replies_sent, arp_resolved;

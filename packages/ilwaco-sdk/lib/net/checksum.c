@@ -6,6 +6,9 @@
 #ifdef ILWACO_NET_UNITY /* compiled through lib/net.c */
 #include "net_internal.h"
 
+int net_csum_offload;
+int net_rx_csum_valid;
+
 uint32_t net_sum(const void *data, size_t len, uint32_t sum) {
     const uint8_t *p = data;
     /* 32-bit words into a 64-bit accumulator (add/adc on i386): the ones' complement sum of

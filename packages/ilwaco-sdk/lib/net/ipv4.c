@@ -37,7 +37,7 @@ void ipv4_input(uint8_t *p, uint32_t len) {
         NSTAT(ip_drop_len);
         return;
     }
-    if (net_fold(net_sum(p, hl, 0)) != 0) {
+    if (!net_rx_csum_valid && net_fold(net_sum(p, hl, 0)) != 0) {
         NSTAT(ip_drop_checksum);
         return;
     }
@@ -101,8 +101,10 @@ int ipv4_output(uint8_t *frame, uint32_t l4len, uint32_t dst, uint8_t proto) {
     p[10] = p[11] = 0;
     wraddr(p + 12, net_addr());
     wraddr(p + 16, dst);
-    uint16_t ck = net_fold(net_sum(p, IP_HDR, 0));
-    __builtin_memcpy(p + 10, &ck, 2);
+    if (!net_csum_offload) { /* else the NIC fills it in (FRAME_FLAG_TX_CSUM) */
+        uint16_t ck = net_fold(net_sum(p, IP_HDR, 0));
+        __builtin_memcpy(p + 10, &ck, 2);
+    }
     NSTAT(ip_tx);
     uint32_t len = ETH_HDR + IP_HDR + l4len;
     if (bcast) ether_output(frame, len, ether_broadcast, 0x0800);

@@ -64,6 +64,12 @@ uint32_t net_sum(const void *data, size_t len, uint32_t sum);
 uint16_t net_fold(uint32_t sum);
 /** Pseudo-header sum for TCP/UDP (RFC 9293 3.1, RFC 768). */
 uint32_t net_pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, uint16_t len);
+/** The NIC offers checksum offload (VREG_RO.NET_FEATURES has NET_FEATURE_CSUM; set by net_start):
+ * frames go out with FRAME_FLAG_TX_CSUM and the IPv4 header, TCP and UDP checksums left to Yakima. */
+extern int net_csum_offload;
+/** The frame being input arrived with FRAME_FLAG_RX_CSUM_VALID: Yakima verified its IPv4 header
+ * and TCP/UDP checksums, so the stack does not sum them again (set by netif_poll_rx per frame). */
+extern int net_rx_csum_valid;
 
 /* ---- timer.c: the network deadline list ---- */
 struct net_timer {

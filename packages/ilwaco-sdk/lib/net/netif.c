@@ -71,7 +71,8 @@ void netif_flush(void) {
         /* Contiguous run of slots from tx_head (the queue wraps). */
         while (n < tx_count && tx_head + n < TXQ_SLOTS) {
             descs[n].addr = (uint32_t)(uintptr_t)(tx_slots + (tx_head + n) * NET_FRAME_MAX);
-            descs[n].len = tx_len[tx_head + n];
+            descs[n].len = (uint16_t)tx_len[tx_head + n];
+            descs[n].flags = net_csum_offload ? DENALI_FRAME_FLAG_TX_CSUM : 0;
             n++;
         }
         struct denali_net_args a = {(uint32_t)(uintptr_t)descs, n, 0};
@@ -99,6 +100,8 @@ void netif_poll_rx(void) {
         for (int i = 0; i < RX_BATCH; i++) {
             descs[i].addr = (uint32_t)(uintptr_t)(base + i * RX_BUF);
             descs[i].len = RX_BUF;
+            /* Ask for FLAGS only from a Yakima that offers them: an older one reads LEN as a u32. */
+            descs[i].flags = net_csum_offload ? DENALI_FRAME_FLAG_RX_FLAGS : 0;
         }
         struct denali_net_args a = {(uint32_t)(uintptr_t)descs, RX_BATCH, 0};
         denali_hypercall(DENALI_HYPERCALL_NET_RECV, &a);
@@ -107,11 +110,18 @@ void netif_poll_rx(void) {
         __net_stats.rx_batches++;
         /* Copy the lengths first: input processing may transmit and reuse descs. */
         uint32_t lens[RX_BATCH];
-        for (uint32_t i = 0; i < done; i++) lens[i] = descs[i].len > RX_BUF ? RX_BUF : descs[i].len;
+        uint8_t valid[RX_BATCH];
+        for (uint32_t i = 0; i < done; i++) {
+            lens[i] = descs[i].len > RX_BUF ? RX_BUF : descs[i].len;
+            valid[i] = net_csum_offload && (descs[i].flags & DENALI_FRAME_FLAG_RX_CSUM_VALID);
+        }
         for (uint32_t i = 0; i < done; i++) {
             __net_stats.rx_frames++;
             __net_stats.rx_bytes += lens[i];
+            if (valid[i]) __net_stats.rx_csum_valid++;
+            net_rx_csum_valid = valid[i];
             ether_input(base + i * RX_BUF, lens[i]);
+            net_rx_csum_valid = 0;
         }
         /* Answers to this batch leave as one batch (paper 3.1.2). */
         netif_flush();

@@ -39,6 +39,7 @@ int net_start(void) {
         return -1;
     }
     __net_if.mtu = mtu > 1500 ? 1500 : mtu;
+    net_csum_offload = (DENALI_VREG_RO_U32(DENALI_VREG_RO_NET_FEATURES) & DENALI_NET_FEATURE_CSUM) != 0;
     if (netif_init() < 0) {
         errno = ENOMEM;
         return -1;

@@ -15,6 +15,7 @@ static const struct {
     {"tx_batches", __builtin_offsetof(struct ilwaco_net_stats, tx_batches)},
     {"tx_fifo_full", __builtin_offsetof(struct ilwaco_net_stats, tx_fifo_full)},
     {"tx_queue_drops", __builtin_offsetof(struct ilwaco_net_stats, tx_queue_drops)},
+    {"rx_csum_valid", __builtin_offsetof(struct ilwaco_net_stats, rx_csum_valid)},
     {"eth_drop_short", __builtin_offsetof(struct ilwaco_net_stats, eth_drop_short)},
     {"eth_drop_not_for_us", __builtin_offsetof(struct ilwaco_net_stats, eth_drop_not_for_us)},
     {"eth_drop_ethertype", __builtin_offsetof(struct ilwaco_net_stats, eth_drop_ethertype)},

@@ -406,7 +406,7 @@ void tcp_input(uint8_t *seg, uint32_t len, uint32_t src, uint32_t dst) {
         NSTAT(tcp_drop_hdrlen);
         return;
     }
-    if (net_fold(net_sum(seg, len, net_pseudo_sum(src, dst, IPPROTO_TCP, (uint16_t)len))) != 0) {
+    if (!net_rx_csum_valid && net_fold(net_sum(seg, len, net_pseudo_sum(src, dst, IPPROTO_TCP, (uint16_t)len))) != 0) {
         NSTAT(tcp_drop_checksum);
         return;
     }

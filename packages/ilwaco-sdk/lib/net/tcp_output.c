@@ -42,8 +42,10 @@ void tcp_send_segment(struct tcb *t, uint32_t seq, uint32_t len, uint8_t flags) 
         wr16(h + 22, (uint16_t)(__net_if.mtu - IP_HDR - TCP_HDR));
     }
     if (len) ring_peek(&t->snd, seq - t->snd_una, h + hl, len);
-    uint16_t ck = net_fold(net_sum(h, hl + len, net_pseudo_sum(t->laddr, t->faddr, IPPROTO_TCP, (uint16_t)(hl + len))));
-    __builtin_memcpy(h + 16, &ck, 2);
+    if (!net_csum_offload) { /* else the NIC fills it in (FRAME_FLAG_TX_CSUM) */
+        uint16_t ck = net_fold(net_sum(h, hl + len, net_pseudo_sum(t->laddr, t->faddr, IPPROTO_TCP, (uint16_t)(hl + len))));
+        __builtin_memcpy(h + 16, &ck, 2);
+    }
     NSTAT(tcp_tx_segments);
     if (flags & TH_RST) NSTAT(tcp_rst_sent);
     if (flags & TH_ACK) {
@@ -66,8 +68,10 @@ void tcp_respond_rst(uint32_t laddr, uint16_t lport, uint32_t faddr, uint16_t fp
     h[12] = (TCP_HDR / 4) << 4;
     h[13] = flags;
     for (int i = 14; i < 20; i++) h[i] = 0;
-    uint16_t ck = net_fold(net_sum(h, TCP_HDR, net_pseudo_sum(laddr, faddr, IPPROTO_TCP, TCP_HDR)));
-    __builtin_memcpy(h + 16, &ck, 2);
+    if (!net_csum_offload) {
+        uint16_t ck = net_fold(net_sum(h, TCP_HDR, net_pseudo_sum(laddr, faddr, IPPROTO_TCP, TCP_HDR)));
+        __builtin_memcpy(h + 16, &ck, 2);
+    }
     NSTAT(tcp_tx_segments);
     NSTAT(tcp_rst_sent);
     ipv4_output(f, TCP_HDR, faddr, IPPROTO_TCP);

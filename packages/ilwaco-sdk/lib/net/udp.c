@@ -23,7 +23,7 @@ void udp_input(uint8_t *u, uint32_t len, uint32_t src, uint32_t dst) {
         return;
     }
     /* Checksum 0 means the sender did not compute one (RFC 768). */
-    if ((u[6] | u[7]) && net_fold(net_sum(u, ulen, net_pseudo_sum(src, dst, IPPROTO_UDP, (uint16_t)ulen))) != 0) {
+    if (!net_rx_csum_valid && (u[6] | u[7]) && net_fold(net_sum(u, ulen, net_pseudo_sum(src, dst, IPPROTO_UDP, (uint16_t)ulen))) != 0) {
         NSTAT(udp_drop_checksum);
         return;
     }
@@ -84,9 +84,11 @@ ssize_t udp_send(struct sock *s, const void *buf, size_t len, int flags, uint32_
     wr16(u + 4, (uint16_t)(UDP_HDR + len));
     u[6] = u[7] = 0;
     memcpy(u + UDP_HDR, buf, len);
-    uint16_t ck = net_fold(net_sum(u, UDP_HDR + len, net_pseudo_sum(net_addr(), dst, IPPROTO_UDP, (uint16_t)(UDP_HDR + len))));
-    if (ck == 0) ck = 0xffff; /* 0 would mean "no checksum" */
-    memcpy(u + 6, &ck, 2);
+    if (!net_csum_offload) { /* else the NIC fills it in (FRAME_FLAG_TX_CSUM) */
+        uint16_t ck = net_fold(net_sum(u, UDP_HDR + len, net_pseudo_sum(net_addr(), dst, IPPROTO_UDP, (uint16_t)(UDP_HDR + len))));
+        if (ck == 0) ck = 0xffff; /* 0 would mean "no checksum" */
+        memcpy(u + 6, &ck, 2);
+    }
     if (ipv4_output(f, UDP_HDR + (uint32_t)len, dst, IPPROTO_UDP) < 0) {
         errno = ENETUNREACH;
         return -1;

@@ -1,4 +1,5 @@
 import {
+  NET_FEATURE,
   ABI_VERSION,
   LAYOUT,
   PAGE_SIZE,
@@ -32,6 +33,11 @@ export interface BootOptions {
   ipv4?: { addr: number; netmask: number; gateway: number };
   /** MTU of the VM's NIC in bytes; default 0 (no NIC). */
   mtu?: number;
+  /**
+   * `NET_FEATURE` bits offered to the guest in `VREG_RO.NET_FEATURES`; default every feature
+   * this Yakima implements when the VM has a NIC (`mtu` > 0), else 0.
+   */
+  netFeatures?: number;
   /** Allocates the (zeroed) guest memory, e.g. mmap'd memory KVM can map; default a fresh `GuestMemory`. */
   allocateMemory?: (size: number) => GuestMemory;
   /**
@@ -149,6 +155,7 @@ function writeBootRegisters(memory: GuestMemory, image: DenaliImage, opts: BootO
   be(VREG_RO.IPV4_NETMASK, opts.ipv4?.netmask ?? 0);
   be(VREG_RO.IPV4_GATEWAY, opts.ipv4?.gateway ?? 0);
   u32(VREG_RO.MTU, opts.mtu ?? 0);
+  u32(VREG_RO.NET_FEATURES, opts.netFeatures ?? (opts.mtu ? NET_FEATURE.CSUM : 0));
   u32(VREG_RO.IMAGE_END, imageEnd);
   u32(VREG_RO.STACK_TOP, memorySize);
   u32(VREG_RO.STACK_SIZE, m.stackSize);

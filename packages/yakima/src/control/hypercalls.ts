@@ -9,6 +9,7 @@ import {
   ETH_FRAME_MAX,
   ETH_FRAME_MIN,
   FRAME_DESC,
+  FRAME_FLAG,
   NET_ARGS,
   NET_MAX_BATCH,
 } from '@denali/image-format';
@@ -101,12 +102,14 @@ const handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
       let done = 0;
       for (; done < count; done++) {
         const d = descs + done * FRAME_DESC.SIZE;
-        const len = vm.memory.readU32(d + FRAME_DESC.LEN);
+        // LEN (u16) and FLAGS (u16) read as one u32: an old guest's u32 LEN has FLAGS 0.
+        const lenFlags = vm.memory.readU32(d + FRAME_DESC.LEN);
+        const len = lenFlags & 0xffff;
         if (len < ETH_FRAME_MIN || len > ETH_FRAME_MAX) {
           nic.stats.txBadLength++; // dropped and counted, never a fault: the pointer was not used
           continue;
         }
-        if (!nic.transmit(vm.memory.view(vm.memory.readU32(d + FRAME_DESC.ADDR), len))) break;
+        if (!nic.transmit(vm.memory.view(vm.memory.readU32(d + FRAME_DESC.ADDR), len), lenFlags >>> 16)) break;
         vm.chargeBytes(len);
       }
       vm.memory.writeU32(a + NET_ARGS.DONE, done);
@@ -122,13 +125,16 @@ const handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
       let done = 0;
       for (; done < count && nic.rx.length > 0; done++) {
         const d = descs + done * FRAME_DESC.SIZE;
-        const cap = vm.memory.readU32(d + FRAME_DESC.LEN);
+        // Without RX_FLAGS (bit 31 of the u32, which no valid old capacity sets) LEN is the old u32.
+        const lenFlags = vm.memory.readU32(d + FRAME_DESC.LEN);
+        const wantsFlags = (lenFlags >>> 16) & FRAME_FLAG.RX_FLAGS;
+        const cap = wantsFlags ? lenFlags & 0xffff : lenFlags;
         const buf = vm.memory.writableView(vm.memory.readU32(d + FRAME_DESC.ADDR), cap);
         vm.memory.writeU32(d + FRAME_DESC.LEN, 0); // checks the out-field before a frame leaves the FIFO
         const frame = nic.rx.shift()!;
         const n = Math.min(cap, frame.length);
         buf.set(frame.subarray(0, n));
-        vm.memory.writeU32(d + FRAME_DESC.LEN, n);
+        vm.memory.writeU32(d + FRAME_DESC.LEN, wantsFlags ? (n | (nic.rxFlags(frame, n) << 16)) >>> 0 : n);
         vm.chargeBytes(n);
       }
       vm.memory.writeU32(a + NET_ARGS.DONE, done);

@@ -1,4 +1,5 @@
-import { ETH_FRAME_MAX, ETH_FRAME_MIN } from '@denali/image-format';
+import { ETH_FRAME_MAX, ETH_FRAME_MIN, FRAME_FLAG } from '@denali/image-format';
+import { checksumsValid, fillChecksums } from './checksum-offload.js';
 
 /** Frames each of a NIC's FIFOs holds before it drops (paper 3.2: Yakima keeps Rx and Tx FIFOs per VM). */
 export const NIC_FIFO_FRAMES = 256;
@@ -11,6 +12,12 @@ export interface NicStats {
   txFifoFull: number;
   /** NET_SEND frames dropped for a length outside [ETH_FRAME_MIN, ETH_FRAME_MAX]. */
   txBadLength: number;
+  /** NET_SEND frames dropped for a FLAGS bit that is not a Tx flag (`FRAME_FLAG`). */
+  txBadFlags: number;
+  /** NET_SEND frames whose checksums Yakima filled in (`FRAME_FLAG.TX_CSUM` on a TCP/UDP frame). */
+  txCsumFilled: number;
+  /** NET_RECV frames reported with `FRAME_FLAG.RX_CSUM_VALID`. */
+  rxCsumValid: number;
   /** Frames dropped by the switch because their source MAC was not this NIC's. */
   txSpoofDrops: number;
   rxFrames: number;
@@ -64,6 +71,9 @@ export class NicDevice {
     txBytes: 0,
     txFifoFull: 0,
     txBadLength: 0,
+    txBadFlags: 0,
+    txCsumFilled: 0,
+    rxCsumValid: 0,
     txSpoofDrops: 0,
     rxFrames: 0,
     rxBytes: 0,
@@ -80,21 +90,41 @@ export class NicDevice {
   ) {}
 
   /**
-   * Guest transmit of one frame (the bytes are copied). Returns false when the Tx FIFO is full,
-   * so NET_SEND stops and reports how many it took; a bad length is dropped, counted, and
-   * counts as taken.
+   * Guest transmit of one frame (the bytes are copied). `flags` are the descriptor's
+   * `FRAME_FLAG` bits: with `TX_CSUM` the copy gets its IPv4 and TCP/UDP checksums filled in
+   * (`fillChecksums`), so every frame on the switch is complete. Returns false when the Tx FIFO
+   * is full, so NET_SEND stops and reports how many it took; a bad length or a flag that is not
+   * a Tx flag is dropped, counted, and counts as taken.
    */
-  transmit(frame: Uint8Array): boolean {
+  transmit(frame: Uint8Array, flags = 0): boolean {
     if (frame.length < ETH_FRAME_MIN || frame.length > ETH_FRAME_MAX) {
       this.stats.txBadLength++;
       return true;
     }
-    if (!this.tx.push(frame.slice())) {
+    if ((flags & ~FRAME_FLAG.TX_CSUM) !== 0) {
+      this.stats.txBadFlags++;
+      return true;
+    }
+    if (this.tx.full) {
       this.stats.txFifoFull++;
       return false;
     }
+    const copy = frame.slice();
+    if (flags & FRAME_FLAG.TX_CSUM && fillChecksums(copy)) this.stats.txCsumFilled++;
+    this.tx.push(copy);
     this.onTx(this);
     return true;
+  }
+
+  /**
+   * The `FRAME_FLAG` bits NET_RECV reports for `frame`: `RX_CSUM_VALID` when its IPv4 and
+   * TCP/UDP checksums are correct (known from the host's own computation, else verified here),
+   * unless it was truncated to `stored` bytes.
+   */
+  rxFlags(frame: Uint8Array, stored: number): number {
+    if (stored !== frame.length || !checksumsValid(frame)) return 0;
+    this.stats.rxCsumValid++;
+    return FRAME_FLAG.RX_CSUM_VALID;
   }
 
   /** The switch delivers a frame to this VM (owned by the NIC from now on). */

@@ -29,9 +29,11 @@ export type IPv4DropReason = 'ipTruncated' | 'ipBadVersion' | 'ipBadHeaderLength
  * Parse an IPv4 packet strictly (RFC 791): version 4, 20 ≤ IHL×4 ≤ total length ≤ bytes
  * available, valid header checksum (RFC 1071), not a fragment (MF set or offset ≠ 0: Yakima
  * does not reassemble), source not multicast/broadcast. Never throws.
+ * @param checksumVerified the header checksum is already known correct (Yakima computed or
+ *   verified it: `checksumsKnownValid`), so it is not summed again.
  * @returns the packet, or the drop reason.
  */
-export function parseIPv4Packet(buf: Uint8Array, offset = 0): IPv4Packet | IPv4DropReason {
+export function parseIPv4Packet(buf: Uint8Array, offset = 0, checksumVerified = false): IPv4Packet | IPv4DropReason {
   const avail = buf.length - offset;
   if (avail < IPV4_HEADER) return 'ipTruncated';
   const vihl = buf[offset]!;
@@ -40,7 +42,7 @@ export function parseIPv4Packet(buf: Uint8Array, offset = 0): IPv4Packet | IPv4D
   if (headerLength < IPV4_HEADER || headerLength > avail) return 'ipBadHeaderLength';
   const totalLength = rd16(buf, offset + 2);
   if (totalLength < headerLength || totalLength > avail) return 'ipBadTotalLength';
-  if (internetChecksum(buf, offset, headerLength) !== 0) return 'ipBadChecksum';
+  if (!checksumVerified && internetChecksum(buf, offset, headerLength) !== 0) return 'ipBadChecksum';
   const flagsFrag = rd16(buf, offset + 6);
   if ((flagsFrag & 0x2000) !== 0 || (flagsFrag & 0x1fff) !== 0) return 'ipFragment';
   const src = rd32(buf, offset + 12);

@@ -4,6 +4,7 @@ import type { VirtualNetwork } from '../network.js';
 import { formatIPv4 } from '../network.js';
 import type { SwitchPort } from '../switch.js';
 import { ARP_OP, ArpCache, buildArpFrame, parseArp, type ArpCacheOptions } from './arp.js';
+import { checksumsKnownValid } from '../checksum-offload.js';
 import { internetChecksum } from './checksum.js';
 import { BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, etherTypeOf, newFrame, wr16 } from './frame.js';
 import { IPPROTO, IPV4_HEADER, parseIPv4Packet, writeIPv4Header } from './ipv4.js';
@@ -309,11 +310,12 @@ export class VirtualHost implements SwitchPort {
     const type = etherTypeOf(f);
     if (type === ETHERTYPE_ARP) return this.handleArp(f);
     if (type !== ETHERTYPE_IPV4) return this.drop(type < 0 ? 'ethTruncated' : 'ethOtherProtocol');
-    const p = parseIPv4Packet(f, ETH_HEADER);
+    const verified = checksumsKnownValid(f); // a guest's TX_CSUM frame: the NIC just computed them
+    const p = parseIPv4Packet(f, ETH_HEADER, verified);
     if (typeof p === 'string') return this.drop(p);
     if (p.dst !== this.ip) return this.drop('ipNotForUs');
     if (((p.src & this.net.netmask) >>> 0) !== this.net.network) return this.drop('ipSourceOffSubnet');
-    if (p.protocol === IPPROTO.TCP) return this.handleTcp(p.src, p.payload);
+    if (p.protocol === IPPROTO.TCP) return this.handleTcp(p.src, p.payload, verified);
     if (p.protocol === IPPROTO.ICMP) return this.handleIcmp(f, p.src, p.payload);
     this.drop('ipOtherProtocol');
   }
@@ -374,8 +376,8 @@ export class VirtualHost implements SwitchPort {
     this.send(reply);
   }
 
-  private handleTcp(src: number, b: Uint8Array): void {
-    const seg = parseTcpSegment(b, src, this.ip);
+  private handleTcp(src: number, b: Uint8Array, checksumVerified: boolean): void {
+    const seg = parseTcpSegment(b, src, this.ip, checksumVerified);
     if (typeof seg === 'string') return this.drop(seg);
     const k = key(src, seg.srcPort, seg.dstPort);
     const conn = this.conns.get(k);
