@@ -9,7 +9,7 @@
  * Options: --requests N (default 50), --gap MS between requests (default 100),
  * --backend emu|kvm (default emu).
  */
-import { createServer } from 'node:net';
+import { freePort } from './free-port.js';
 import { buildFlood, buildHttpd, floodNextToHttpd, noNewlineFlood, percentile } from './flood-harness.js';
 
 const argv = process.argv.slice(2);
@@ -19,16 +19,6 @@ const opt = (name: string): string | undefined => {
 };
 const MiB = 1024 * 1024;
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 const flood = await buildFlood('flood', { newlines: true, mib: 0 });
 const httpd = await buildHttpd();

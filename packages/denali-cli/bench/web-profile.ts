@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createServer } from 'node:net';
+import { freePort } from './free-port.js';
 import { manifestFromInput, readImage, writeImageFile } from '@denali/image-format';
 import { compileAndLink, loadServiceConfig } from '@denali/ilwaco-sdk';
 import { Yakima, attachUserModeUplink, type Backend } from '@denali/yakima';
@@ -33,16 +33,6 @@ const connections = Number(opt('--connections') ?? 8);
 const eip = argv.includes('--eip');
 const top = Number(opt('--top') ?? 30);
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 /** Function symbols of an ELF, sorted by address (`nm -n`). */
 function symbols(elfPath: string): { addr: number; name: string }[] {

@@ -17,7 +17,7 @@
  * gets at least as many threads), --client wrk|node (default: wrk if installed, else the
  * Node client), --targets native,emu,kvm,process,emu8,process8 (default: all), --boot-timeout S (default 90).
  */
-import { createServer } from 'node:net';
+import { freePort } from './free-port.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -55,17 +55,6 @@ interface Target {
   start(): Promise<Server>;
 }
 
-/** A free loopback TCP port (bound and released; a tiny race is acceptable for a bench). */
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolvePort(p));
-    });
-  });
-}
 
 /** First line of a process's complaint, for an "n/a (...)" cell. */
 function firstLine(text: string): string {

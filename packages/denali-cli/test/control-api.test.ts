@@ -73,6 +73,15 @@ async function api(method: 'GET' | 'POST', path: string, template: string, body?
   return a;
 }
 
+/** Stop a test instance: its VMs, its run loop, its control socket, then Yakima itself. */
+async function closeInstance(yakima: Yakima, run: Promise<void>, server: ControlServer): Promise<void> {
+  yakima.stop();
+  await run;
+  await server.close();
+  await yakima.close();
+  delete process.env.DENALI_RUNTIME_DIR;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('control API (openapi.json) over the real socket', () => {
@@ -96,13 +105,7 @@ describe('control API (openapi.json) over the real socket', () => {
     run = yakima.run();
   });
 
-  afterAll(async () => {
-    yakima.stop();
-    await run;
-    await server.close();
-    await yakima.close();
-    delete process.env.DENALI_RUNTIME_DIR;
-  });
+  afterAll(() => closeInstance(yakima, run, server));
 
   it('listens on a socket only its user can open, in a private directory', async () => {
     expect((await stat(socket)).mode & 0o777).toBe(0o600);
@@ -353,13 +356,7 @@ describe.skipIf(!procProbe.usable)(`control API swap actions on the process back
     expect((await api('POST', '/v1/vms', '/v1/vms', { image: ticker, name: 'tick' })).status).toBe(201);
   });
 
-  afterAll(async () => {
-    yakima.stop();
-    await run;
-    await server.close();
-    await yakima.close();
-    delete process.env.DENALI_RUNTIME_DIR;
-  });
+  afterAll(() => closeInstance(yakima, run, server));
 
   it('swap-out and swap-in answer 200 (not 501), and the VM keeps ticking afterwards', async () => {
     let out = await api('POST', '/v1/vms/tick/swap-out', '/v1/vms/{vm}/swap-out');

@@ -1,6 +1,5 @@
 import { mkdtempSync } from 'node:fs';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -32,17 +31,6 @@ export async function cService(name: string, source: string, extra: Record<strin
   return dir;
 }
 
-/** A free loopback TCP port (bound, then released), for `-p` forwards and servers under test. */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolvePort(p));
-    });
-  });
-}
 
 /** A service that prints `tick N` every 200 ms forever (idles between ticks): for long-running VMs. */
 export const TICKER_C = `#include <stdio.h>
@@ -59,3 +47,5 @@ export async function cImage(name: string, source: string, dir: string): Promise
   const svc = await cService(name, source);
   return (await buildService(svc, { out: join(dir, `${name}.dni`), quiet: true })).imagePath;
 }
+
+export { freePort } from '../bench/free-port.js';

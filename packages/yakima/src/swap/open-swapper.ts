@@ -32,7 +32,5 @@ export function openSwapper(opts: SwapOptions, host: SwapHost): Swapper | undefi
   }
   const max = opts.maxResidentVms ?? DEFAULT_MAX_RESIDENT_VMS;
   if (!(max >= 1)) throw new RangeError(`the most resident VMs must be at least 1, got ${max}`);
-  const swapper = new Swapper(budget, opts.swapStore ?? new FileSwapStore(opts.swapDir), host);
-  swapper.maxResidentVms = max;
-  return swapper;
+  return new Swapper(budget, opts.swapStore ?? new FileSwapStore(opts.swapDir), host, max);
 }

@@ -94,9 +94,9 @@ interface CloneBatch {
  * is an ArrayBuffer over its host mapping, and V8 counts the whole view (12 MiB for httpd) as
  * external memory: with thousands resident it collects garbage far more often, most of all
  * while their number grows. Measured with `denali swap-bench --vms 1,10000 --dist zipf,random`
- * under the default 1 GiB budget (about 6,800 VMs then fit): with no cap, 10,000 VMs took 122 s
- * to boot and answer once; capped at 2,048, 44.6 s; at 1,024, 34.0 s, with Zipf throughput
- * within the run-to-run noise of the others (26-31 % of one VM).
+ * and `--max-resident` 1000000, 2048 and 1024 under the default 1 GiB budget (about 6,800 VMs
+ * then fit): uncapped, 10,000 VMs took 122 s to boot and answer once; capped at 2,048, 44.6 s;
+ * at 1,024, 34.0 s, with Zipf throughput within run-to-run noise (26-31 % of one VM).
  */
 export const DEFAULT_MAX_RESIDENT_VMS = 1024;
 
@@ -144,8 +144,6 @@ export class Swapper {
   /** Memory of finished VMs, released on `close` unless garbage (then unmapped) by then. */
   private readonly finished = new Set<WeakRef<GuestMemory>>();
   private residentTotal = 0;
-  /** At most this many VMs are resident at once, whatever the budget (see `DEFAULT_MAX_RESIDENT_VMS`). */
-  maxResidentVms = DEFAULT_MAX_RESIDENT_VMS;
   private templateBytes = 0;
   private templateBytesAt = -Infinity;
   /** Swapped-out VMs' vCPUs for reuse, oldest first (see `CPU_POOL_MAX`), and their host bytes. */
@@ -161,6 +159,8 @@ export class Swapper {
     readonly memoryBudget: number,
     private readonly store: SwapStore,
     private readonly host: SwapHost,
+    /** At most this many VMs are resident at once, whatever the budget (see `DEFAULT_MAX_RESIDENT_VMS`). */
+    readonly maxResidentVms: number = DEFAULT_MAX_RESIDENT_VMS,
   ) {
     if (!(memoryBudget > 0)) throw new RangeError(`memory budget must be a positive number of bytes, got ${memoryBudget}`);
   }
