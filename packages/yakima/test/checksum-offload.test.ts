@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FRAME_DESC, FRAME_FLAG, HYPERCALL, HYPERCALL_PORT_BASE, LAYOUT, NET_ARGS, NET_FEATURE, VREG_RO } from '@denali/image-format';
+import { totalDrops, vmCounters } from '../src/api/counters.js';
 import { Yakima } from '../src/control/yakima.js';
 import type { VcpuExit } from '../src/cpu/vcpu.js';
 import { NicDevice } from '../src/net/nic.js';
@@ -145,6 +146,7 @@ describe('NET_SEND with TX_CSUM and NET_RECV with RX_FLAGS between two VMs', () 
       { f: ipFrame(MAC_A, MAC_B, 6, tcpBytes('bad sum')), flags: 0 }, // junk checksums, no offload
       { f: ipFrame(MAC_A, MAC_B, 17, udpBytes('udp')), flags: FRAME_FLAG.TX_CSUM },
       { f: ipFrame(MAC_A, MAC_B, 6, tcpBytes('old guest')), flags: FRAME_FLAG.TX_CSUM },
+      { f: ipFrame(MAC_A, MAC_B, 6, tcpBytes('rx flag on tx')), flags: FRAME_FLAG.RX_CSUM_VALID }, // dropped: not a Tx flag
     ];
     const y = new Yakima({
       network: true,
@@ -210,5 +212,9 @@ describe('NET_SEND with TX_CSUM and NET_RECV with RX_FLAGS between two VMs', () 
     expect(got[3]!.lenWord).toBe(sent[3]!.f.length); // old descriptor: plain u32 LEN, no flags
     expect(a.nic!.stats).toMatchObject({ txFrames: 4, txCsumFilled: 3 });
     expect(b.nic!.stats.rxCsumValid).toBe(2);
+    // The control API reports the same counters, and the bad-flags frame as a drop.
+    expect(vmCounters(a, undefined)).toMatchObject({ txChecksumsFilled: 3, drops: { txBadFlags: 1 } });
+    expect(vmCounters(b, undefined)).toMatchObject({ rxChecksumsValid: 2 });
+    expect(totalDrops(vmCounters(a, undefined).drops)).toBe(1);
   });
 });

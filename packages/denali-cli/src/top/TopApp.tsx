@@ -435,7 +435,8 @@ export function TopApp({ source, intervalMs = 1000, color = true, size }: TopPro
       ['exits', `${formatCount(v.exits)} (hypercalls ${formatCount(v.hypercalls)}, idles ${formatCount(v.idles)}, preemptions ${formatCount(v.preemptions)})`],
       ['memory', `${formatBytes(v.residentBytes)} resident of ${formatBytes(v.memoryBytes)}`],
       ['network', `rx ${formatCount(v.rxFrames)} frames ${formatBytes(v.rxBytes)}, tx ${formatCount(v.txFrames)} frames ${formatBytes(v.txBytes)}`],
-      ['drops', `tx fifo ${v.drops.txFifoFull}, bad length ${v.drops.txBadLength}, spoofed ${v.drops.txSpoofed}, rx fifo ${v.drops.rxFifoFull}`],
+      ['drops', `tx fifo ${v.drops.txFifoFull}, bad length ${v.drops.txBadLength}, bad flags ${v.drops.txBadFlags}, spoofed ${v.drops.txSpoofed}, rx fifo ${v.drops.rxFifoFull}`],
+      ['checksum offload', `tx filled ${v.txChecksumsFilled}, rx valid ${v.rxChecksumsValid}`],
       ['swap', `${v.swapIns} in, ${v.swapOuts} out`],
       ['uptime', formatDuration(v.uptimeSeconds)],
     ];

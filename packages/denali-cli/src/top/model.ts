@@ -53,7 +53,8 @@ export type SortKey = (typeof COLUMNS)[number]['key'];
 /** Samples of history kept for the header sparklines (one a refresh: about a minute). */
 export const HISTORY = 60;
 
-const sumDrops = (v: VmSummary): number => v.drops.txFifoFull + v.drops.txBadLength + v.drops.txSpoofed + v.drops.rxFifoFull;
+/** Every drop reason the instance reports, so a reason added to the API is never left out of the column. */
+const sumDrops = (v: VmSummary): number => Object.values(v.drops).reduce((a, n) => a + n, 0);
 
 /**
  * Rows with rates over the interval from `prev` to `cur`. A VM new in `cur` has rates over its

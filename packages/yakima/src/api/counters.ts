@@ -9,6 +9,8 @@ export interface DropCounts {
   txFifoFull: number;
   /** NET_SEND frames with a length outside the Ethernet bounds. */
   txBadLength: number;
+  /** NET_SEND frames whose descriptor FLAGS held a bit that is not a Tx flag. */
+  txBadFlags: number;
   /** Frames the switch dropped because their source MAC was not the VM's. */
   txSpoofed: number;
   /** Frames for the VM dropped because its Rx FIFO was full. */
@@ -37,6 +39,10 @@ export interface VmCounters {
   rxBytes: number;
   txFrames: number;
   txBytes: number;
+  /** NET_SEND frames whose TCP/UDP checksum Yakima filled in (checksum offload, `FRAME_FLAG.TX_CSUM`). */
+  txChecksumsFilled: number;
+  /** Frames delivered with `FRAME_FLAG.RX_CSUM_VALID` (the guest skips verifying their checksums). */
+  rxChecksumsValid: number;
   drops: DropCounts;
   swapIns: number;
   swapOuts: number;
@@ -74,7 +80,15 @@ export function vmCounters(vm: Vm, tail: ConsoleTailSink | undefined, now = perf
     rxBytes: n?.rxBytes ?? 0,
     txFrames: n?.txFrames ?? 0,
     txBytes: n?.txBytes ?? 0,
-    drops: { txFifoFull: n?.txFifoFull ?? 0, txBadLength: n?.txBadLength ?? 0, txSpoofed: n?.txSpoofDrops ?? 0, rxFifoFull: n?.rxFifoDrops ?? 0 },
+    txChecksumsFilled: n?.txCsumFilled ?? 0,
+    rxChecksumsValid: n?.rxCsumValid ?? 0,
+    drops: {
+      txFifoFull: n?.txFifoFull ?? 0,
+      txBadLength: n?.txBadLength ?? 0,
+      txBadFlags: n?.txBadFlags ?? 0,
+      txSpoofed: n?.txSpoofDrops ?? 0,
+      rxFifoFull: n?.rxFifoDrops ?? 0,
+    },
     swapIns: s.swapIns,
     swapOuts: s.swapOuts,
     consoleBytes: tail?.totalBytes(vm.name) ?? vm.console.bytesWritten,
@@ -86,7 +100,7 @@ export function vmCounters(vm: Vm, tail: ConsoleTailSink | undefined, now = perf
 
 /** Sum of a VM's drops over every reason. */
 export function totalDrops(d: DropCounts): number {
-  return d.txFifoFull + d.txBadLength + d.txSpoofed + d.rxFifoFull;
+  return d.txFifoFull + d.txBadLength + d.txBadFlags + d.txSpoofed + d.rxFifoFull;
 }
 
 /** Host-wide totals of an instance (`Totals` in openapi.json). */

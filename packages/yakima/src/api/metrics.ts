@@ -43,6 +43,8 @@ export function formatMetrics(instance: string, host: HostInfo, totals: Totals, 
   perVm('denali_vm_tx_frames_total', 'counter', 'Frames sent by the VM.', (v) => v.txFrames);
   perVm('denali_vm_rx_bytes_total', 'counter', 'Bytes delivered to the VM.', (v) => v.rxBytes);
   perVm('denali_vm_tx_bytes_total', 'counter', 'Bytes sent by the VM.', (v) => v.txBytes);
+  perVm('denali_vm_tx_checksums_filled_total', 'counter', 'Sent frames whose TCP/UDP checksum Yakima filled in (checksum offload).', (v) => v.txChecksumsFilled);
+  perVm('denali_vm_rx_checksums_valid_total', 'counter', 'Frames delivered marked with a checked TCP/UDP checksum.', (v) => v.rxChecksumsValid);
   family('denali_vm_dropped_frames_total', 'counter', 'Frames dropped, by reason.');
   for (const v of vms) {
     const l = `${inst},vm="${escapeLabel(v.name)}",image="${escapeLabel(v.image)}"`;
