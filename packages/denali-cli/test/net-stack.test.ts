@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readImageFile, type DenaliImage } from '@denali/image-format';
 import { buildService } from '@denali/ilwaco-sdk';
-import { MemoryConsoleSink, Yakima, type SwitchPort, type Vm } from '@denali/yakima';
+import { MemoryConsoleSink, Yakima, type NetworkOptions, type SwitchPort, type Vm } from '@denali/yakima';
 import { root } from './helpers.js';
 
 let dir: string;
@@ -53,9 +53,9 @@ interface Rig {
 }
 
 /** A Yakima with networking and the echo server booted and listening. */
-async function startServer(): Promise<Rig> {
+async function startServer(network: NetworkOptions = {}): Promise<Rig> {
   const sink = new MemoryConsoleSink();
-  const y = new Yakima({ sink, network: true });
+  const y = new Yakima({ sink, network });
   const server = y.addVm(echoImage);
   const running = y.run();
   const text = (vm: Vm): string => sink.text(vm.name);
@@ -265,6 +265,29 @@ describe('Ilwaco TCP/IP stack: echo server and net-tests client VMs on one Yakim
       expect(rig.server.stats.idles).toBe(idles);
       expect(rig.server.stats.entries).toBe(entries);
       expect(rig.server.state).toBe('idle');
+    } finally {
+      await rig.stop();
+    }
+  }, 150_000);
+
+  it('without checksum offload (an ABI-1 NIC) the guests sum every frame themselves and a 200 KB round trip is byte-exact', async () => {
+    const rig = await startServer({ checksumOffload: false });
+    try {
+      const { vm, out } = await runClient(rig, 'bulk');
+      expect(out).not.toMatch(/^FAIL/m);
+      expect(vm.exitStatus).toBe(0);
+      await waitFor(() => /bytes 200000 fnv/.test(rig.text(rig.server)), 'the server to log the 200 KB connection');
+      const { client, server } = transfers(out, rig.text(rig.server));
+      expect(server.get(200000)).toContain(client.get(200000));
+      // Nothing was offloaded, and both sides still verified each other's sums (no bad-checksum drops).
+      for (const v of [vm, rig.server]) {
+        expect(v.nic!.stats.txCsumFilled, v.name).toBe(0);
+        expect(v.nic!.stats.rxCsumValid, v.name).toBe(0);
+        expect(v.nic!.stats.rxFrames, v.name).toBeGreaterThan(100);
+      }
+      const c = counters(out, 'client ');
+      expect(c.tcp_established).toBeGreaterThanOrEqual(1);
+      expect([c.ip_drop_checksum ?? 0, c.tcp_drop_checksum ?? 0]).toEqual([0, 0]);
     } finally {
       await rig.stop();
     }

@@ -279,6 +279,7 @@ export class Yakima {
     if (this.net) {
       bootOpts.ipv4 = { addr: this.net.addressOf(id), netmask: this.net.netmask, gateway: this.net.gateway };
       bootOpts.mtu = 1500;
+      bootOpts.netFeatures = this.net.netFeatures;
     }
     return bootOpts;
   }

@@ -1,3 +1,4 @@
+import { NET_FEATURE } from '@denali/image-format';
 import { NicDevice } from './nic.js';
 import { PacketScheduler } from './packet-scheduler.js';
 import { EthernetSwitch, type SwitchPort } from './switch.js';
@@ -9,6 +10,12 @@ export interface NetworkOptions {
    * address (for the default subnet: `DEFAULT_GATEWAY`), VM n the gateway + n.
    */
   subnet?: string;
+  /**
+   * Offer NIC checksum offload (`NET_FEATURE.CSUM` in `VREG_RO.NET_FEATURES`). Default true.
+   * False presents the ABI-1 NIC, which sums nothing: each guest computes and verifies every
+   * checksum itself (useful to rule the offload out when debugging a guest's network stack).
+   */
+  checksumOffload?: boolean;
 }
 
 /**
@@ -54,6 +61,8 @@ export class VirtualNetwork {
   readonly netmask: number;
   /** Yakima's own address on the subnet, the guests' default gateway. */
   readonly gateway: number;
+  /** `NET_FEATURE` bits every VM on this network is offered (`NetworkOptions.checksumOffload`). */
+  readonly netFeatures: number;
   private readonly ports = new Map<NicDevice, SwitchPort>();
   private readonly nics = new Map<SwitchPort, NicDevice>();
   readonly scheduler = new PacketScheduler((nic, frame) => {
@@ -66,6 +75,7 @@ export class VirtualNetwork {
     this.network = network;
     this.netmask = netmask;
     this.gateway = (opts.subnet ?? DEFAULT_SUBNET) === DEFAULT_SUBNET ? parseIPv4(DEFAULT_GATEWAY) : (network + 1) >>> 0;
+    this.netFeatures = opts.checksumOffload === false ? 0 : NET_FEATURE.CSUM;
   }
 
   /** The subnet's broadcast address (host order). */
