@@ -365,7 +365,10 @@ export class Swapper {
     vm.state = 'idle';
     this.resident.add(vm);
     this.lru.set(vm, true);
+    // Its private pages are those the record just filled: as good as a measurement, so its
+    // next IDLE (normally right after the request that woke it) need not read pagemap again.
     vm.hostBytes = slot.recordLength + stateBytes(vm);
+    this.measuredAt.set(vm, performance.now());
     this.residentTotal += vm.hostBytes;
     this.latency[this.counters.swapIns % LATENCY_SAMPLES] = (performance.now() - t0) * 1000;
     this.counters.swapIns++;
