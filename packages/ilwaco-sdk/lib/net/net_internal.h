@@ -73,7 +73,7 @@ extern int net_rx_csum_valid;
 
 /* ---- timer.c: the network deadline list ---- */
 struct net_timer {
-    struct net_timer *next;
+    struct net_timer *next, *prev; /* in the deadline list while armed */
     uint64_t deadline; /* ticks */
     void (*fn)(void *arg);
     void *arg;
