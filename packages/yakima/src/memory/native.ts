@@ -142,7 +142,7 @@ export function scanPrivatePages(fd: number, address: bigint, pages: number): Ui
     arg[0] = BigInt(PM_SCAN_ARG_BYTES); // size
     arg[2] = start;
     arg[3] = end;
-    arg[5] = c.address(scanRegions); // vec
+    arg[5] = c.address(scanRegions.buffer); // vec
     arg[6] = BigInt(scanRegions.length / 3); // vec_len
     arg[8] = PAGE_IS_FILE; // category_inverted: FILE must be clear …
     arg[9] = PAGE_IS_FILE; // category_mask
