@@ -1,8 +1,9 @@
 /**
  * Ilwaco's network deadline list (lib/net/timer.c): timers fire in deadline order, equal
  * deadlines in arming order, a cancelled or re-armed timer fires once at its last deadline,
- * whichever end of the list arming searches from. Runs the library's own functions in a VM
- * (hostrun) and checks the firing order against a model.
+ * whichever end of the list arming searches from; deferrable timers (every fifth here) fire
+ * with the others but never set the next deadline the VM idles until. Runs the library's own
+ * functions in a VM (hostrun) and checks the output against a model.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -52,7 +53,10 @@ static uint32_t next(void) { s = s * 1103515245u + 12345u; return s >> 8; }
 static void fire(void *arg) { printf("%d\n", (int)(intptr_t)arg); }
 
 int main(void) {
-    for (int i = 0; i < COUNT; i++) timer_init(&timers[i], fire, (void *)(intptr_t)i);
+    for (int i = 0; i < COUNT; i++) {
+        if (i % 5 == 0) timer_init_deferrable(&timers[i], fire, (void *)(intptr_t)i);
+        else timer_init(&timers[i], fire, (void *)(intptr_t)i);
+    }
     uint64_t now = 0;
     for (int i = 0; i < STEPS; i++) {
         uint32_t r = next() % 100, t = next() % COUNT;
@@ -64,7 +68,8 @@ int main(void) {
             timer_cancel(&timers[t]);
         } else {
             now += next() % 400;
-            printf("run %lu\n", (unsigned long)now);
+            uint64_t next = timer_next_deadline();
+            printf("next %ld run %lu\n", next == ILWACO_NO_DEADLINE ? -1L : (long)next, (unsigned long)now);
             timer_run_expired(now);
         }
     }
@@ -85,8 +90,10 @@ function model(): string {
       list.push({ t: o.t, d: o.d, seq: seq++ });
     } else if (o.op === 'cancel') list = list.filter((e) => e.t !== o.t);
     else {
-      out.push(o.d === 1e9 ? 'run end' : `run ${o.d}`);
-      list.sort((a, b) => a.d - b.d || a.seq - b.seq);
+      const due = list.filter((e) => e.t % 5 !== 0).map((e) => e.d);
+      out.push(o.d === 1e9 ? 'run end' : `next ${due.length ? Math.min(...due) : -1} run ${o.d}`);
+      // Equal deadlines: arming order within a list, the non-deferrable list first.
+      list.sort((a, b) => a.d - b.d || (a.t % 5 === 0 ? 1 : 0) - (b.t % 5 === 0 ? 1 : 0) || a.seq - b.seq);
       while (list.length && list[0]!.d <= o.d) out.push(String(list.shift()!.t));
     }
   }
