@@ -130,6 +130,23 @@ describe('closed-loop load generator on the virtual switch, against httpd VMs', 
     }
   }, 60_000);
 
+  it('answers before the VM sleeps: a request costs the VM about one IDLE sleep, not one per step of the exchange', async () => {
+    const gen = new HttpLoadGenerator(yakima.net!, { path: '/doc-2k.html', expectedBody: doc, concurrency: 1 });
+    const vm = yakima.vms[1]!;
+    try {
+      await gen.run({ targets: [targets()[1]!], durationMs: 300, seed: 3 }); // ARP and first-connection work out of the way
+      const idles = vm.stats.idles;
+      const r = await gen.run({ targets: [targets()[1]!], durationMs: 1000, seed: 4 });
+      expect(r.errors).toBe(0);
+      expect(r.requests).toBeGreaterThan(10);
+      // SYN, request and FIN each found the generator's answer pending at IDLE (batched, each
+      // was a sleep and a wake-up of its own: about three per request).
+      expect((vm.stats.idles - idles) / r.requests).toBeLessThan(1.5);
+    } finally {
+      gen.close();
+    }
+  }, 60_000);
+
   it('Zipf requests favour the first VMs as the distribution says (α = 2 for a clear skew over 4 VMs)', async () => {
     const gen = new HttpLoadGenerator(yakima.net!, { path: '/doc-2k.html', expectedBody: doc, concurrency: 4 });
     try {

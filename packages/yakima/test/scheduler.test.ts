@@ -42,6 +42,37 @@ describe('IdleTable', () => {
     const got = t.expire(500).map((k) => ref.get(k));
     expect(got).toEqual(expected);
   });
+
+  it('re-keys items between no timeout and a deadline, and reports each deadline', () => {
+    const t = new IdleTable<number>();
+    const ref = new Map<number, number>();
+    let seed = 11;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    for (let i = 0; i < 5000; i++) {
+      const k = Math.floor(rnd() * 300);
+      const r = rnd();
+      if (r < 0.25) {
+        expect(t.remove(k)).toBe(ref.delete(k));
+      } else {
+        const d = r < 0.5 ? Infinity : Math.floor(rnd() * 1000);
+        t.add(k, d);
+        ref.set(k, d);
+      }
+      if (i % 97 === 0) {
+        expect(t.size).toBe(ref.size);
+        const finite = [...ref.values()].filter((d) => d !== Infinity);
+        expect(t.nextDeadline()).toBe(finite.length ? Math.min(...finite) : Infinity);
+      }
+    }
+    for (let k = 0; k < 300; k++) {
+      expect(t.has(k)).toBe(ref.has(k));
+      expect(t.deadlineOf(k)).toBe(ref.get(k));
+    }
+    const expected = [...ref.values()].filter((d) => d !== Infinity).sort((a, b) => a - b);
+    expect(t.expire(Number.MAX_SAFE_INTEGER).map((k) => ref.get(k))).toEqual(expected);
+    expect(t.size).toBe([...ref.values()].filter((d) => d === Infinity).length);
+    expect(t.nextDeadline()).toBe(Infinity);
+  });
 });
 
 describe('RunQueue', () => {

@@ -73,17 +73,24 @@ extern int net_rx_csum_valid;
 
 /* ---- timer.c: the network deadline list ---- */
 struct net_timer {
-    struct net_timer *next;
+    struct net_timer *next, *prev; /* in the deadline list while armed */
     uint64_t deadline; /* ticks */
     void (*fn)(void *arg);
     void *arg;
     int armed;
+    /* Deferrable: its deadline does not bound the VM's IDLE; it runs at the first poll after
+     * it (set before arming; see timer_init_deferrable). */
+    int deferrable;
 };
 void timer_init(struct net_timer *t, void (*fn)(void *), void *arg);
+/** A timer whose work is only cleanup nobody waits for (a TIME-WAIT connection's end): it never
+ * wakes the VM; it runs when the VM next runs the stack for another reason. */
+void timer_init_deferrable(struct net_timer *t, void (*fn)(void *), void *arg);
 void timer_arm(struct net_timer *t, uint64_t deadline);
 void timer_cancel(struct net_timer *t);
 /** Run every timer whose deadline has passed. */
 void timer_run_expired(uint64_t now);
+/** Earliest deadline of the timers that are not deferrable (ILWACO_NO_DEADLINE: none). */
 uint64_t timer_next_deadline(void);
 int timer_count(void);
 

@@ -17,7 +17,13 @@ static uint8_t *tx_slots;          /* TXQ_SLOTS x NET_FRAME_MAX */
 static uint32_t tx_len[TXQ_SLOTS];
 static uint32_t tx_head, tx_count;
 static uint8_t *rx_bufs;           /* RX_BATCH x RX_BUF; +2 so IP headers are 4-byte aligned */
-static struct denali_frame_desc descs[DENALI_NET_MAX_BATCH];
+static struct denali_frame_desc descs[DENALI_NET_MAX_BATCH]; /* NET_SEND */
+/* NET_RECV's own: Yakima writes only the LEN (and FLAGS) of the frames it fills, so only those
+ * are set up again for the next NET_RECV, not all RX_BATCH (a VM polls two or three times per
+ * request: setting up 32 descriptors each time was ~5 % of its instructions per request). */
+static struct denali_frame_desc rx_descs[RX_BATCH];
+static uint32_t rx_descs_dirty = RX_BATCH;
+static int rx_descs_offload = -1; /* net_csum_offload when they were set up */
 static struct net_timer tx_retry;
 static int rx_more; /* the last drain stopped early: drain again without waiting for NET_RX */
 
@@ -96,24 +102,30 @@ void netif_flush(void) {
 void netif_poll_rx(void) {
     rx_more = 0;
     uint8_t *base = rx_bufs + 2;
+    if (rx_descs_offload != net_csum_offload) {
+        rx_descs_offload = net_csum_offload;
+        rx_descs_dirty = RX_BATCH;
+    }
     for (int batch = 0; batch < RX_MAX_BATCHES; batch++) {
-        for (int i = 0; i < RX_BATCH; i++) {
-            descs[i].addr = (uint32_t)(uintptr_t)(base + i * RX_BUF);
-            descs[i].len = RX_BUF;
+        for (uint32_t i = 0; i < rx_descs_dirty; i++) {
+            rx_descs[i].addr = (uint32_t)(uintptr_t)(base + i * RX_BUF);
+            rx_descs[i].len = RX_BUF;
             /* Ask for FLAGS only from a Yakima that offers them: an older one reads LEN as a u32. */
-            descs[i].flags = net_csum_offload ? DENALI_FRAME_FLAG_RX_FLAGS : 0;
+            rx_descs[i].flags = net_csum_offload ? DENALI_FRAME_FLAG_RX_FLAGS : 0;
         }
-        struct denali_net_args a = {(uint32_t)(uintptr_t)descs, RX_BATCH, 0};
+        struct denali_net_args a = {(uint32_t)(uintptr_t)rx_descs, RX_BATCH, 0};
         denali_hypercall(DENALI_HYPERCALL_NET_RECV, &a);
         uint32_t done = a.done > RX_BATCH ? RX_BATCH : a.done;
+        /* Yakima clears a descriptor's LEN before it checks the buffer, so one more than `done`
+         * may have been written (a refused buffer faults the VM; be exact anyway). */
+        rx_descs_dirty = done < RX_BATCH ? done + 1 : RX_BATCH;
         if (done == 0) return;
         __net_stats.rx_batches++;
-        /* Copy the lengths first: input processing may transmit and reuse descs. */
         uint32_t lens[RX_BATCH];
         uint8_t valid[RX_BATCH];
         for (uint32_t i = 0; i < done; i++) {
-            lens[i] = descs[i].len > RX_BUF ? RX_BUF : descs[i].len;
-            valid[i] = net_csum_offload && (descs[i].flags & DENALI_FRAME_FLAG_RX_CSUM_VALID);
+            lens[i] = rx_descs[i].len > RX_BUF ? RX_BUF : rx_descs[i].len;
+            valid[i] = net_csum_offload && (rx_descs[i].flags & DENALI_FRAME_FLAG_RX_CSUM_VALID);
         }
         for (uint32_t i = 0; i < done; i++) {
             __net_stats.rx_frames++;

@@ -179,6 +179,8 @@ void tcp_window_update(struct tcb *t);
 
 /* tcp_timer.c */
 void tcp_timers_init(struct tcb *t);
+/** Delete t now if its (deferrable) TIME-WAIT / orphaned FIN-WAIT-2 time is over; 1 if it was. */
+int tcp_reap_expired(struct tcb *t);
 void tcp_arm_rexmt(struct tcb *t);
 void tcp_rtt_sample(struct tcb *t, uint32_t rtt_us);
 void tcp_enter_time_wait(struct tcb *t);

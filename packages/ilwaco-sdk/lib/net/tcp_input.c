@@ -28,7 +28,8 @@ static unsigned hash_of(uint32_t faddr, uint16_t fport, uint16_t lport) {
 
 struct tcb *tcp_lookup(uint32_t laddr, uint16_t lport, uint32_t faddr, uint16_t fport) {
     for (struct tcb *t = hash_tab[hash_of(faddr, fport, lport)]; t; t = t->hnext)
-        if (t->lport == lport && t->fport == fport && t->faddr == faddr && t->laddr == laddr) return t;
+        if (t->lport == lport && t->fport == fport && t->faddr == faddr && t->laddr == laddr)
+            return t->tw.armed && tcp_reap_expired(t) ? NULL : t; /* deferred end (tcp_timer.c) */
     return NULL;
 }
 

@@ -102,10 +102,25 @@ static void tw_fire(void *arg) {
     if (t->state == TCPS_TIME_WAIT || (t->state == TCPS_FIN_WAIT_2 && !t->sock)) tcp_close(t, 0);
 }
 
+/*
+ * The end of TIME-WAIT (and of an orphaned FIN-WAIT-2) sends nothing, so its timer is
+ * deferrable: it never wakes the VM (a server that idles after its last request would wake 30 s
+ * later just to free a TCB — for a swapped-out VM, a swap-in and a swap-out). The connection
+ * is deleted at the first poll after its deadline, or here, when a segment looks it up first:
+ * past 2 MSL it no longer exists (RFC 9293 3.3.2, 3.6.1).
+ */
+int tcp_reap_expired(struct tcb *t) {
+    if (!t->tw.armed || t->tw.deadline > ilwaco_ticks()) return 0;
+    if (t->state != TCPS_TIME_WAIT && !(t->state == TCPS_FIN_WAIT_2 && !t->sock)) return 0;
+    timer_cancel(&t->tw);
+    tcp_close(t, 0);
+    return 1;
+}
+
 void tcp_timers_init(struct tcb *t) {
     timer_init(&t->rexmt, rexmt_fire, t);
     timer_init(&t->delack, delack_fire, t);
-    timer_init(&t->tw, tw_fire, t);
+    timer_init_deferrable(&t->tw, tw_fire, t);
     t->rto = TCP_RTO_INITIAL;
 }
 #endif

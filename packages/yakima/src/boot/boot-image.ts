@@ -88,11 +88,12 @@ export function createBootImage(image: DenaliImage, opts: BootOptions): BootImag
 /**
  * Write the read-only virtual register page and boot arguments of a VM into `memory` again,
  * e.g. into a clone's copy of another VM's memory (its VM id, MAC and IPv4 address differ).
- * The page is read-only to the guest, so this changes nothing else.
+ * The page is read-only to the guest, so this changes nothing else. `fit` is
+ * `checkBootFit(image, opts)`, when the caller has it already (clones of one VM share it).
  * @throws BootError like `createBootImage`.
  */
-export function rewriteBootRegisters(memory: GuestMemory, image: DenaliImage, opts: BootOptions): void {
-  writeBootRegisters(memory, image, opts, checkBootFit(image, opts));
+export function rewriteBootRegisters(memory: GuestMemory, image: DenaliImage, opts: BootOptions, fit: BootFit = checkBootFit(image, opts)): void {
+  writeBootRegisters(memory, image, opts, fit);
 }
 
 /** What `checkBootFit` found: memory size, argv and its NUL-separated encoding, end of the segments, bottom of the stack (bytes, guest addresses). */

@@ -1,4 +1,4 @@
-import { IRQ, type DenaliImage } from '@denali/image-format';
+import { HYPERCALL, HYPERCALL_PORT_BASE, IRQ, type DenaliImage } from '@denali/image-format';
 import { createBootImage, defaultMac, type BootImage, type BootOptions } from '../boot/boot-image.js';
 import type { GuestMemory } from '../boot/guest-memory.js';
 import { EmuCpu } from '../cpu/emu/index.js';
@@ -69,6 +69,8 @@ export interface AddVmOptions {
 }
 
 const QUANTUM_OVER: VcpuExit = { kind: 'quantum' };
+
+const IDLE_PORT = HYPERCALL_PORT_BASE + HYPERCALL.IDLE;
 
 /** Default quantum: 500,000 instructions, about 10 ms of emulated time (10 ms of guest time on KVM). */
 export const DEFAULT_QUANTUM = 500_000;
@@ -560,6 +562,9 @@ export class Yakima {
         this.recordFault(vm, { vmId: vm.id, vmName: vm.name, cause: exit.cause, detail: exit.detail, eip: exit.eip, bytes: exit.bytes });
         return true;
       case 'io-out': {
+        // Before the VM sleeps, its frames cross the switch: a peer that answers at once (the
+        // load generator) wakes it within this quantum instead of at a VM entry of its own.
+        if (exit.port === IDLE_PORT) this.net?.pump();
         let outcome;
         try {
           outcome = dispatchHypercall(vm, exit.port, exit.value, exit.size);

@@ -64,12 +64,25 @@ let scratch = new Uint32Array(0);
  */
 export function privatePageIndices(address: bigint, pages: number): Uint32Array {
   pagemapFd ??= openSync('/proc/self/pagemap', 'r');
+  if (scanWorks !== false) {
+    const found = scanPrivatePages(pagemapFd, address, pages);
+    if (found) return found;
+  }
+  return readPrivatePages(pagemapFd, address, pages);
+}
+
+/**
+ * `privatePageIndices` by reading the range's pagemap entries (8 bytes a page) and testing
+ * them here: every kernel with /proc/self/pagemap. Exported for tests (it must agree with the
+ * PAGEMAP_SCAN path).
+ */
+export function readPrivatePages(fd: number, address: bigint, pages: number): Uint32Array {
   if (scratch.length < pages * 2) scratch = new Uint32Array(pages * 2);
   const bytes = new Uint8Array(scratch.buffer, 0, pages * 8);
   const pos = Number((address >> 12n) * 8n);
   let got = 0;
   while (got < bytes.length) {
-    const n = readSync(pagemapFd, bytes, got, bytes.length - got, pos + got);
+    const n = readSync(fd, bytes, got, bytes.length - got, pos + got);
     if (n <= 0) throw new Error('short read of /proc/self/pagemap');
     got += n;
   }
@@ -78,6 +91,78 @@ export function privatePageIndices(address: bigint, pages: number): Uint32Array 
   for (let i = 0; i < pages; i++) {
     const hi = scratch[2 * i + 1]!;
     if ((hi & PM_PRESENT_OR_SWAPPED) !== 0 && (hi & PM_FILE) === 0) out[count++] = i;
+  }
+  return out.slice(0, count);
+}
+
+/**
+ * PAGEMAP_SCAN (Linux 6.7, admin-guide/mm/pagemap.rst "PAGEMAP_SCAN IOCTL"): the kernel
+ * returns the runs of pages matching a category test instead of 8 bytes per page. Swap-out and
+ * budget measurements ask for a 12 MiB range (3,072 entries, 24 KiB) per VM; the read and the
+ * loop over it were ~4 % of the CPU per request at 10,000 VMs. `_IOWR('f', 16, struct
+ * pm_scan_arg)`, the argument 96 bytes.
+ */
+const PAGEMAP_SCAN = 0xc0606610;
+const PM_SCAN_ARG_BYTES = 96;
+/** Page categories (linux/fs.h): PAGE_IS_FILE, PAGE_IS_PRESENT, PAGE_IS_SWAPPED. */
+const PAGE_IS_FILE = 1n << 2n;
+const PAGE_IS_PRESENT = 1n << 3n;
+const PAGE_IS_SWAPPED = 1n << 4n;
+/** One `struct page_region` { start, end, categories } (u64 each). */
+const REGION_BYTES = 24;
+
+/** Whether PAGEMAP_SCAN works here: unknown until first tried; false after it fails (older kernels). */
+let scanWorks: boolean | undefined;
+let scanArg: BigUint64Array | undefined;
+let scanRegions = new BigUint64Array(0);
+
+/**
+ * `privatePageIndices` through PAGEMAP_SCAN: pages that are present or swapped and not a file
+ * page — the same test as the pagemap bits (a copy-on-write copy is an anonymous page).
+ * undefined when the ioctl is unavailable (then the caller reads pagemap).
+ */
+export function scanPrivatePages(fd: number, address: bigint, pages: number): Uint32Array | undefined {
+  let c: ReturnType<typeof libc>;
+  try {
+    c = libc();
+  } catch {
+    scanWorks = false;
+    return undefined;
+  }
+  const arg = (scanArg ??= new BigUint64Array(PM_SCAN_ARG_BYTES / 8));
+  // At most one region per two pages (regions of matching pages are merged).
+  const maxRegions = Math.ceil(pages / 2) + 1;
+  if (scanRegions.length < maxRegions * 3) scanRegions = new BigUint64Array(maxRegions * 3);
+  const end = address + BigInt(pages) * 4096n;
+  const out = new Uint32Array(pages);
+  let count = 0;
+  let start = address;
+  while (start < end) {
+    arg.fill(0n);
+    arg[0] = BigInt(PM_SCAN_ARG_BYTES); // size
+    arg[2] = start;
+    arg[3] = end;
+    arg[5] = c.address(scanRegions.buffer); // vec
+    arg[6] = BigInt(scanRegions.length / 3); // vec_len
+    arg[8] = PAGE_IS_FILE; // category_inverted: FILE must be clear …
+    arg[9] = PAGE_IS_FILE; // category_mask
+    arg[10] = PAGE_IS_PRESENT | PAGE_IS_SWAPPED; // category_anyof_mask: … and present or swapped
+    arg[11] = PAGE_IS_PRESENT; // return_mask
+    const n = c.ioctlPtr(fd, PAGEMAP_SCAN, new Uint8Array(arg.buffer));
+    if (n < 0) {
+      if (scanWorks === true) throw sysError('PAGEMAP_SCAN of guest memory', c.errno());
+      scanWorks = false;
+      return undefined;
+    }
+    scanWorks = true;
+    for (let r = 0; r < n; r++) {
+      const first = Number((scanRegions[3 * r]! - address) >> 12n);
+      const last = Number((scanRegions[3 * r + 1]! - address) >> 12n);
+      for (let p = first; p < last; p++) out[count++] = p;
+    }
+    const walkEnd = arg[4]!;
+    if (walkEnd <= start) break; // no progress: never loop forever
+    start = walkEnd;
   }
   return out.slice(0, count);
 }

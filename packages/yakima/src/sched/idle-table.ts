@@ -3,92 +3,110 @@
  * host tick at which their timeout expires (`Infinity` for no timeout). Yakima wakes a VM
  * when a virtual interrupt arrives for it or its deadline passes. A binary min-heap on the
  * deadline, so finding the next wake-up is O(1) and insert/remove O(log n) for thousands of VMs.
+ * Items waiting with no timeout are kept out of the heap (O(1) in and out). The heap is two
+ * parallel arrays and sifts move entries into a hole: a VM serving a request idles two or three
+ * times per request, and an object per entry plus swaps made garbage and Map writes at each.
  */
 export class IdleTable<T> {
-  private heap: { deadline: number; item: T }[] = [];
+  /** Heap order: `items[i]` waits until `deadlines[i]` (host ticks, finite). */
+  private readonly items: T[] = [];
+  private readonly deadlines: number[] = [];
+  /** Heap position of each item in the heap. */
   private readonly index = new Map<T, number>();
+  /** Items waiting with no timeout (deadline Infinity). */
+  private readonly forever = new Set<T>();
 
   get size(): number {
-    return this.heap.length;
+    return this.items.length + this.forever.size;
   }
 
   has(item: T): boolean {
-    return this.index.has(item);
+    return this.index.has(item) || this.forever.has(item);
   }
 
   /** The deadline `item` waits for (host ticks), or undefined when it is not in the table. */
   deadlineOf(item: T): number | undefined {
     const i = this.index.get(item);
-    return i === undefined ? undefined : this.heap[i]!.deadline;
+    if (i !== undefined) return this.deadlines[i]!;
+    return this.forever.has(item) ? Infinity : undefined;
   }
 
-  /** Add (or re-key) `item` with an absolute deadline in host ticks. */
+  /** Add (or re-key) `item` with an absolute deadline in host ticks (`Infinity`: none). */
   add(item: T, deadline: number): void {
     this.remove(item);
-    this.heap.push({ deadline, item });
-    this.index.set(item, this.heap.length - 1);
-    this.up(this.heap.length - 1);
+    if (deadline === Infinity) {
+      this.forever.add(item);
+      return;
+    }
+    this.items.push(item);
+    this.deadlines.push(deadline);
+    this.up(this.items.length - 1, item, deadline);
   }
 
   /** Remove `item` if present. */
   remove(item: T): boolean {
     const i = this.index.get(item);
-    if (i === undefined) return false;
+    if (i === undefined) return this.forever.delete(item);
     this.index.delete(item);
-    const last = this.heap.pop()!;
-    if (i < this.heap.length) {
-      this.heap[i] = last;
-      this.index.set(last.item, i);
-      this.down(i);
-      this.up(i);
+    const last = this.items.pop()!;
+    const lastDeadline = this.deadlines.pop()!;
+    if (i < this.items.length) {
+      // The last entry fills the hole at i: it sifts down or up from there.
+      if (i > 0 && this.deadlines[(i - 1) >> 1]! > lastDeadline) this.up(i, last, lastDeadline);
+      else this.down(i, last, lastDeadline);
     }
     return true;
   }
 
   /** Earliest deadline in host ticks, or `Infinity` when empty or nobody has a timeout. */
   nextDeadline(): number {
-    return this.heap.length > 0 ? this.heap[0]!.deadline : Infinity;
+    return this.items.length > 0 ? this.deadlines[0]! : Infinity;
   }
 
   /** Remove and return every item whose deadline is `<= now`, earliest first. */
   expire(now: number): T[] {
     const out: T[] = [];
-    while (this.heap.length > 0 && this.heap[0]!.deadline <= now) {
-      const { item } = this.heap[0]!;
+    while (this.items.length > 0 && this.deadlines[0]! <= now) {
+      const item = this.items[0]!;
       this.remove(item);
       out.push(item);
     }
     return out;
   }
 
-  private up(i: number): void {
-    const h = this.heap;
+  /** Place `item` (deadline `d`) at hole `i` or above it. */
+  private up(i: number, item: T, d: number): void {
+    const { items, deadlines, index } = this;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (h[p]!.deadline <= h[i]!.deadline) break;
-      this.swap(i, p);
+      if (deadlines[p]! <= d) break;
+      items[i] = items[p]!;
+      deadlines[i] = deadlines[p]!;
+      index.set(items[i]!, i);
       i = p;
     }
+    items[i] = item;
+    deadlines[i] = d;
+    index.set(item, i);
   }
 
-  private down(i: number): void {
-    const h = this.heap;
+  /** Place `item` (deadline `d`) at hole `i` or below it. */
+  private down(i: number, item: T, d: number): void {
+    const { items, deadlines, index } = this;
+    const n = items.length;
     for (;;) {
       const l = 2 * i + 1;
+      if (l >= n) break;
       const r = l + 1;
-      let m = i;
-      if (l < h.length && h[l]!.deadline < h[m]!.deadline) m = l;
-      if (r < h.length && h[r]!.deadline < h[m]!.deadline) m = r;
-      if (m === i) return;
-      this.swap(i, m);
+      const m = r < n && deadlines[r]! < deadlines[l]! ? r : l;
+      if (deadlines[m]! >= d) break;
+      items[i] = items[m]!;
+      deadlines[i] = deadlines[m]!;
+      index.set(items[i]!, i);
       i = m;
     }
-  }
-
-  private swap(a: number, b: number): void {
-    const h = this.heap;
-    [h[a], h[b]] = [h[b]!, h[a]!];
-    this.index.set(h[a]!.item, a);
-    this.index.set(h[b]!.item, b);
+    items[i] = item;
+    deadlines[i] = d;
+    index.set(item, i);
   }
 }

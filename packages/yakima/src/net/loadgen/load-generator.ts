@@ -117,6 +117,32 @@ function closePassively(conn: TcpConnection): void {
   conn.onClose = () => clearTimeout(grace);
 }
 
+/**
+ * The load generator's virtual host: frames are processed as the switch delivers them, not in
+ * a `setImmediate` batch. Yakima moves a VM's frames through the switch when the VM executes
+ * IDLE (control/yakima.ts), so our answer (the ACK and request after a SYN-ACK, the ACK and
+ * FIN after a response) is in the VM's Rx FIFO before it sleeps: IDLE returns at once and the
+ * VM serves the whole exchange in one VM entry, as a server on a LAN does when the client's
+ * segments arrive while it is still running. Batched, each step of the exchange was a VM entry
+ * of its own (about three per request), each with the VM's state cold in the host's caches
+ * when thousands of VMs take turns. Frames delivered while we are processing wait for the
+ * batch (never re-entered).
+ */
+class InlineVirtualHost extends VirtualHost {
+  private processing = false;
+
+  override deliver(frame: Uint8Array): void {
+    super.deliver(frame);
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      this.processBatch();
+    } finally {
+      this.processing = false;
+    }
+  }
+}
+
 /** Progress of a running measurement, for progress bars. */
 export interface LoadProgress {
   requests: number;
@@ -183,7 +209,7 @@ export class HttpLoadGenerator {
     if (!ports) portRotations.set(net, (ports = new Map()));
     this.nextPort = ports;
     const ip = opts.ip ?? net.broadcast - 1;
-    this.host = new VirtualHost(net, {
+    this.host = new InlineVirtualHost(net, {
       name: 'load-generator',
       ip,
       mac: opts.mac ?? LOAD_GENERATOR_MAC,

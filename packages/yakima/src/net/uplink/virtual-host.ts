@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { ETH_HEADER } from '../ethernet.js';
 import type { VirtualNetwork } from '../network.js';
 import { formatIPv4 } from '../network.js';
@@ -432,7 +432,15 @@ function key(ip: number, remotePort: number, localPort: number): string {
   return `${ip}:${remotePort}:${localPort}`;
 }
 
+/** Random initial sequence numbers, drawn 256 at a time: one crypto call per connection cost ~1.5 % of a swap-bench request. */
+const issPool = new Uint32Array(256);
+let issNext = issPool.length;
+
 function randomIss(): number {
-  return randomBytes(4).readUInt32BE(0);
+  if (issNext === issPool.length) {
+    randomFillSync(issPool);
+    issNext = 0;
+  }
+  return issPool[issNext++]!;
 }
 
