@@ -203,6 +203,27 @@ describe.skipIf(!procProbe.usable)(`swap-bench on the process backend${procProbe
   }, 120_000);
 });
 
+describe('swap-bench swap-in capacity', () => {
+  it('after the points, swaps the swapped-out VMs in back to back and reports the rate', async () => {
+    const r = await denali(
+      ['swap-bench', '--vms', '6', '--dist', 'zipf', '--duration', '1', '--warmup', '0.2', '--concurrency', '4', '--max-resident', '2', '--memory-budget', '64M', '--json'],
+      { timeout: 120_000 },
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as SwapBenchReport;
+    expect(report.points[0]!.errors).toBe(0);
+    const c = report.swapInCapacity!;
+    // At most 2 of 6 resident: 4 are out after the point, and each swap-in makes room by one swap-out.
+    expect(c.swapIns).toBeGreaterThanOrEqual(3);
+    expect(c.swapIns).toBeLessThanOrEqual(4);
+    expect(c.swapOuts).toBe(c.swapIns);
+    expect(c.perSecond).toBeCloseTo(c.swapIns / c.seconds, 6);
+    expect(c.latencyUs.p50).toBeGreaterThan(0);
+    expect(c.latencyUs.p99).toBeGreaterThanOrEqual(c.latencyUs.p50);
+    expect(report.targets.find((t) => t.what === '≥ 1,000 swap-ins/s')!.value).toMatch(/back to back \(\d VMs, p50 .*\); peak under load/);
+  }, 120_000);
+});
+
 describe('swap-bench default memory budget', () => {
   it("is the paper's 1 GB host, or a quarter of what the largest count needs when that is less", () => {
     expect(defaultMemoryBudget(10_000, 3 << 20)).toEqual({ bytes: 1 << 30, why: "the HotOS paper's 1 GB host" });
@@ -262,14 +283,25 @@ describe('swap-bench report formats', () => {
     const t = Object.fromEntries(checkTargets(report).map((c) => [c.what, c]));
     expect(t['10,000 VMs, zero errors']).toMatchObject({ met: true, value: '10,000 VMs, 0 errors' });
     expect(t['swap-in latency p50 ≤ 1 ms']!.met).toBe(true);
-    expect(t['≥ 1,000 swap-ins/s']).toMatchObject({ met: false, value: 'peak 50/s' });
+    expect(t['≥ 1,000 swap-ins/s']).toMatchObject({ met: false, value: 'peak under load 50/s' });
     expect(t['Zipf at 10,000 VMs ≥ 50% of 1 VM']).toMatchObject({ met: true, value: '56%' });
     expect(t['random below Zipf at 10,000 VMs']!.met).toBe(true);
     expect(t['boot 10,000 VMs ≤ 30 s']!.met).toBe(true);
-    expect(formatTargets(report)).toMatch(/^ {2}MISSED {2}≥ 1,000 swap-ins\/s: peak 50\/s$/m);
+    expect(formatTargets(report)).toMatch(/^ {2}MISSED {2}≥ 1,000 swap-ins\/s: peak under load 50\/s$/m);
     const small = { ...report, points: report.points.filter((p) => p.vms === 1), boots: [] } as SwapBenchReport;
     expect(checkTargets(small).find((c) => c.what.startsWith('10,000 VMs'))!.met).toBe(false);
     expect(checkTargets(small).find((c) => c.what.startsWith('≥ 1,000'))!.met).toBeNull();
+  });
+
+  it('counts the back-to-back swap-in capacity toward the swap-ins/s target and prints it under the table', () => {
+    const withCap = { ...report, swapInCapacity: { swapIns: 2000, swapOuts: 2000, seconds: 0.8, perSecond: 2500, latencyUs: { p50: 310, p99: 900 } } } as SwapBenchReport;
+    expect(checkTargets(withCap).find((c) => c.what === '≥ 1,000 swap-ins/s')).toMatchObject({
+      met: true,
+      value: '2,500/s back to back (2,000 VMs, p50 310 µs); peak under load 50/s',
+    });
+    expect(formatTable(withCap)).toMatch(/^swap-in capacity: 2,000 swapped-out VMs swapped in back to back in 0\.80 s: 2,500\/s, p50 310 µs, p99 900 µs \(2,000 swap-outs made room\)$/m);
+    const slow = { ...withCap, swapInCapacity: { ...withCap.swapInCapacity!, perSecond: 600 } } as SwapBenchReport;
+    expect(checkTargets(slow).find((c) => c.what === '≥ 1,000 swap-ins/s')!.met).toBe(false);
   });
 
   it('draws both distributions against log N in the terminal, N labels under their columns', () => {

@@ -81,6 +81,13 @@ export function formatTable(r: SwapBenchReport): string {
   const line = (cells: string[]): string => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const out = [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
   for (const s of r.skipped) out.push(`${formatCount(s.vms)} VMs: not measured: ${s.reason}`);
+  const c = r.swapInCapacity;
+  if (c) {
+    out.push(
+      `swap-in capacity: ${formatCount(c.swapIns)} swapped-out VMs swapped in back to back in ${c.seconds.toFixed(2)} s: ` +
+        `${formatCount(c.perSecond)}/s, p50 ${formatMicros(c.latencyUs.p50)}, p99 ${formatMicros(c.latencyUs.p99)} (${formatCount(c.swapOuts)} swap-outs made room)`,
+    );
+  }
   return out.join('\n');
 }
 
@@ -115,8 +122,15 @@ export function checkTargets(r: SwapBenchReport): TargetCheck[] {
     value: swapIns > 0 && last ? `p50 ${formatMicros(last.swapInLatencyUs.p50)}, p99 ${formatMicros(last.swapInLatencyUs.p99)}` : 'no swap-ins',
     met: swapIns > 0 && last ? last.swapInLatencyUs.p50 <= 1000 : null,
   });
+  // Under load the rate is what the misses ask for, not what Yakima can do; the capacity phase
+  // swaps in back to back (the paper's 7/s is its disks' capacity, OSDI 6.2).
   const peak = Math.max(0, ...r.points.map((p) => p.swapInsPerSecond));
-  out.push({ what: '≥ 1,000 swap-ins/s', value: `peak ${formatCount(peak)}/s`, met: swapIns > 0 ? peak >= 1000 : null });
+  const cap = r.swapInCapacity;
+  out.push({
+    what: '≥ 1,000 swap-ins/s',
+    value: `${cap ? `${formatCount(cap.perSecond)}/s back to back (${formatCount(cap.swapIns)} VMs, p50 ${formatMicros(cap.latencyUs.p50)}); ` : ''}peak under load ${formatCount(peak)}/s`,
+    met: swapIns > 0 || cap ? Math.max(peak, cap?.perSecond ?? 0) >= 1000 : null,
+  });
   const one = find(1, 'zipf');
   const zTop = find(top, 'zipf');
   const rTop = find(top, 'random');
