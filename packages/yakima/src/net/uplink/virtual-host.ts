@@ -418,7 +418,10 @@ export class VirtualHost implements SwitchPort {
 
   private sendTcp(dst: number, seg: TcpSegment): void {
     const id = this.ipId++ & 0xffff;
-    this.sendIp(dst, (mac) => buildTcpFrame({ srcMac: this.mac, dstMac: mac, srcIp: this.ip, dstIp: dst }, seg, id));
+    // The common case, a peer whose MAC is cached, builds the frame without closures.
+    const mac = this.arp.lookup(dst);
+    if (mac) return this.send(buildTcpFrame({ srcMac: this.mac, dstMac: mac, srcIp: this.ip, dstIp: dst }, seg, id));
+    this.sendIp(dst, (m) => buildTcpFrame({ srcMac: this.mac, dstMac: m, srcIp: this.ip, dstIp: dst }, seg, id));
   }
 
   private forget(c: TcpConnection): void {
