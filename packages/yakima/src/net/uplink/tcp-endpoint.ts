@@ -180,7 +180,9 @@ export interface TcpLink {
  * - TIME-WAIT lasts `timeWaitMs` (default 2 s, not 2×MSL): the virtual host picks ephemeral
  *   ports round-robin over 16 384 values, so an old incarnation is long gone before reuse.
  *
- * Timers exist only while a connection needs one; none run for idle established connections.
+ * Timers exist only while a connection needs one: a stopped RTO or delayed-ACK timer is left to
+ * expire once (within an RTO, or `delayedAckMs`) rather than cleared, so an idle established
+ * connection has no timer soon after its last exchange.
  */
 export class TcpConnection {
   state: TcpState;
