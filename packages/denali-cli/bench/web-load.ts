@@ -20,8 +20,10 @@ export interface LoadResult {
 
 /** What to run. */
 export interface LoadSpec {
-  /** Loopback ports to spread the connections over (one per server). */
+  /** Ports to spread the connections over (one per server). */
   ports: number[];
+  /** Address of the server(s). Default 127.0.0.1 (loopback). */
+  host?: string;
   /** Request paths, used round-robin by each connection. */
   paths: string[];
   /** Total concurrent connections (at least one per port). */
@@ -65,7 +67,7 @@ export async function runWrk(spec: LoadSpec): Promise<LoadResult> {
     const c = Math.max(1, share(conns, spec.ports.length, i));
     const args = ['-t1', `-c${c}`, `-d${spec.seconds}s`, '--timeout', '5s', '-s', script];
     if (!spec.keepAlive) args.push('-H', 'Connection: close');
-    return execa('wrk', [...args, `http://127.0.0.1:${port}/`], { reject: false, timeout: (spec.seconds + 30) * 1000 });
+    return execa('wrk', [...args, `http://${spec.host ?? '127.0.0.1'}:${port}/`], { reject: false, timeout: (spec.seconds + 30) * 1000 });
   });
   const results = await Promise.all(runs);
   const total: LoadResult = { ok: 0, errors: 0, seconds: spec.seconds };
@@ -101,8 +103,9 @@ export async function runNodeClient(spec: LoadSpec): Promise<LoadResult> {
   const start = performance.now();
   const deadline = start + spec.seconds * 1000;
   const conns = Math.max(spec.connections, spec.ports.length);
+  const host = spec.host ?? '127.0.0.1';
   const request = (path: string): string =>
-    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${spec.keepAlive ? '' : 'Connection: close\r\n'}\r\n`;
+    `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${spec.keepAlive ? '' : 'Connection: close\r\n'}\r\n`;
 
   /** Send requests on one socket until the deadline or the socket ends; resolves then. */
   const drive = (port: number, first: number): Promise<void> =>
@@ -113,7 +116,7 @@ export async function runNodeClient(spec: LoadSpec): Promise<LoadResult> {
       let have = 0;
       let current: { status: number; end: number } | undefined;
       let n = first;
-      let sock: Socket | undefined = connect(port, '127.0.0.1');
+      let sock: Socket | undefined = connect(port, host);
       const finish = (): void => {
         sock?.destroy();
         sock = undefined;

@@ -7,10 +7,14 @@
  * the most instructions, from the linked ELF's symbols (`nm`).
  *
  * Options: --backend emu|process (default emu), --seconds N (default 5), --connections N
- * (default 8), --eip (guest instruction profile, emulator only), --top N (rows, default 30).
+ * (default 8), --eip (guest instruction profile, emulator only), --top N (rows, default 30),
+ * --cpu-prof FILE (a V8 CPU profile of Yakima's main thread during the load only, start-up and
+ * boot excluded; open it in Chrome DevTools or summarise it with
+ * `npx tsx packages/denali-cli/bench/cpu-profile-summary.ts FILE`).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from './free-port.js';
@@ -32,6 +36,7 @@ const seconds = Number(opt('--seconds') ?? 5);
 const connections = Number(opt('--connections') ?? 8);
 const eip = argv.includes('--eip');
 const top = Number(opt('--top') ?? 30);
+const cpuProf = opt('--cpu-prof');
 
 
 /** Function symbols of an ELF, sorted by address (`nm -n`). */
@@ -146,10 +151,22 @@ async function main(): Promise<void> {
     const before = snap();
     const wrk = await wrkVersion();
     const spec = { ports: [port], paths: ['/page-00.html'], connections, seconds, workDir: work, keepAlive: true };
+    const session = cpuProf ? new Session() : undefined;
+    if (session) {
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    }
     const t0 = performance.now();
     const res = wrk ? await runWrk(spec) : await runNodeClient(spec);
     const wall = (performance.now() - t0) / 1000;
     const after = snap();
+    if (session) {
+      const { profile } = await session.post('Profiler.stop');
+      await writeFile(cpuProf!, JSON.stringify(profile));
+      session.disconnect();
+      console.log(`CPU profile of the load written to ${cpuProf}`);
+    }
     const n = res.ok;
     const per = (a: number, b: number): string => ((a - b) / n).toFixed(2);
     console.log(`web-profile: ${backend}, ${connections} connections, ${seconds} s: ${n} requests, ${Math.round(n / res.seconds)} req/s, ${res.errors} errors`);

@@ -10,12 +10,19 @@
  *  - denali emu / kvm / process: `denali run examples/httpd -p PORT:80 [--backend kvm|process]` (user-mode
  *    uplink, port forwarding through Yakima);
  *  - denali emu x8 / process x8: eight httpd VMs on one Yakima, each forwarded from its own host port
- *    (`-p PORT_i:i:80`), the load spread evenly, throughput summed (paper Figure 7, n = 8).
+ *    (`-p PORT_i:i:80`), the load spread evenly, throughput summed (paper Figure 7, n = 8);
+ *  - native behind a Node relay: the native server reached through the smallest JavaScript relay
+ *    (web-relay.ts: two `net.Socket`s piped, no TCP stack of Denali's): the ceiling of any `-p`
+ *    design that moves the bytes through Node's event loop;
+ *  - denali emu / process, --net tap: one VM reached at its own address over a TAP device (the
+ *    host kernel's TCP talks to the guest; Yakima only moves frames). Needs root or
+ *    CAP_NET_ADMIN, and no other TAP uplink on the default subnet; else "n/a (reason)".
  * A row that cannot run prints "n/a (reason)" instead of numbers.
  *
  * Options: --seconds N (per cell, default 5), --connections N (default 8; the server's pool
  * gets at least as many threads), --client wrk|node (default: wrk if installed, else the
- * Node client), --targets native,emu,kvm,process,emu8,process8 (default: all), --boot-timeout S (default 90).
+ * Node client), --targets native,emu,kvm,process,emu8,process8,relay,emu-tap,process-tap
+ * (default: all), --boot-timeout S (default 90).
  */
 import { freePort } from './free-port.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -29,6 +36,7 @@ import { runNodeClient, runWrk, wrkVersion, type LoadResult, type LoadSpec } fro
 const root = resolve(import.meta.dirname, '../../..');
 const HTTPD = join(root, 'examples/httpd');
 const DENALI = join(root, 'bin/denali');
+const RELAY = join(import.meta.dirname, 'web-relay.ts');
 
 const argv = process.argv.slice(2);
 const opt = (name: string): string | undefined => {
@@ -38,12 +46,13 @@ const opt = (name: string): string | undefined => {
 const seconds = Number(opt('--seconds') ?? 5);
 const connections = Number(opt('--connections') ?? 8);
 const bootTimeout = Number(opt('--boot-timeout') ?? 90);
-const targets = (opt('--targets') ?? 'native,emu,kvm,process,emu8,process8').split(',');
+const targets = (opt('--targets') ?? 'native,emu,kvm,process,emu8,process8,relay,emu-tap,process-tap').split(',');
 const BIG = '/big.bin';
 const BIG_BYTES = 1024 * 1024;
 
-/** A running server: its ports, and how to stop it. */
+/** A running server: its address (default 127.0.0.1), its ports, and how to stop it. */
 interface Server {
+  host?: string;
   ports: number[];
   stop(): Promise<void>;
 }
@@ -78,7 +87,7 @@ async function stopChild(child: ResultPromise): Promise<void> {
  * Wait until every port answers GET /page-00.html with the expected bytes, or the child exits
  * (the reason is then its stderr), or `timeoutS` pass.
  */
-async function waitReady(child: ResultPromise, ports: number[], expected: Buffer, timeoutS: number, output: () => string): Promise<void> {
+async function waitReady(child: ResultPromise, ports: number[], expected: Buffer, timeoutS: number, output: () => string, host = '127.0.0.1'): Promise<void> {
   let exited = false;
   void child.then(
     () => (exited = true),
@@ -91,7 +100,7 @@ async function waitReady(child: ResultPromise, ports: number[], expected: Buffer
     if (Date.now() > deadline) throw new Error(`no HTTP answer within ${timeoutS} s (${firstLine(output())})`);
     for (const port of [...pending]) {
       try {
-        const r = await fetch(`http://127.0.0.1:${port}/page-00.html`, { signal: AbortSignal.timeout(2000) });
+        const r = await fetch(`http://${host}:${port}/page-00.html`, { signal: AbortSignal.timeout(2000) });
         const body = Buffer.from(await r.arrayBuffer());
         if (r.status !== 200 || !body.equals(expected)) throw new Error(`port ${port} served wrong content (status ${r.status})`);
         pending.delete(port);
@@ -100,6 +109,27 @@ async function waitReady(child: ResultPromise, ports: number[], expected: Buffer
       }
     }
     if (pending.size) await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * The guest address `denali run --net tap` announces on stderr ("… httpd at 10.73.0.2"), or
+ * an error with its complaint (e.g. "--net tap needs root or CAP_NET_ADMIN") when it exits or
+ * says nothing within 30 s.
+ */
+async function tapAddress(child: ResultPromise, err: () => string, out: () => string): Promise<string> {
+  let exited = false;
+  void child.then(
+    () => (exited = true),
+    () => (exited = true),
+  );
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const m = /tap device \S+ \([^)]*\): \S+ at (\d+\.\d+\.\d+\.\d+)/.exec(err());
+    if (m) return m[1]!;
+    if (exited) throw new Error(firstLine(out()));
+    if (Date.now() > deadline) throw new Error(`no tap device announced within 30 s (${firstLine(out())})`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -127,27 +157,35 @@ async function main(): Promise<void> {
     const load = (spec: LoadSpec): Promise<LoadResult> => (wrk ? runWrk(spec) : runNodeClient(spec));
     const clientName = wrk ?? 'built-in Node client (install wrk for a faster load generator: apt-get install -y wrk)';
 
-    const denaliTarget = (key: string, label: string, vms: number, backend: string): Target => ({
+    const denaliTarget = (key: string, label: string, vms: number, backend: string, mode: 'user' | 'tap' = 'user'): Target => ({
       key,
       label,
       async start() {
         let image = HTTPD;
         if (vms > 1) image = (await buildService(HTTPD, { out: join(work, 'httpd.dni'), quiet: true })).imagePath;
-        const ports = await Promise.all(Array.from({ length: vms }, freePort));
-        const forwards = ports.flatMap((p, i) => ['-p', vms > 1 ? `${p}:${i + 1}:80` : `${p}:80`]);
-        const net = (await runHelp()).includes('--net') ? ['--net', 'user'] : [];
+        const tap = mode === 'tap';
+        if (tap && !(await runHelp()).includes('--net')) throw new Error('this denali has no --net tap');
+        const ports = tap ? [80] : await Promise.all(Array.from({ length: vms }, freePort));
+        const forwards = tap ? [] : ports.flatMap((p, i) => ['-p', vms > 1 ? `${p}:${i + 1}:80` : `${p}:80`]);
+        const net = tap ? ['--net', 'tap'] : (await runHelp()).includes('--net') ? ['--net', 'user'] : [];
         const args = ['run', ...Array(vms).fill(image), '--backend', backend, ...net, ...forwards, '--', '80', String(threads)];
         let out = '';
+        let err = '';
         const child = execa(DENALI, args, { reject: false, stdin: 'ignore', buffer: false, env: { DENALI_DEBUG: '' } });
         child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-        child.stderr?.on('data', (d: Buffer) => (out = d.toString() + out));
+        child.stderr?.on('data', (d: Buffer) => {
+          err += d.toString();
+          out = d.toString() + out;
+        });
         try {
-          await waitReady(child, ports, expected, bootTimeout, () => out);
+          let host: string | undefined;
+          if (tap) host = await tapAddress(child, () => err, () => out);
+          await waitReady(child, ports, expected, bootTimeout, () => out, host);
+          return { host, ports, stop: () => stopChild(child) };
         } catch (e) {
           await stopChild(child);
           throw e;
         }
-        return { ports, stop: () => stopChild(child) };
       },
     });
 
@@ -170,6 +208,33 @@ async function main(): Promise<void> {
       denaliTarget('process', 'denali process, 1 VM, -p', 1, 'process'),
       denaliTarget('emu8', 'denali emu, 8 VMs, -p each', 8, 'emu'),
       denaliTarget('process8', 'denali process, 8 VMs, -p each', 8, 'process'),
+      {
+        key: 'relay',
+        label: 'native behind a Node relay',
+        async start() {
+          const exe = await buildNative(HTTPD, { outDir: join(work, 'native') });
+          const [port, front] = [await freePort(), await freePort()];
+          let out = '';
+          const server = execa(exe, [String(port), String(threads), '127.0.0.1'], { reject: false, stdin: 'ignore', buffer: false });
+          server.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+          const relay = execa(process.execPath, ['--import', 'tsx', RELAY, String(front), String(port)], { reject: false, stdin: 'ignore', buffer: false, cwd: root });
+          relay.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+          const stop = async (): Promise<void> => {
+            await stopChild(relay);
+            await stopChild(server);
+          };
+          try {
+            await waitReady(server, [port], expected, 10, () => out);
+            await waitReady(relay, [front], expected, 30, () => out);
+          } catch (e) {
+            await stop();
+            throw e;
+          }
+          return { ports: [front], stop };
+        },
+      },
+      denaliTarget('emu-tap', 'denali emu, 1 VM, --net tap', 1, 'emu', 'tap'),
+      denaliTarget('process-tap', 'denali process, 1 VM, --net tap', 1, 'process', 'tap'),
     ];
 
     console.log(
@@ -191,7 +256,7 @@ async function main(): Promise<void> {
         continue;
       }
       try {
-        const spec = { ports: server.ports, paths, connections, seconds, workDir: work };
+        const spec = { ports: server.ports, host: server.host, paths, connections, seconds, workDir: work };
         // New connections first: each leaves a TIME_WAIT socket behind (the server closes
         // first), and a loopback full of them slows later connection setup.
         const nc = await load({ ...spec, keepAlive: false });

@@ -460,7 +460,7 @@ describe('Ilwaco TCP/IP stack: echo server and net-tests client VMs on one Yakim
       // and from the 120th on, everything until the client resends one of them. The server
       // hears nothing meanwhile and sends no duplicate ACKs: only the retransmission timer
       // can recover. (Sequence numbers stay below 2^31 here, so plain comparisons do.)
-      sw.forward = (from, frame) => {
+      sw.forward = (from, frame, flags) => {
         if (frame.length > 100 && macOf(frame) === clientMac) {
           dataFrames++;
           const tcp = 14 + (frame[14]! & 15) * 4;
@@ -483,7 +483,7 @@ describe('Ilwaco TCP/IP stack: echo server and net-tests client VMs on one Yakim
             return false;
           }
         }
-        return forward(from, frame);
+        return forward(from, frame, flags); // the checksum flags travel with the frame
       };
       const { vm, out } = await runClient(rig, 'bulk');
       expect(out).toMatch(/^PASS echo-200000/m);

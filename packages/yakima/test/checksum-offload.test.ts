@@ -4,7 +4,9 @@ import { totalDrops, vmCounters } from '../src/api/counters.js';
 import { Yakima } from '../src/control/yakima.js';
 import type { VcpuExit } from '../src/cpu/vcpu.js';
 import { NicDevice } from '../src/net/nic.js';
-import { checksumsKnownValid, checksumsValid, fillChecksums } from '../src/net/checksum-offload.js';
+import { FRAME_CSUM, checksumsValid, completeChecksums, fillChecksums } from '../src/net/checksum-offload.js';
+import { VirtualNetwork } from '../src/net/network.js';
+import type { SwitchPort } from '../src/net/switch.js';
 import { buildTcpFrame, parseTcpSegment } from '../src/net/uplink/tcp-segment.js';
 import { ScriptedVcpu, tinyImage } from './scripted-vcpu.js';
 
@@ -61,15 +63,17 @@ const MAC_A = Uint8Array.of(0x02, 0xde, 0x4e, 0, 0, 1);
 const MAC_B = Uint8Array.of(0x02, 0xde, 0x4e, 0, 0, 2);
 
 describe('NIC checksum offload (FRAME_FLAG.TX_CSUM)', () => {
-  it('fills the IPv4, TCP and UDP checksums of a flagged frame; leaves unflagged and non-IP frames alone', () => {
+  it('fills the IPv4, TCP and UDP checksums of a flagged frame (lazily); leaves unflagged and non-IP frames alone', () => {
     const nic = new NicDevice(MAC_A, () => {}, () => {});
     for (const f of [ipFrame(MAC_A, MAC_B, 6, tcpBytes('GET / HTTP/1.1\r\n\r\n')), ipFrame(MAC_A, MAC_B, 17, udpBytes('odd')), ipFrame(MAC_A, MAC_B, 6, tcpBytes(''))]) {
       expect(nic.transmit(f, FRAME_FLAG.TX_CSUM)).toBe(true);
+      const flags = nic.tx.headFlags();
       const out = nic.tx.shift()!;
+      expect(flags).toBe(FRAME_CSUM.PARTIAL); // Yakima's to fill, where a port needs them
+      expect(completeChecksums(out, flags)).toBe(FRAME_CSUM.VALID);
       const want = expected(f);
       expect([be16(out, 24), be16(out, 34 + (f[23] === 6 ? 16 : 6))]).toEqual([want.ip, want.l4]);
       expect(be16(f, 24)).toBe(0xbeef); // the guest's bytes are not touched, only the NIC's copy
-      expect(checksumsKnownValid(out)).toBe(true);
     }
     const plain = ipFrame(MAC_A, MAC_B, 6, tcpBytes('x'));
     nic.transmit(plain);
@@ -101,9 +105,11 @@ describe('checksumsValid (what NET_RECV reports as RX_CSUM_VALID)', () => {
   it('is true for correct TCP/UDP frames and false for a bad IP or TCP checksum, ICMP and truncation', () => {
     const good = ipFrame(MAC_B, MAC_A, 6, tcpBytes('hello'));
     fillChecksums(good);
-    const fresh = good.slice(); // not marked: verified from the bytes
-    expect(checksumsKnownValid(fresh)).toBe(false);
+    const fresh = good.slice(); // no flags: verified from the bytes
     expect(checksumsValid(fresh)).toBe(true);
+    const corrupt = fresh.slice();
+    corrupt[56] ^= 1;
+    expect(checksumsValid(corrupt, FRAME_CSUM.VALID)).toBe(true); // VALID: the bytes are not read
     const badTcp = fresh.slice();
     badTcp[56] ^= 1; // a payload byte
     expect(checksumsValid(badTcp)).toBe(false);
@@ -120,9 +126,9 @@ describe('checksumsValid (what NET_RECV reports as RX_CSUM_VALID)', () => {
     expect(checksumsValid(fresh.subarray(0, 40))).toBe(false);
   });
 
-  it('frames the -p relay builds are marked, so neither the NIC nor the relay sums them again', () => {
+  it('frames the -p relay builds carry correct checksums (sent as VALID, so neither the NIC nor the relay sums them again)', () => {
     const f = buildTcpFrame({ srcMac: MAC_A, dstMac: MAC_B, srcIp: 0x0a490001, dstIp: 0x0a490002 }, { srcPort: 80, dstPort: 40000, seq: 1, ack: 2, flags: 0x18, window: 1000, payload: Buffer.from('hi') });
-    expect(checksumsKnownValid(f)).toBe(true);
+    expect(checksumsValid(f)).toBe(true);
     expect(be16(f, 24)).toBe(expected(f).ip);
     // A trusted parse skips the sum: a corrupted checksum passes only when the caller vouches for it.
     const seg = f.slice(34);
@@ -216,5 +222,43 @@ describe('NET_SEND with TX_CSUM and NET_RECV with RX_FLAGS between two VMs', () 
     expect(vmCounters(a, undefined)).toMatchObject({ txChecksumsFilled: 3, drops: { txBadFlags: 1 } });
     expect(vmCounters(b, undefined)).toMatchObject({ rxChecksumsValid: 2 });
     expect(totalDrops(vmCounters(a, undefined).drops)).toBe(1);
+  });
+});
+
+describe('the switch carries checksum flags (FRAME_CSUM) with each frame', () => {
+  it('fills a PARTIAL frame for a VM NIC (which then reports it valid) but not for a port that takes partial checksums', () => {
+    const net = new VirtualNetwork();
+    const sender = net.attachNic('a', MAC_A, () => {});
+    const receiver = net.attachNic('b', MAC_B, () => {});
+    const f = ipFrame(MAC_A, MAC_B, 6, tcpBytes('GET / HTTP/1.1\r\n\r\n'));
+    sender.transmit(f, FRAME_FLAG.TX_CSUM);
+    net.pump();
+    const flags = receiver.rx.headFlags();
+    const got = receiver.rx.shift()!;
+    expect(flags).toBe(FRAME_CSUM.VALID);
+    const want = expected(f);
+    expect([be16(got, 24), be16(got, 50)]).toEqual([want.ip, want.l4]);
+    expect(receiver.rxFlags(got, got.length, flags)).toBe(FRAME_FLAG.RX_CSUM_VALID);
+
+    const seen: Array<{ frame: Uint8Array; flags: number | undefined }> = [];
+    const MAC_C = Uint8Array.of(0x02, 0xde, 0x4e, 0, 0, 3);
+    const trusting: SwitchPort = { name: 'trusting', mac: MAC_C, partialChecksums: true, deliver: (frame, fl) => seen.push({ frame, flags: fl }) };
+    net.switch.attach(trusting);
+    sender.transmit(ipFrame(MAC_A, MAC_C, 6, tcpBytes('x')), FRAME_FLAG.TX_CSUM);
+    net.pump();
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.flags).toBe(FRAME_CSUM.PARTIAL);
+    expect(be16(seen[0]!.frame, 24)).toBe(0xbeef); // left for Yakima: nobody needed them
+  });
+
+  it('a frame without TX_CSUM travels with no flags and is verified from its bytes', () => {
+    const net = new VirtualNetwork();
+    const sender = net.attachNic('a', MAC_A, () => {});
+    const receiver = net.attachNic('b', MAC_B, () => {});
+    sender.transmit(ipFrame(MAC_A, MAC_B, 6, tcpBytes('x')));
+    net.pump();
+    expect(receiver.rx.headFlags()).toBe(0);
+    const got = receiver.rx.shift()!;
+    expect(receiver.rxFlags(got, got.length, 0)).toBe(0); // junk checksums are not reported valid
   });
 });

@@ -131,10 +131,11 @@ const handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
         const cap = wantsFlags ? lenFlags & 0xffff : lenFlags;
         const buf = vm.memory.writableView(vm.memory.readU32(d + FRAME_DESC.ADDR), cap);
         vm.memory.writeU32(d + FRAME_DESC.LEN, 0); // checks the out-field before a frame leaves the FIFO
+        const known = nic.rx.headFlags();
         const frame = nic.rx.shift()!;
         const n = Math.min(cap, frame.length);
         buf.set(frame.subarray(0, n));
-        vm.memory.writeU32(d + FRAME_DESC.LEN, wantsFlags ? (n | (nic.rxFlags(frame, n) << 16)) >>> 0 : n);
+        vm.memory.writeU32(d + FRAME_DESC.LEN, wantsFlags ? (n | (nic.rxFlags(frame, n, known) << 16)) >>> 0 : n);
         vm.chargeBytes(n);
       }
       vm.memory.writeU32(a + NET_ARGS.DONE, done);

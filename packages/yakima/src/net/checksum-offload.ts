@@ -3,26 +3,43 @@ import { onesComplementSum, pseudoHeaderSum } from './uplink/checksum.js';
 /**
  * Checksum offload of the virtual NIC (`FRAME_FLAG.TX_CSUM`, `FRAME_FLAG.RX_CSUM_VALID` in
  * abi.ts; the model is virtio-net's NEEDS_CSUM / DATA_VALID). Yakima is the host, so checksums
- * it computed or verified are trusted: a frame whose IPv4 and TCP/UDP checksums are known
- * correct is remembered here, and later consumers (a VM's NET_RECV, the user-mode uplink's
- * parser) skip verifying it again. Frames are never modified after they enter the switch, so the
- * mark stays true for the frame's lifetime; a WeakSet keeps no frame alive.
+ * it computed or verified are trusted. What Yakima knows about a frame's checksums travels with
+ * the frame as a `FRAME_CSUM` flags word: from a NIC's Tx FIFO through the switch to each port
+ * (`SwitchPort.deliver(frame, flags)`) and into a NIC's Rx FIFO, so later consumers (a VM's
+ * NET_RECV, the user-mode uplink's parser) skip verifying it again.
  */
-const knownValid = new WeakSet<Uint8Array>();
+export const FRAME_CSUM = {
+  /** The IPv4 header and TCP/UDP checksums are present and correct (Yakima computed or checked them). */
+  VALID: 1,
+  /**
+   * The frame is an unfragmented IPv4 TCP/UDP frame a guest sent with `TX_CSUM` whose checksums
+   * Yakima has not filled in yet (virtio's NEEDS_CSUM): the switch fills them before delivering
+   * it to a port that does not declare `SwitchPort.partialChecksums` (a VM's NIC, a TAP device).
+   */
+  PARTIAL: 2,
+} as const;
 
 const ETH_HEADER = 14;
 const ETHERTYPE_IPV4 = 0x0800;
 const PROTO_TCP = 6;
 const PROTO_UDP = 17;
 
-/** Record that `frame`'s IPv4 header and TCP/UDP checksums are correct (the caller computed them). */
-export function markChecksumsValid(frame: Uint8Array): void {
-  knownValid.add(frame);
+/**
+ * Whether `fillChecksums(f)` would fill a TCP or UDP checksum (an unfragmented IPv4 TCP/UDP
+ * frame with consistent lengths): such a frame may travel as `FRAME_CSUM.PARTIAL`.
+ */
+export function checksumsFillable(f: Uint8Array): boolean {
+  const s = locate(f);
+  return s !== undefined && s.l4Len >= 0;
 }
 
-/** Whether `frame` was marked by `markChecksumsValid` (no bytes are read). */
-export function checksumsKnownValid(frame: Uint8Array): boolean {
-  return knownValid.has(frame);
+/**
+ * The flags of a frame about to be delivered to a port that needs complete checksums: a
+ * `PARTIAL` frame gets them filled in now, in place, and becomes `VALID`. Other flags pass.
+ */
+export function completeChecksums(f: Uint8Array, flags: number): number {
+  if (!(flags & FRAME_CSUM.PARTIAL)) return flags;
+  return fillChecksums(f) ? FRAME_CSUM.VALID : 0;
 }
 
 /** Where a TCP/UDP segment sits in an IPv4 frame; undefined for anything the offload does not cover. */
@@ -98,18 +115,17 @@ export function fillChecksums(f: Uint8Array): boolean {
   if (ck === 0 && s.protocol === PROTO_UDP) ck = 0xffff;
   f[s.field] = ck >>> 8;
   f[s.field + 1] = ck & 0xff;
-  knownValid.add(f);
   return true;
 }
 
 /**
  * Whether `f` is an IPv4 TCP or UDP frame whose IPv4 header checksum and TCP/UDP checksum are
- * correct (a UDP checksum of 0, "none", counts as correct: RFC 768). Uses the mark of
- * `markChecksumsValid`/`fillChecksums` when present instead of reading the bytes.
- * Never throws; false for every other frame (the guest then verifies as usual).
+ * correct (a UDP checksum of 0, "none", counts as correct: RFC 768). With `flags` carrying
+ * `FRAME_CSUM.VALID` no bytes are read. Never throws; false for every other frame (the guest
+ * then verifies as usual).
  */
-export function checksumsValid(f: Uint8Array): boolean {
-  if (knownValid.has(f)) return true;
+export function checksumsValid(f: Uint8Array, flags = 0): boolean {
+  if (flags & FRAME_CSUM.VALID) return true;
   const s = locate(f);
   if (!s || s.l4Len < 0) return false;
   if (onesComplementSum(f, s.ip, s.ipLen) !== 0xffff) return false;

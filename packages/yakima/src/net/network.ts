@@ -65,9 +65,9 @@ export class VirtualNetwork {
   readonly netFeatures: number;
   private readonly ports = new Map<NicDevice, SwitchPort>();
   private readonly nics = new Map<SwitchPort, NicDevice>();
-  readonly scheduler = new PacketScheduler((nic, frame) => {
+  readonly scheduler = new PacketScheduler((nic, frame, flags) => {
     const port = this.ports.get(nic);
-    if (port) this.switch.forward(port, frame);
+    if (port) this.switch.forward(port, frame, flags);
   });
 
   constructor(opts: NetworkOptions = {}) {
@@ -96,7 +96,7 @@ export class VirtualNetwork {
    */
   attachNic(name: string, mac: Uint8Array, raiseRx: () => void, ipv4?: number): NicDevice {
     const nic = new NicDevice(mac, raiseRx, (n) => this.scheduler.ready(n));
-    const port: SwitchPort = { name, mac, ipv4, deliver: (f) => nic.deliver(f) };
+    const port: SwitchPort = { name, mac, ipv4, deliver: (f, flags) => nic.deliver(f, flags) };
     this.ports.set(nic, port);
     this.nics.set(port, nic);
     this.switch.attach(port);

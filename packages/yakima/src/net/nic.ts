@@ -1,5 +1,5 @@
 import { ETH_FRAME_MAX, ETH_FRAME_MIN, FRAME_FLAG } from '@denali/image-format';
-import { checksumsValid, fillChecksums } from './checksum-offload.js';
+import { FRAME_CSUM, checksumsFillable, checksumsValid, fillChecksums } from './checksum-offload.js';
 
 /** Frames each of a NIC's FIFOs holds before it drops (paper 3.2: Yakima keeps Rx and Tx FIFOs per VM). */
 export const NIC_FIFO_FRAMES = 256;
@@ -14,7 +14,10 @@ export interface NicStats {
   txBadLength: number;
   /** NET_SEND frames dropped for a FLAGS bit that is not a Tx flag (`FRAME_FLAG`). */
   txBadFlags: number;
-  /** NET_SEND frames whose checksums Yakima filled in (`FRAME_FLAG.TX_CSUM` on a TCP/UDP frame). */
+  /**
+   * NET_SEND TCP/UDP frames whose checksums Yakima took over (`FRAME_FLAG.TX_CSUM`): filled in
+   * when the frame reaches a port that reads them (`FRAME_CSUM.PARTIAL`).
+   */
   txCsumFilled: number;
   /** NET_RECV frames reported with `FRAME_FLAG.RX_CSUM_VALID`. */
   rxCsumValid: number;
@@ -26,9 +29,10 @@ export interface NicStats {
   rxFifoDrops: number;
 }
 
-/** A bounded FIFO of frames. */
+/** A bounded FIFO of frames, each with a flags word (`FRAME_CSUM` bits). */
 export class FrameFifo {
   private items: Uint8Array[] = [];
+  private flags: number[] = [];
   private head = 0;
   constructor(readonly capacity: number) {}
   get length(): number {
@@ -37,11 +41,16 @@ export class FrameFifo {
   get full(): boolean {
     return this.length >= this.capacity;
   }
-  /** Append; false (and nothing stored) when full. */
-  push(frame: Uint8Array): boolean {
+  /** Append with its flags; false (and nothing stored) when full. */
+  push(frame: Uint8Array, flags = 0): boolean {
     if (this.full) return false;
     this.items.push(frame);
+    this.flags.push(flags);
     return true;
+  }
+  /** The flags of the frame `shift` returns next (0 when empty). */
+  headFlags(): number {
+    return this.head < this.items.length ? this.flags[this.head]! : 0;
   }
   shift(): Uint8Array | undefined {
     if (this.head >= this.items.length) return undefined;
@@ -49,6 +58,7 @@ export class FrameFifo {
     this.items[this.head++] = undefined as unknown as Uint8Array;
     if (this.head >= 64 && this.head * 2 >= this.items.length) {
       this.items = this.items.slice(this.head);
+      this.flags = this.flags.slice(this.head);
       this.head = 0;
     }
     return f;
@@ -91,10 +101,12 @@ export class NicDevice {
 
   /**
    * Guest transmit of one frame (the bytes are copied). `flags` are the descriptor's
-   * `FRAME_FLAG` bits: with `TX_CSUM` the copy gets its IPv4 and TCP/UDP checksums filled in
-   * (`fillChecksums`), so every frame on the switch is complete. Returns false when the Tx FIFO
-   * is full, so NET_SEND stops and reports how many it took; a bad length or a flag that is not
-   * a Tx flag is dropped, counted, and counts as taken.
+   * `FRAME_FLAG` bits: with `TX_CSUM` the copy's IPv4 and TCP/UDP checksums are Yakima's to
+   * fill. A TCP/UDP frame travels as `FRAME_CSUM.PARTIAL` and is filled by the switch only if it
+   * reaches a port that reads checksums (another VM, a TAP device; the user-mode uplink does
+   * not); any other frame is filled here (`fillChecksums`). Returns false when the Tx FIFO is
+   * full, so NET_SEND stops and reports how many it took; a bad length or a flag that is not a
+   * Tx flag is dropped, counted, and counts as taken.
    */
   transmit(frame: Uint8Array, flags = 0): boolean {
     if (frame.length < ETH_FRAME_MIN || frame.length > ETH_FRAME_MAX) {
@@ -110,26 +122,32 @@ export class NicDevice {
       return false;
     }
     const copy = frame.slice();
-    if (flags & FRAME_FLAG.TX_CSUM && fillChecksums(copy)) this.stats.txCsumFilled++;
-    this.tx.push(copy);
+    let csum = 0;
+    if (flags & FRAME_FLAG.TX_CSUM) {
+      if (checksumsFillable(copy)) csum = FRAME_CSUM.PARTIAL;
+      else fillChecksums(copy); // an IPv4 frame of another protocol still gets its header checksum
+      if (csum) this.stats.txCsumFilled++;
+    }
+    this.tx.push(copy, csum);
     this.onTx(this);
     return true;
   }
 
   /**
    * The `FRAME_FLAG` bits NET_RECV reports for `frame`: `RX_CSUM_VALID` when its IPv4 and
-   * TCP/UDP checksums are correct (known from the host's own computation, else verified here),
-   * unless it was truncated to `stored` bytes.
+   * TCP/UDP checksums are correct (known from the host's own computation — `known`, the frame's
+   * `FRAME_CSUM` flags from the Rx FIFO — else verified here), unless it was truncated to
+   * `stored` bytes.
    */
-  rxFlags(frame: Uint8Array, stored: number): number {
-    if (stored !== frame.length || !checksumsValid(frame)) return 0;
+  rxFlags(frame: Uint8Array, stored: number, known = 0): number {
+    if (stored !== frame.length || !checksumsValid(frame, known)) return 0;
     this.stats.rxCsumValid++;
     return FRAME_FLAG.RX_CSUM_VALID;
   }
 
-  /** The switch delivers a frame to this VM (owned by the NIC from now on). */
-  deliver(frame: Uint8Array): void {
-    if (!this.rx.push(frame)) {
+  /** The switch delivers a frame to this VM (owned by the NIC from now on), with its `FRAME_CSUM` flags. */
+  deliver(frame: Uint8Array, flags = 0): void {
+    if (!this.rx.push(frame, flags)) {
       this.stats.rxFifoDrops++;
       return;
     }

@@ -9,7 +9,8 @@ export class PacketScheduler {
   private readonly active: NicDevice[] = [];
   private readonly queued = new Set<NicDevice>();
 
-  constructor(private readonly send: (nic: NicDevice, frame: Uint8Array) => void) {}
+  /** `send` gets each frame with its `FRAME_CSUM` flags. */
+  constructor(private readonly send: (nic: NicDevice, frame: Uint8Array, flags: number) => void) {}
 
   /** A NIC has frames waiting. */
   ready(nic: NicDevice): void {
@@ -28,11 +29,12 @@ export class PacketScheduler {
     let moved = 0;
     while (moved < budget && this.active.length > 0) {
       const nic = this.active.shift()!;
+      const flags = nic.tx.headFlags();
       const frame = nic.tx.shift();
       if (frame) {
         nic.stats.txFrames++;
         nic.stats.txBytes += frame.length;
-        this.send(nic, frame);
+        this.send(nic, frame, flags);
         moved++;
       }
       if (nic.tx.length > 0) this.active.push(nic);

@@ -1,3 +1,4 @@
+import { completeChecksums } from './checksum-offload.js';
 import { isGroupMac, macKey, macKeyOf } from './ethernet.js';
 
 /** Something attached to the virtual switch: a VM's NIC or an uplink to the host. */
@@ -14,8 +15,17 @@ export interface SwitchPort {
    * this port only instead of being flooded, so a broadcast does not wake (and swap in) every VM.
    */
   readonly ipv4?: number;
-  /** Take a frame from the switch. The frame must not be modified by the port. */
-  deliver(frame: Uint8Array): void;
+  /**
+   * The port takes `FRAME_CSUM.PARTIAL` frames as they are (it trusts them as Yakima's own and
+   * does not read their checksum fields: the user-mode uplink). For other ports the switch
+   * fills such a frame's checksums before delivering it.
+   */
+  readonly partialChecksums?: boolean;
+  /**
+   * Take a frame from the switch. The frame must not be modified by the port. `flags`:
+   * `FRAME_CSUM` bits, what Yakima knows about its checksums (0: nothing).
+   */
+  deliver(frame: Uint8Array, flags?: number): void;
 }
 
 /** Switch-wide counters. */
@@ -61,8 +71,11 @@ export class EthernetSwitch {
     this.unaddressed.delete(port);
   }
 
-  /** Forward one frame that arrived on `from`. Returns false when it was dropped. */
-  forward(from: SwitchPort, frame: Uint8Array): boolean {
+  /**
+   * Forward one frame that arrived on `from`, with its `FRAME_CSUM` flags. Returns false when
+   * it was dropped.
+   */
+  forward(from: SwitchPort, frame: Uint8Array, flags = 0): boolean {
     if (frame.length < 14) return false;
     const src = macKey(frame, 6);
     if (from.mac) {
@@ -80,12 +93,16 @@ export class EthernetSwitch {
       if (target !== undefined) {
         // Only the VM that owns the address (if any) and the uplinks can answer.
         const owner = this.ipOwners.get(target);
-        if (owner !== undefined && owner !== from) owner.deliver(frame);
-        for (const p of this.unaddressed) if (p !== from) p.deliver(frame);
+        if (owner !== undefined && owner !== from) owner.deliver(frame, flags);
+        for (const p of this.unaddressed) if (p !== from) p.deliver(frame, flags);
         this.stats.forwarded++;
         return true;
       }
-      for (const p of this.ports) if (p !== from) p.deliver(frame);
+      for (const p of this.ports) {
+        if (p === from) continue;
+        if (!p.partialChecksums) flags = completeChecksums(frame, flags);
+        p.deliver(frame, flags);
+      }
       this.stats.flooded++;
       return true;
     }
@@ -94,7 +111,7 @@ export class EthernetSwitch {
       this.stats.unknownDestination++;
       return false;
     }
-    to.deliver(frame);
+    to.deliver(frame, to.partialChecksums ? flags : completeChecksums(frame, flags));
     this.stats.forwarded++;
     return true;
   }

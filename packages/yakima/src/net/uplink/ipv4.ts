@@ -30,7 +30,7 @@ export type IPv4DropReason = 'ipTruncated' | 'ipBadVersion' | 'ipBadHeaderLength
  * available, valid header checksum (RFC 1071), not a fragment (MF set or offset ≠ 0: Yakima
  * does not reassemble), source not multicast/broadcast. Never throws.
  * @param checksumVerified the header checksum is already known correct (Yakima computed or
- *   verified it: `checksumsKnownValid`), so it is not summed again.
+ *   verified it: `FRAME_CSUM` flags), so it is not summed again.
  * @returns the packet, or the drop reason.
  */
 export function parseIPv4Packet(buf: Uint8Array, offset = 0, checksumVerified = false): IPv4Packet | IPv4DropReason {

@@ -180,7 +180,9 @@ export interface TcpLink {
  * - TIME-WAIT lasts `timeWaitMs` (default 2 s, not 2×MSL): the virtual host picks ephemeral
  *   ports round-robin over 16 384 values, so an old incarnation is long gone before reuse.
  *
- * Timers exist only while a connection needs one; none run for idle established connections.
+ * Timers exist only while a connection needs one: a stopped RTO or delayed-ACK timer is left to
+ * expire once (within an RTO, or `delayedAckMs`) rather than cleared, so an idle established
+ * connection has no timer soon after its last exchange.
  */
 export class TcpConnection {
   state: TcpState;
@@ -213,6 +215,8 @@ export class TcpConnection {
   /** A segment shorter than `rcvMss` is unacknowledged: the peer's Nagle may hold data behind it. */
   private smallUnacked = false;
   private delackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the delayed ACK is due (performance.now() ms); 0 when none is. */
+  private delackDeadline = 0;
   private peerFin = false;
   // Congestion control (RFC 5681 / 6582).
   private cwnd: number;
@@ -228,8 +232,11 @@ export class TcpConnection {
   private rttStart = 0;
   private retries = 0;
   private heardSinceRetransmit = true;
+  /** When the retransmission timer expires (performance.now() ms); 0 when it is stopped. */
   private rtoDeadline = 0;
+  /** The Node timer behind it (may outlive a stopped RTO) and when that timer fires. */
   private rtoTimer: ReturnType<typeof setTimeout> | undefined;
+  private rtoTimerAt = 0;
   private persistTimer: ReturnType<typeof setTimeout> | undefined;
   private persistInterval = 0;
   private twTimer: ReturnType<typeof setTimeout> | undefined;
@@ -242,8 +249,17 @@ export class TcpConnection {
 
   /** The handshake completed (ESTABLISHED). */
   onConnect?: () => void;
-  /** In-order bytes from the peer (a copy the handler may keep). Call `release(n)` once consumed. */
+  /**
+   * In-order bytes from the peer: a view of the received frame, which nothing modifies or
+   * reuses afterwards (frames on the switch are immutable), so the handler may keep it.
+   * Call `release(n)` once consumed.
+   */
   onData?: (chunk: Uint8Array) => void;
+  /**
+   * The batch of frames that brought data (`onData`) has been processed (the virtual host calls
+   * `flush` after each batch): a handler that collects the batch's chunks passes them on now.
+   */
+  onBatchEnd?: () => void;
   /** The peer sent FIN; all its data was delivered before. */
   onEnd?: () => void;
   /** The send buffer fell to half after `write` returned false. */
@@ -370,9 +386,10 @@ export class TcpConnection {
     }
   }
 
-  /** Send any pending ACK now (the virtual host calls this after each batch of frames). */
+  /** Send any pending ACK now and run `onBatchEnd` (the virtual host calls this after each batch of frames). */
   flush(): void {
     if (this.ackPending && this.state !== 'CLOSED') this.sendAck();
+    this.onBatchEnd?.();
   }
 
   /** Process one segment from the peer (RFC 9293 3.10.7). Never throws for hostile input. */
@@ -583,7 +600,7 @@ export class TcpConnection {
     }
     this.dupAcks = 0;
     if (this.sndUna === this.sndMax) this.stopRto();
-    else this.armRto(true);
+    else this.armRto();
     if (finAcked) {
       if (this.state === 'FIN-WAIT-1') this.state = 'FIN-WAIT-2';
       else if (this.state === 'CLOSING') this.enterTimeWait();
@@ -655,7 +672,7 @@ export class TcpConnection {
       this.held += data.length;
       this.bytesReceived += data.length;
       this.link.counters.bytesReceived += data.length;
-      this.onData?.(data.slice());
+      this.onData?.(data);
       if (this.state === 'CLOSED') return;
     }
     if (fin && !this.peerFin) {
@@ -711,17 +728,32 @@ export class TcpConnection {
       return;
     }
     if (len < this.rcvMss) this.smallUnacked = true;
-    this.delackTimer ??= setTimeout(() => {
-      this.delackTimer = undefined;
-      if (this.state === 'CLOSED' || this.ackedTo === this.rcvNxt) return;
-      this.link.counters.delayedAcks++;
-      this.sendAck();
-    }, this.o.delayedAckMs);
+    if (this.delackDeadline !== 0) return;
+    this.delackDeadline = performance.now() + this.o.delayedAckMs;
+    this.delackTimer ??= setTimeout(this.onDelackTimer, this.o.delayedAckMs);
   }
 
-  private stopDelack(): void {
-    if (this.delackTimer !== undefined) clearTimeout(this.delackTimer);
+  private readonly onDelackTimer = (): void => {
     this.delackTimer = undefined;
+    if (this.delackDeadline === 0 || this.state === 'CLOSED') return;
+    const left = this.delackDeadline - performance.now();
+    if (left > 0.5) {
+      this.delackTimer = setTimeout(this.onDelackTimer, left);
+      return;
+    }
+    this.delackDeadline = 0;
+    if (this.ackedTo === this.rcvNxt) return;
+    this.link.counters.delayedAcks++;
+    this.sendAck();
+  };
+
+  /**
+   * Settle the delayed ACK. The timer itself is left to expire (it then finds nothing to do):
+   * when a reply carries the ACK, as in every request/response exchange, clearing the timer and
+   * setting a new one for the next request costs more than one wake-up per `delayedAckMs`.
+   */
+  private stopDelack(): void {
+    this.delackDeadline = 0;
   }
 
   /** Window to advertise, never moving the right edge left (RFC 9293 3.8.6.2.2 SWS avoidance). */
@@ -770,14 +802,15 @@ export class TcpConnection {
   }
 
   private emit(s: { seq: number; ack: number; flags: number; window: number; payload: Uint8Array; mss?: number }): void {
-    const seg: TcpSegment = { srcPort: this.localPort, dstPort: this.remotePort, ...s };
+    // One object shape for every segment (no spread, no `delete`): the frame builder's
+    // property reads stay monomorphic.
+    const seg: TcpSegment = { srcPort: this.localPort, dstPort: this.remotePort, seq: s.seq, ack: s.ack, flags: s.flags, window: s.window, mss: s.mss, payload: s.payload };
     if (s.flags & TCP_FLAG.ACK && !(s.flags & TCP_FLAG.RST)) {
       // Any segment carrying the ACK settles a delayed one.
       this.ackedTo = s.ack;
       this.smallUnacked = false;
       this.stopDelack();
     }
-    if (s.mss === undefined) delete seg.mss;
     this.link.output(seg, this);
   }
 
@@ -820,7 +853,7 @@ export class TcpConnection {
     }
     this.sndNxt = end;
     if (seqLt(this.sndMax, end)) this.sndMax = end;
-    if (this.rtoTimer === undefined) this.armRto();
+    if (!this.rtoRunning) this.armRto();
     return used;
   }
 
@@ -849,27 +882,47 @@ export class TcpConnection {
 
   // ---- timers ----
 
-  private armRto(restart = false): void {
-    this.rtoDeadline = performance.now() + this.rto;
-    if (this.rtoTimer !== undefined && !restart) return;
-    if (this.rtoTimer === undefined) this.rtoTimer = setTimeout(() => this.onRtoTimer(), this.rto);
+  /**
+   * (Re)start the retransmission timer: it expires `rto` ms from now (RFC 6298 5.1, 5.3). One
+   * Node timer per connection, re-armed lazily: a later deadline is checked when the timer
+   * fires, and only an earlier one than the timer's replaces it.
+   */
+  private armRto(): void {
+    const now = performance.now();
+    this.rtoDeadline = now + this.rto;
+    if (this.rtoTimer !== undefined) {
+      if (this.rtoTimerAt <= this.rtoDeadline + 1) return;
+      clearTimeout(this.rtoTimer);
+    }
+    this.rtoTimerAt = this.rtoDeadline;
+    this.rtoTimer = setTimeout(this.onRtoTimer, this.rto);
   }
 
+  /**
+   * Stop the retransmission timer (all data acknowledged, RFC 6298 5.2). The Node timer is left
+   * to expire and finds nothing to do: in a request/response exchange every request arms it and
+   * every reply stops it, and clearing and setting a timer each time costs more.
+   */
   private stopRto(): void {
-    if (this.rtoTimer !== undefined) clearTimeout(this.rtoTimer);
-    this.rtoTimer = undefined;
+    this.rtoDeadline = 0;
   }
 
-  private onRtoTimer(): void {
+  private get rtoRunning(): boolean {
+    return this.rtoDeadline !== 0;
+  }
+
+  private readonly onRtoTimer = (): void => {
     this.rtoTimer = undefined;
-    if (this.state === 'CLOSED') return;
+    if (this.state === 'CLOSED' || this.rtoDeadline === 0) return;
     const left = this.rtoDeadline - performance.now();
     if (left > 1) {
-      this.rtoTimer = setTimeout(() => this.onRtoTimer(), left);
+      this.rtoTimerAt = this.rtoDeadline;
+      this.rtoTimer = setTimeout(this.onRtoTimer, left);
       return;
     }
+    this.rtoDeadline = 0;
     this.onRetransmitTimeout();
-  }
+  };
 
   /** RFC 6298 section 5.4–5.7 on expiry. */
   private onRetransmitTimeout(): void {
@@ -976,7 +1029,11 @@ export class TcpConnection {
 
   private clearTimers(): void {
     this.stopRto();
+    if (this.rtoTimer !== undefined) clearTimeout(this.rtoTimer);
+    this.rtoTimer = undefined;
     this.stopDelack();
+    if (this.delackTimer !== undefined) clearTimeout(this.delackTimer);
+    this.delackTimer = undefined;
     this.stopPersist();
     if (this.twTimer !== undefined) clearTimeout(this.twTimer);
     this.twTimer = undefined;

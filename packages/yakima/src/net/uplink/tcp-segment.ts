@@ -1,4 +1,3 @@
-import { markChecksumsValid } from '../checksum-offload.js';
 import { internetChecksum, pseudoHeaderSum } from './checksum.js';
 import { ETHERTYPE_IPV4, newFrame, rd16, rd32, wr16, wr32 } from './frame.js';
 import { IPPROTO, IPV4_HEADER, writeIPv4Header } from './ipv4.js';
@@ -32,7 +31,7 @@ export type TcpDropReason = 'tcpTruncated' | 'tcpBadHeaderLength' | 'tcpBadCheck
  * header length, checksum over the pseudo-header (RFC 9293 3.1, RFC 1071), well-formed options
  * (RFC 9293 3.2: kinds 0 and 1 are one byte, others carry a length ≥ 2 within the header; MSS has
  * length 4). Never throws. `checksumVerified`: the checksum is already known correct (Yakima
- * computed or verified it: `checksumsKnownValid`), so it is not summed again.
+ * computed or verified it: `FRAME_CSUM` flags), so it is not summed again.
  * @returns the segment, or the drop reason.
  */
 export function parseTcpSegment(b: Uint8Array, src: number, dst: number, checksumVerified = false): TcpSegment | TcpDropReason {
@@ -83,8 +82,8 @@ export interface FrameAddress {
 
 /**
  * Build a complete Ethernet + IPv4 + TCP frame for `seg` (MSS option written when `seg.mss`
- * is set, padded to a 4-byte header), with both checksums. The frame is marked
- * `markChecksumsValid`, so the NIC that receives it does not verify them again.
+ * is set, padded to a 4-byte header), with both checksums: the sender forwards it with
+ * `FRAME_CSUM.VALID`, so the NIC that receives it does not verify them again.
  */
 export function buildTcpFrame(a: FrameAddress, seg: TcpSegment, ipId = 0): Uint8Array {
   const hl = TCP_HEADER + (seg.mss !== undefined ? 4 : 0);
@@ -106,7 +105,6 @@ export function buildTcpFrame(a: FrameAddress, seg: TcpSegment, ipId = 0): Uint8
   }
   f.set(seg.payload, o + hl);
   wr16(f, o + 16, internetChecksum(f, o, tcpLen, pseudoHeaderSum(a.srcIp, a.dstIp, IPPROTO.TCP, tcpLen)));
-  markChecksumsValid(f);
   return f;
 }
 

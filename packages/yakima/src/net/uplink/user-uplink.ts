@@ -147,24 +147,28 @@ export async function attachUserModeUplink(
     };
     conn.onConnect = () => sock.resume();
     conn.onDrain = () => sock.resume();
-    let corked = false;
-    const uncork = (): void => {
-      corked = false;
-      if (!sock.destroyed) sock.uncork();
+    // The segments of one batch of frames (a response is usually two or more) leave in one
+    // write when the batch is done, not one write(2) each. At most one receive window of bytes
+    // is held here: the window stays closed until the host socket has taken them.
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    const writeBatch = (): void => {
+      if (batchBytes === 0) return;
+      const chunk = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchBytes);
+      const n = batchBytes;
+      batch = [];
+      batchBytes = 0;
+      if (!sock.destroyed) sock.write(chunk, () => conn.release(n));
     };
     conn.onData = (d) => {
       if (sock.destroyed) return;
-      // The segments of one batch of frames (a response is usually two or more) leave in one
-      // writev when the batch is done, not one write(2) each.
-      if (!corked) {
-        corked = true;
-        sock.cork();
-        process.nextTick(uncork);
-      }
-      sock.write(d, () => conn.release(d.length));
+      batch.push(d);
+      batchBytes += d.length;
     };
+    conn.onBatchEnd = writeBatch;
     conn.onEnd = () => {
       guestEnded = true;
+      writeBatch();
       if (!sock.destroyed) sock.end();
     };
     conn.onAbort = () => {

@@ -4,7 +4,7 @@ import type { VirtualNetwork } from '../network.js';
 import { formatIPv4 } from '../network.js';
 import type { SwitchPort } from '../switch.js';
 import { ARP_OP, ArpCache, buildArpFrame, parseArp, type ArpCacheOptions } from './arp.js';
-import { checksumsKnownValid } from '../checksum-offload.js';
+import { FRAME_CSUM } from '../checksum-offload.js';
 import { internetChecksum } from './checksum.js';
 import { BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, etherTypeOf, newFrame, wr16 } from './frame.js';
 import { IPPROTO, IPV4_HEADER, parseIPv4Packet, writeIPv4Header } from './ipv4.js';
@@ -90,12 +90,16 @@ export class VirtualHost implements SwitchPort {
   /** Our IPv4 address, host order. */
   readonly ip: number;
   readonly stats: VirtualHostStats;
+  /** Frames whose checksums Yakima has yet to fill are taken as they are (see `SwitchPort`). */
+  readonly partialChecksums = true;
   private readonly tcpOpts: TcpEndpointOptions;
   private readonly arp: ArpCache;
   private readonly conns = new Map<string, TcpConnection>();
   private readonly listeners = new Map<number, TcpAcceptHandler>();
   private readonly touched = new Set<TcpConnection>();
   private rxQueue: Uint8Array[] = [];
+  /** `FRAME_CSUM` flags of the frames in `rxQueue`. */
+  private rxFlags: number[] = [];
   private scheduled: ReturnType<typeof setImmediate> | undefined;
   private arpTimer: ReturnType<typeof setTimeout> | undefined;
   private nextPort = EPHEMERAL_FIRST + Math.floor(Math.random() * (EPHEMERAL_LAST - EPHEMERAL_FIRST));
@@ -193,6 +197,7 @@ export class VirtualHost implements SwitchPort {
     if (this.arpTimer !== undefined) clearTimeout(this.arpTimer);
     this.arpTimer = undefined;
     this.rxQueue = [];
+    this.rxFlags = [];
     this.arp.clear();
     if (this.attached) this.net.switch.detach(this);
     this.attached = false;
@@ -261,13 +266,18 @@ export class VirtualHost implements SwitchPort {
     return conn;
   }
 
-  /** Take a frame from the switch (queued; processed in a batch). Never throws. */
-  deliver(frame: Uint8Array): void {
+  /**
+   * Take a frame from the switch (queued; processed in a batch). `flags` (`FRAME_CSUM`): its
+   * checksums are known correct, or Yakima's to fill; either way they are not verified.
+   * Never throws.
+   */
+  deliver(frame: Uint8Array, flags = 0): void {
     if (this.rxQueue.length >= this.maxQueuedFrames) {
       this.drop('rxQueueFull');
       return;
     }
     this.rxQueue.push(frame);
+    this.rxFlags.push(flags);
     this.scheduled ??= setImmediate(() => this.processBatch());
   }
 
@@ -276,10 +286,12 @@ export class VirtualHost implements SwitchPort {
     if (this.scheduled !== undefined) clearImmediate(this.scheduled);
     this.scheduled = undefined;
     const batch = this.rxQueue;
+    const flags = this.rxFlags;
     this.rxQueue = [];
-    for (const f of batch) {
+    this.rxFlags = [];
+    for (let i = 0; i < batch.length; i++) {
       try {
-        this.handleFrame(f);
+        this.handleFrame(batch[i]!, flags[i]!);
       } catch (e) {
         // A bug here must not take Yakima down; count it.
         this.drop('internalError');
@@ -300,17 +312,20 @@ export class VirtualHost implements SwitchPort {
     this.stats.drops[reason] = (this.stats.drops[reason] ?? 0) + 1;
   }
 
-  private send(frame: Uint8Array): void {
+  /** Send a frame; `flags` (`FRAME_CSUM`) say what is known of its checksums. */
+  private send(frame: Uint8Array, flags = 0): void {
     this.stats.framesOut++;
-    this.net.switch.forward(this, frame);
+    this.net.switch.forward(this, frame, flags);
   }
 
-  private handleFrame(f: Uint8Array): void {
+  private handleFrame(f: Uint8Array, flags: number): void {
     this.stats.framesIn++;
     const type = etherTypeOf(f);
     if (type === ETHERTYPE_ARP) return this.handleArp(f);
     if (type !== ETHERTYPE_IPV4) return this.drop(type < 0 ? 'ethTruncated' : 'ethOtherProtocol');
-    const verified = checksumsKnownValid(f); // a guest's TX_CSUM frame: the NIC just computed them
+    // VALID: Yakima built or checked them; PARTIAL: a guest's TX_CSUM frame, Yakima's to fill,
+    // which this host would only compute to verify again.
+    const verified = (flags & (FRAME_CSUM.VALID | FRAME_CSUM.PARTIAL)) !== 0;
     const p = parseIPv4Packet(f, ETH_HEADER, verified);
     if (typeof p === 'string') return this.drop(p);
     if (p.dst !== this.ip) return this.drop('ipNotForUs');
@@ -350,13 +365,13 @@ export class VirtualHost implements SwitchPort {
   }
 
   /** Send an IPv4 frame built for the destination's MAC, resolving it first if needed. */
-  private sendIp(dst: number, build: (mac: Uint8Array) => Uint8Array): void {
+  private sendIp(dst: number, build: (mac: Uint8Array) => Uint8Array, flags = 0): void {
     const known = this.knownMac && !this.arp.lookup(dst) ? this.knownMac(dst) : undefined;
     if (known) {
       this.send(buildArpFrame(known, this.mac, { op: ARP_OP.REQUEST, senderMac: this.mac, senderIp: this.ip, targetMac: known, targetIp: dst }));
       this.arp.learn(dst, known);
     }
-    if (!this.arp.resolve(dst, (mac) => this.send(build(mac)))) this.drop('arpQueueFull');
+    if (!this.arp.resolve(dst, (mac) => this.send(build(mac), flags))) this.drop('arpQueueFull');
   }
 
   private handleIcmp(f: Uint8Array, src: number, icmp: Uint8Array): void {
@@ -418,7 +433,10 @@ export class VirtualHost implements SwitchPort {
 
   private sendTcp(dst: number, seg: TcpSegment): void {
     const id = this.ipId++ & 0xffff;
-    this.sendIp(dst, (mac) => buildTcpFrame({ srcMac: this.mac, dstMac: mac, srcIp: this.ip, dstIp: dst }, seg, id));
+    // The common case, a peer whose MAC is cached, builds the frame without closures.
+    const mac = this.arp.lookup(dst);
+    if (mac) return this.send(buildTcpFrame({ srcMac: this.mac, dstMac: mac, srcIp: this.ip, dstIp: dst }, seg, id), FRAME_CSUM.VALID);
+    this.sendIp(dst, (m) => buildTcpFrame({ srcMac: this.mac, dstMac: m, srcIp: this.ip, dstIp: dst }, seg, id), FRAME_CSUM.VALID);
   }
 
   private forget(c: TcpConnection): void {
