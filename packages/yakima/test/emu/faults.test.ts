@@ -500,7 +500,9 @@ describe.skipIf(!haveToolchain())('faults and exits', () => {
     interp.compileAfter = 0;
     expect(fault(interp.run(100000)).eip).toBe(f.eip);
     expect(cpu.instructionsRetired).toBe(interp.instructionsRetired);
-    expect(cpu.getRegs()).toEqual(interp.getRegs());
+    // Registers and EIP are exact at a fault; the flags of a compiled block need not be (README).
+    expect(cpu.getRegs().gpr).toEqual(interp.getRegs().gpr);
+    expect(cpu.getRegs().eip).toBe(interp.getRegs().eip);
   });
 
   it('side exits: a forward jcc inside a block leaves it with exact EIP, counts and flags in both engines', () => {

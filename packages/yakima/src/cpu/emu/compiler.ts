@@ -87,6 +87,12 @@ interface Gen {
   kills: number;
   /** For fusion: the kind of flag record and the temporaries holding it. */
   rec?: { op: Rec };
+  /**
+   * With `rec`: the code storing the lazy-flag record from the temporaries. An instruction whose
+   * flags only a fused condition reads leaves them out, and the exits after that condition
+   * store them instead (see `generate`).
+   */
+  flagRec?: string;
   /** The code tests condition `cc` where it says `@COND@` (filled in fused or through c.cond). */
   cc?: number;
 }
@@ -187,7 +193,7 @@ function genInstr(i: Instr, flagsLive: boolean): Gen | null {
     const writes = name !== 'cmp' && name !== 'test';
     if (writes && dstReg < 0) return null;
     const code = `${pre} fa = ${A}; fb = ${B}; fr = (${expr}) | 0; ${writes ? `R[${dstReg}] = fr;` : ''} ${setFlags(kind, flagsLive)}`;
-    return { code, kills: FULL, rec: { op: kind } };
+    return { code, kills: FULL, rec: { op: kind }, flagRec: setFlags(kind, true) };
   }
   if (f === 'movx') {
     const wide = i.opcode === 0x1b7 || i.opcode === 0x1bf;
@@ -206,7 +212,7 @@ function genInstr(i: Instr, flagsLive: boolean): Gen | null {
   if (f === 'testEI' || f === 'testEG') {
     const pre = i.mem ? load32(i, 'fa') : `fa = R[${i.rm}];`;
     const other = f === 'testEI' ? `${i.imm | 0}` : `R[${i.reg}]`;
-    return { kills: FULL, rec: { op: 'logic' }, code: `${pre} fr = fa & ${other}; ${setFlags('logic', flagsLive)}` };
+    return { kills: FULL, rec: { op: 'logic' }, flagRec: setFlags('logic', true), code: `${pre} fr = fa & ${other}; ${setFlags('logic', flagsLive)}` };
   }
   // Shifts/rotates by a non-zero immediate on a register.
   if (op === 0xc1 && !i.mem && (i.imm & 31) !== 0) {
@@ -279,18 +285,12 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
     const pre = i.mem ? load('fa') : `fa = ${byteReg(i.rm)};`;
     const imm = f === 'testEG' ? byteReg(i.reg) : `${i.imm & 255}`;
     if (cmp) {
-      return {
-        kills: ARITH,
-        rec: { op: 'sub8' },
-        code: `${pre} fb = ${imm}; fr = (fa - fb) | 0;` + (flagsLive ? ` c.lazy = ${ARITH}; c.lop = 1; c.la = fa; c.lb = fb; c.lr = fr; c.lsz = 1; c.lcin = 0;` : ''),
-      };
+      const flagRec = ` c.lazy = ${ARITH}; c.lop = 1; c.la = fa; c.lb = fb; c.lr = fr; c.lsz = 1; c.lcin = 0;`;
+      return { kills: ARITH, rec: { op: 'sub8' }, flagRec, code: `${pre} fb = ${imm}; fr = (fa - fb) | 0;` + (flagsLive ? flagRec : '') };
     }
     // A byte AND is never negative as an int32: conditions read SF from bit 7 ('logic8').
-    return {
-      kills: ARITH,
-      rec: { op: 'logic8' },
-      code: `${pre} fr = fa & ${imm};` + (flagsLive ? ` c.lazy = ${ARITH}; c.lop = 2; c.lr = fr; c.lsz = 1;` : ''),
-    };
+    const flagRec = ` c.lazy = ${ARITH}; c.lop = 2; c.lr = fr; c.lsz = 1;`;
+    return { kills: ARITH, rec: { op: 'logic8' }, flagRec, code: `${pre} fr = fa & ${imm};` + (flagsLive ? flagRec : '') };
   }
   // Byte add/or/and/sub/xor/cmp into a register (sha256's and the CRC loop's byte counters).
   if ((f === 'aluEI' || f === 'aluEG' || f === 'aluGE') && i.sub !== 2 && i.sub !== 3) {
@@ -306,6 +306,7 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
     const g: Gen = { kills: ARITH, code: `${pre} fa = ${byteReg(dst)}; fb = ${src}; fr = (fa ${ops[i.sub]} fb) | 0; ${write}${flagsLive ? rec : ''}` };
     if (kind === 1) g.rec = { op: 'sub8' };
     else if (kind === 2) g.rec = { op: 'logic8' };
+    if (g.rec) g.flagRec = rec;
     return g;
   }
   return null;
@@ -413,21 +414,74 @@ function blockKey(c: EmuCpu, b: Block): string {
 function generate(b: Block): CompiledBlock {
   const ins = b.instrs;
   const n = ins.length;
-  // Backward liveness of the arithmetic flags; everything is live at the block end.
-  const gens: (Gen | null)[] = new Array(n).fill(null);
-  let liveAfter = ARITH;
-  for (let k = n - 1; k >= 0; k--) {
-    const i = ins[k];
-    // A side exit, skip or loop back edge leaves to code that may read any flag.
-    if (i.exec === C.jccSide) liveAfter = ARITH;
-    const g = genInstr(i, (liveAfter & ARITH) !== 0);
-    gens[k] = g;
-    const kills = g ? g.kills : 0;
-    const name = nameOf(i.exec);
-    const inlinedTerm = i.term && (name === 'jcc' || name === 'jccSide' || name === 'jmpRel' || name === 'call32' || name === 'ret32');
-    liveAfter = (liveAfter & ~kills) | flagsRead(i, g !== null || inlinedTerm);
-  }
   const { loops, skips } = regions(ins);
+  const flow = controlFlow(ins, loops, skips);
+  // Which flag record each inlined condition can read from the temporaries (mirrors the
+  // emission below: joins and every other flag writer end a record).
+  const live1 = ins.map((i) => genInstr(i, true));
+  const fuseOn: number[] = new Array(n).fill(-1);
+  {
+    let w = -1;
+    for (let k = 0; k < n; k++) {
+      if (loops.has(k)) w = -1;
+      const i = ins[k];
+      const g = live1[k];
+      const f = flow.kind[k];
+      const cc = f === undefined ? g?.cc : f === 'skip' || f === 'side' || f === 'jcc' || (f === 'back' && i.exec !== C.jmpRel) ? i.sub : undefined;
+      if (cc !== undefined && w >= 0 && fusedCond(live1[w]!.rec!.op, cc) !== null) fuseOn[k] = w;
+      if (flow.kind[k] === undefined) {
+        if (g !== null) {
+          if (g.rec) w = k;
+          else if (g.kills !== 0 || (i.spec?.flagsOut ?? 0) !== 0) w = -1;
+        } else if ((i.spec?.flagsOut ?? ARITH) !== 0) w = -1;
+      }
+      for (const r of skips.values()) if (r.e === k) w = -1;
+    }
+  }
+  // A condition fused on a record that can be left out of memory reads nothing from the CPU.
+  const deferrable = ins.map((i) => {
+    const g = genInstr(i, false);
+    return g !== null && g.rec !== undefined && g.flagRec !== undefined;
+  });
+  const readsNone = (k: number): boolean => fuseOn[k] >= 0 && deferrable[fuseOn[k]];
+  // Liveness of the arithmetic flags over the block's own branches (loops make it a fixpoint).
+  // Exits need every flag, except the exits taken by a fused condition and a loop's budget
+  // exit: they store the record of the pending writer themselves.
+  const gens: (Gen | null)[] = new Array(n).fill(null);
+  const liveAfter: number[] = new Array(n).fill(ARITH);
+  let liveIn: number[] = new Array(n + 1).fill(0);
+  const pass = (conservative: boolean): boolean => {
+    let changed = false;
+    for (let k = n - 1; k >= 0; k--) {
+      const i = ins[k];
+      const kind = flow.kind[k];
+      const t = flow.target[k];
+      let after: number;
+      if (conservative) after = kind === 'skip' || kind === 'back' || kind === 'side' || k === n - 1 ? ARITH : liveIn[k + 1];
+      else if (k === n - 1) after = kind === 'back' && i.exec === C.jmpRel ? liveIn[t] : ARITH;
+      else if (kind === 'skip' || kind === 'back') after = liveIn[k + 1] | liveIn[t];
+      else if (kind === 'side') after = readsNone(k) ? liveIn[k + 1] : ARITH;
+      else after = liveIn[k + 1];
+      const g = genInstr(i, (after & ARITH) !== 0);
+      gens[k] = g;
+      liveAfter[k] = after;
+      const name = nameOf(i.exec);
+      const inlinedTerm = i.term && (name === 'jcc' || name === 'jccSide' || name === 'jmpRel' || name === 'call32' || name === 'ret32');
+      const reads = !conservative && readsNone(k) ? 0 : flagsRead(i, g !== null || inlinedTerm);
+      const li = (after & ~(g ? g.kills : 0)) | reads;
+      if (li !== liveIn[k]) {
+        liveIn[k] = li;
+        changed = true;
+      }
+    }
+    return changed;
+  };
+  let settled = false;
+  for (let round = 0; round < 8 && !settled; round++) settled = !pass(false);
+  if (!settled) {
+    liveIn = new Array(n + 1).fill(0);
+    pass(true);
+  }
   const opens = new Map<number, Region[]>();
   const closes = new Map<number, Region[]>();
   for (const r of [...loops.values(), ...skips.values()]) {
@@ -447,61 +501,65 @@ function generate(b: Block): CompiledBlock {
     if (x > seg) body.push(`ic += ${x - seg};`);
     seg = x;
   };
+  // The record of the last flag writer when it was left out of memory (its temporaries hold it):
+  // stored on the way out of the function, so flags are exact at every exit but a fault.
+  let pend = '';
   const done = (k: number): string => `ic + ${k + 1 - seg}`;
-  const stopAt = (k: number): string => `if (c.stop !== 0) { c.fk = ${k}; return ${done(k)}; }`;
+  const stopAt = (k: number): string => `if (c.stop !== 0) { ${pend} c.fk = ${k}; return ${done(k)}; }`;
   const condOf = (rec: { op: Rec } | null, cc: number): string => (rec ? fusedCond(rec.op, cc) : null) ?? `c.cond(${cc})`;
   let lastRec: { op: Rec } | null = null;
   for (let k = 0; k < n; k++) {
     const i = ins[k];
     const g = gens[k];
-    const name = nameOf(i.exec);
     for (const r of opens.get(k) ?? []) {
       if (r.kind === 'loop') {
         flush(k);
         body.push(`L${k}: for (;;) {`);
         lastRec = null; // reached from two paths: the flag temporaries are not known here
+        pend = '';
       } else body.push(`j${k}: {`);
     }
     segOf[k] = seg;
-    const target = i.spec !== null && i.opsize === 4 && !i.lock ? i.imm : undefined;
-    const loopTo = (t: number | undefined): Region | undefined => {
-      if (t === undefined) return undefined;
-      const r = loops.get(t);
-      return r !== undefined && r.s <= k && k <= r.e ? r : undefined;
-    };
-    const backTo = target !== undefined ? loopTo(indexOf(ins, target)) : undefined;
-    if (skips.has(k)) {
+    const kind = flow.kind[k];
+    const target = i.imm;
+    if (kind === 'skip') {
       const cond = condOf(lastRec, i.sub);
       body.push(`k = ${k};`);
       flush(k + 1);
       body.push(`if (${cond}) break j${k};`);
-    } else if (backTo !== undefined && (i.exec === C.jccSide || (k === n - 1 && i.term && (name === 'jcc' || name === 'jmpRel')))) {
+    } else if (kind === 'back') {
       // A loop back edge: the loop goes on in JavaScript until the budget is spent.
-      const cond = name === 'jmpRel' ? 'true' : condOf(lastRec, i.sub);
+      const cond = i.exec === C.jmpRel ? 'true' : condOf(lastRec, i.sub);
       body.push(`k = ${k};`);
       flush(k + 1);
-      body.push(`if (${cond}) { if (ic < budget) continue L${backTo.s}; c.eip = ${target}; return ic; }`);
-    } else if (k === n - 1 && i.term && target !== undefined && name === 'jcc') {
+      body.push(`if (${cond}) { if (ic < budget) continue L${flow.target[k]}; ${pend} c.eip = ${target}; return ic; }`);
+    } else if (kind === 'jcc') {
       body.push(`if (${condOf(lastRec, i.sub)}) c.eip = ${target};`);
-    } else if (k === n - 1 && i.term && target !== undefined && name === 'jmpRel') {
+    } else if (kind === 'jmp') {
       body.push(`c.eip = ${target};`);
-    } else if (k === n - 1 && i.term && target !== undefined && name === 'call32') {
+    } else if (kind === 'call') {
       body.push(`k = ${k}; a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); if ((a & 3) === 0) M[a >> 2] = ${i.next}; else DV.setInt32(a, ${i.next}, true); R[4] = a; c.eip = ${target}; ${codeWrite(4, stopAt(k))}`);
-    } else if (k === n - 1 && i.term && target !== undefined && name === 'ret32') {
+    } else if (kind === 'ret') {
       body.push(`k = ${k}; a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); c.eip = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true); R[4] = a + 4;`);
-    } else if (name === 'jccSide' && target !== undefined) {
-      body.push(`k = ${k}; if (${condOf(lastRec, i.sub)}) { c.eip = ${target}; return ${done(k)}; }`);
+    } else if (kind === 'side') {
+      body.push(`k = ${k}; if (${condOf(lastRec, i.sub)}) { ${pend} c.eip = ${target}; return ${done(k)}; }`);
     } else if (g !== null) {
       const code = g.cc === undefined ? g.code : g.code.replace('@COND@', condOf(lastRec, g.cc));
       // A store into a code page may have dropped this very block: leave after it.
       body.push(`k = ${k}; ${code.replace(/@CW@(\d)\);/g, (_m, w: string) => codeWrite(Number(w), stopAt(k)))}`);
-      if (g.rec) lastRec = g.rec;
-      // Any other flag writer ends the fusable record (found by the differential tester: an
-      // inlined imul, which calls its handler, left the previous `or` record for jae to fuse on).
-      else if (g.kills !== 0 || (i.spec?.flagsOut ?? 0) !== 0) lastRec = null;
+      if (g.rec) {
+        lastRec = g.rec;
+        pend = (liveAfter[k] & ARITH) === 0 ? (g.flagRec ?? '') : '';
+      } else if (g.kills !== 0 || (i.spec?.flagsOut ?? 0) !== 0) {
+        // Any other flag writer ends the fusable record (found by the differential tester: an
+        // inlined imul, which calls its handler, left the previous `or` record for jae to fuse on).
+        lastRec = null;
+        pend = '';
+      }
     } else {
-      body.push(`k = ${k}; @SPILL@ h = 1; H[${k}](c, I[${k}]); h = 0; @RELOAD@ ${stopAt(k)}`);
+      body.push(`k = ${k}; ${pend} @SPILL@ h = 1; H[${k}](c, I[${k}]); h = 0; @RELOAD@ ${stopAt(k)}`);
       if ((i.spec?.flagsOut ?? ARITH) !== 0) lastRec = null;
+      pend = '';
     }
     for (const r of closes.get(k) ?? []) {
       flush(k + 1);
@@ -509,6 +567,7 @@ function generate(b: Block): CompiledBlock {
       else {
         body.push('}');
         lastRec = null; // a skip target: reached from two paths
+        pend = '';
       }
     }
   }
@@ -528,6 +587,39 @@ function generate(b: Block): CompiledBlock {
   const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, ic = 0;\n try {\n${text}\n return ic;\n } catch (e) { c.fk = k; c.retired += ic - SG[k]; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
   const handlers: Handler[] = ins.map((i) => i.exec);
   return (new Function('I', 'H', 'SG', src) as (I: Instr[], H: Handler[], SG: Int32Array) => CompiledBlock)(ins, handlers, Int32Array.from(segOf));
+}
+
+/** How an instruction leaves straight-line code, where the compiler inlines it. */
+type Flow = 'skip' | 'back' | 'side' | 'jcc' | 'jmp' | 'call' | 'ret';
+
+/**
+ * Per instruction: `kind` (undefined for straight-line code and handler calls) and, for a skip
+ * or a back edge, `target` = the index it jumps to.
+ */
+function controlFlow(ins: Instr[], loops: Map<number, Region>, skips: Map<number, Region>): { kind: (Flow | undefined)[]; target: number[] } {
+  const n = ins.length;
+  const kind: (Flow | undefined)[] = new Array(n).fill(undefined);
+  const target: number[] = new Array(n).fill(-1);
+  for (let k = 0; k < n; k++) {
+    const i = ins[k];
+    const inline = i.spec !== null && i.opsize === 4 && !i.lock;
+    const name = nameOf(i.exec);
+    const lastJump = k === n - 1 && i.term && inline && (name === 'jcc' || name === 'jmpRel');
+    const sk = skips.get(k);
+    if (sk !== undefined) {
+      kind[k] = 'skip';
+      target[k] = sk.e + 1;
+    } else if (inline && (i.exec === C.jccSide || lastJump)) {
+      const t = indexOf(ins, i.imm);
+      const r = t !== undefined ? loops.get(t) : undefined;
+      if (r !== undefined && r.s <= k && k <= r.e) {
+        kind[k] = 'back';
+        target[k] = t!;
+      } else kind[k] = i.exec === C.jccSide ? 'side' : name === 'jcc' ? 'jcc' : 'jmp';
+    } else if (k === n - 1 && i.term && inline && name === 'call32') kind[k] = 'call';
+    else if (k === n - 1 && i.term && inline && name === 'ret32') kind[k] = 'ret';
+  }
+  return { kind, target };
 }
 
 /** Index of the instruction at guest address `addr` in `ins`, or undefined. */
