@@ -112,11 +112,11 @@ function ea(i: Instr): string {
 }
 
 function load32(i: Instr, dst: string): string {
-  return `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); ${dst} = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true);`;
+  return `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); ${dst} = DV.getInt32(a, true);`;
 }
 
 function store32(i: Instr, val: string): string {
-  return `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); if ((a & 3) === 0) M[a >> 2] = ${val}; else DV.setInt32(a, ${val}, true); ${CODE_WRITE}4);`;
+  return `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); DV.setInt32(a, ${val}, true); ${CODE_WRITE}4);`;
 }
 
 /**
@@ -158,9 +158,9 @@ function genInstr(i: Instr, flagsLive: boolean): Gen | null {
       if (i.mem) return { code: `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); R[${i.reg}] = U8[a];`, kills: 0 };
       return { code: `R[${i.reg}] = (R[${i.rm & 3}] >>> ${(i.rm >> 2) * 8}) & 255;`, kills: 0 };
     case 'push32r':
-      return { code: `a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); if ((a & 3) === 0) M[a >> 2] = R[${i.reg}]; else DV.setInt32(a, R[${i.reg}], true); R[4] = a; ${CODE_WRITE}4);`, kills: 0 };
+      return { code: `a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); DV.setInt32(a, R[${i.reg}], true); R[4] = a; ${CODE_WRITE}4);`, kills: 0 };
     case 'pop32r':
-      return { code: `a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); v = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true); R[4] = a + 4; R[${i.reg}] = v;`, kills: 0 };
+      return { code: `a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); v = DV.getInt32(a, true); R[4] = a + 4; R[${i.reg}] = v;`, kills: 0 };
     case 'notE':
       if (i.mem) return null;
       return { code: `R[${i.rm}] = ~R[${i.rm}];`, kills: 0 };
@@ -199,7 +199,7 @@ function genInstr(i: Instr, flagsLive: boolean): Gen | null {
     const wide = i.opcode === 0x1b7 || i.opcode === 0x1bf;
     const signed = i.opcode === 0x1be || i.opcode === 0x1bf;
     let src: string;
-    if (i.mem) src = wide ? `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM2) c.memFault(a, 2, 'read'); v = U8[a] | (U8[a + 1] << 8);` : `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); v = U8[a];`;
+    if (i.mem) src = wide ? `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM2) c.memFault(a, 2, 'read'); v = DV.getUint16(a, true);` : `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); v = U8[a];`;
     else src = `v = ${wide ? `R[${i.rm}] & 65535` : byteReg(i.rm)};`;
     const sh = wide ? 16 : 24;
     return { kills: 0, code: `${src} R[${i.reg}] = ${signed ? `(v << ${sh}) >> ${sh}` : 'v'};` };
@@ -538,9 +538,9 @@ function generate(b: Block): CompiledBlock {
     } else if (kind === 'jmp') {
       body.push(`c.eip = ${target};`);
     } else if (kind === 'call') {
-      body.push(`k = ${k}; a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); if ((a & 3) === 0) M[a >> 2] = ${i.next}; else DV.setInt32(a, ${i.next}, true); R[4] = a; c.eip = ${target}; ${codeWrite(4, stopAt(k))}`);
+      body.push(`k = ${k}; a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); DV.setInt32(a, ${i.next}, true); R[4] = a; c.eip = ${target}; ${codeWrite(4, stopAt(k))}`);
     } else if (kind === 'ret') {
-      body.push(`k = ${k}; a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); c.eip = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true); R[4] = a + 4;`);
+      body.push(`k = ${k}; a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); c.eip = DV.getInt32(a, true); R[4] = a + 4;`);
     } else if (kind === 'side') {
       body.push(`k = ${k}; if (${condOf(lastRec, i.sub)}) { ${pend} c.eip = ${target}; return ${done(k)}; }`);
     } else if (g !== null) {

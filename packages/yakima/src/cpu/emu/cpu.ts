@@ -336,7 +336,7 @@ export class EmuCpu implements Vcpu {
 
   rd32(a: number): number {
     if ((a - READ_BASE) >>> 0 > this.rmax4) this.memFault(a, 4, 'read');
-    if ((a & 3) === 0) return this.m32[a >> 2];
+    // One DataView access (unaligned ones included) is faster in V8 than an alignment test and an Int32Array index.
     return this.dv.getInt32(a, true);
   }
 
@@ -378,8 +378,7 @@ export class EmuCpu implements Vcpu {
   wr32(a: number, v: number): void {
     if ((a - WRITE_BASE) >>> 0 > this.wmax4) this.memFault(a, 4, 'write');
     if (this.codePages[a >>> 12] !== 0) this.codeWrite(a, 4);
-    if ((a & 3) === 0) this.m32[a >> 2] = v;
-    else this.dv.setInt32(a, v, true);
+    this.dv.setInt32(a, v, true);
   }
 
   wr(a: number, size: number, v: number): void {
