@@ -591,4 +591,34 @@ describe.skipIf(!haveToolchain())('faults and exits', () => {
     // load) + 3; the sixth pass faults on the load of its third inner pass (the 28th).
     expect(results[0]!.retired).toBe(4 + 5 * (1 + 5 * 7 + 3) + 1 + 2 * 7 + 5);
   });
+  it('stack window: [ESP + disp] accesses run unchecked only where the whole window is writable and free of code; else every access is checked', () => {
+    // The loop block changes no ESP, so its stack accesses are checked once at its entry.
+    const src = `
+      mov $40, %ecx
+      jmp 1f
+    1:
+      mov %ecx, 8(%esp)
+      add 8(%esp), %eax
+      mov 4(%esp), %edx
+      xor %edx, %eax
+      dec %ecx
+      jnz 1b
+      hlt`;
+    const size = 2 << 20;
+    // Normal stack; a window past the end of memory (faults on the first store); a stack on the code page.
+    for (const esp of [size - 64, size - 10, LOAD_ADDR + 0x40]) {
+      const runs = [0, 1].map((compileAfter) => {
+        const { cpu } = cpuWith(assemble(src), { memSize: size, gpr: { 4: esp } });
+        cpu.compileAfter = compileAfter;
+        const exit = cpu.run(100000);
+        return { exit, regs: cpu.getRegs(), retired: cpu.instructionsRetired };
+      });
+      expect(runs[1]!.exit).toEqual(runs[0]!.exit);
+      expect(runs[1]!.regs.gpr).toEqual(runs[0]!.regs.gpr);
+      expect(runs[1]!.regs.eip).toBe(runs[0]!.regs.eip);
+      expect(runs[1]!.retired).toBe(runs[0]!.retired);
+      if (esp === size - 10) expect(fault(runs[1]!.exit)).toMatchObject({ cause: 'memory', address: size - 2 });
+      else expect(runs[1]!.exit).toEqual({ kind: 'halt' });
+    }
+  });
 });

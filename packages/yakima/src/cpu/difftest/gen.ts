@@ -521,6 +521,25 @@ function nestStep(r: Rng): Step {
 }
 
 /**
+ * A dword access through [ESP + disp8] (disp 0..63, sometimes unaligned): gcc's spills and
+ * locals, which the block compiler checks once per block (compiler.ts `stackWindow`). Only
+ * at or above ESP: a signal frame may overwrite the stack below it in the host oracle.
+ */
+function espStep(r: Rng): Step {
+  const reg = [0, 1, 2, 5, 6, 7][r.int(6)]!;
+  const d = r.int(16) * 4 + (r.oneIn(4) ? r.int(4) : 0);
+  const m = [0x44 | (reg << 3), 0x24, d];
+  const step = (text: string, bytes: number[], fout: number): Step => ({ text, insns: [{ bytes }], fin: 0, fout, fundef: 0, push: 0, sse: false });
+  switch (r.int(5)) {
+    case 0: return step(`mov [esp+${d}], r${reg}`, [0x89, ...m], 0);
+    case 1: return step(`mov r${reg}, [esp+${d}]`, [0x8b, ...m], 0);
+    case 2: return step(`add r${reg}, [esp+${d}]`, [0x03, ...m], ARITH);
+    case 3: return step(`cmp [esp+${d}], r${reg}`, [0x39, ...m], ARITH);
+    default: return step(`mov dword [esp+${d}], imm32`, [0xc7, 0x44, 0x24, d, ...le32(r.u32())], 0);
+  }
+}
+
+/**
  * `call L; jmp over; L: ret; over: mov dword [esp-4], 0`: a call and a return (the return
  * address, which differs between the host and the guest, is wiped from the stack area).
  */
@@ -539,12 +558,12 @@ export function generateCase(r: Rng, entries: readonly OpSpec[], opts: GenOption
   const n = 1 + r.int(opts.maxSteps);
   let steps: Step[] = [];
   for (let k = 0; k < n; k++) {
-    // Now and then a backward loop, a loop nest or a call/ret pair: the emulator's compiled
-    // loops and inlined call/ret (compiler.ts) in the mix.
+    // Now and then a backward loop, a loop nest, a call/ret pair or a stack access: the
+    // emulator's compiled loops, inlined call/ret and unchecked stack window (compiler.ts).
     if (r.oneIn(16)) {
       const kind = r.int(3);
       steps.push(kind === 0 ? loopStep(r) : kind === 1 ? nestStep(r) : callStep());
-    }
+    } else if (r.oneIn(8)) steps.push(espStep(r));
     else steps.push(makeStep(r.pick(entries), r));
   }
   steps = sanitize(steps);

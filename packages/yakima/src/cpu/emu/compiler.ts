@@ -111,11 +111,19 @@ function ea(i: Instr): string {
   }
 }
 
+/**
+ * ESP-relative accesses of the block being generated that its entry check covers (see
+ * `stackWindow`): they need neither a bounds check nor a code-page check.
+ */
+let unchecked: ReadonlySet<Instr> = new Set();
+
 function load32(i: Instr, dst: string): string {
+  if (unchecked.has(i)) return `a = ${ea(i)}; ${dst} = DV.getInt32(a, true);`;
   return `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); ${dst} = DV.getInt32(a, true);`;
 }
 
 function store32(i: Instr, val: string): string {
+  if (unchecked.has(i)) return `a = ${ea(i)}; DV.setInt32(a, ${val}, true);`;
   return `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); DV.setInt32(a, ${val}, true); ${CODE_WRITE}4);`;
 }
 
@@ -398,7 +406,7 @@ export function compileBlock(c: EmuCpu, b: Block): CompiledBlock {
   const key = blockKey(c, b);
   const shared = SHARED.get(key);
   if (shared !== undefined) return shared;
-  const fn = generate(b);
+  const fn = generateChecked(b);
   if (SHARED.size >= SHARED_MAX) SHARED.clear();
   SHARED.set(key, fn);
   return fn;
@@ -411,7 +419,60 @@ function blockKey(c: EmuCpu, b: Block): string {
   return `${b.addr}:${b.end}:${String.fromCharCode(...c.u8.subarray(lo, hi))}`;
 }
 
-function generate(b: Block): CompiledBlock {
+/**
+ * Compile `b`; where it reads or writes the stack through [ESP + disp] before anything changes
+ * ESP (gcc's spills and locals: sha256's rounds), two functions: one whose entry checks once
+ * that the whole window of those accesses is writable guest memory on pages without code, and
+ * then runs them unchecked (0.7x the CPU time of sha256), falling back to the other, every
+ * access checked, when it is not.
+ */
+function generateChecked(b: Block): CompiledBlock {
+  const checked = generate(b, null);
+  const w = stackWindow(b.instrs, lastGens);
+  if (w === null) return checked;
+  unchecked = w.covered;
+  try {
+    return generate(b, { lo: w.lo, span: w.span, slow: checked });
+  } finally {
+    unchecked = new Set();
+  }
+}
+
+/**
+ * The [ESP + disp] dword accesses at a constant ESP: before the first instruction that may
+ * change ESP (a push, pop, call, ret, a write to ESP or any handler call), and not in a loop
+ * that reaches it. `lo` = their lowest displacement, `span` = bytes from there to the end of
+ * the highest one (at most 4 KiB, so the window touches two pages at most); null if none.
+ */
+function stackWindow(ins: Instr[], gens: readonly (Gen | null)[]): { covered: Set<Instr>; lo: number; span: number } | null {
+  const n = ins.length;
+  let first = n;
+  for (let k = 0; k < n && first === n; k++) {
+    const i = ins[k];
+    if (i.exec === C.jcc || i.exec === C.jccSide || i.exec === C.jmpRel) continue;
+    const g = gens[k];
+    if (g === null || i.exec === C.call32 || i.exec === C.ret32 || /\bR\[4\] =(?!=)/.test(g.code)) first = k;
+  }
+  const { loops } = regions(ins);
+  const covered = new Set<Instr>();
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let k = 0; k < first; k++) {
+    const i = ins[k];
+    if (!i.mem || i.eaKind !== 1 || i.base !== 4 || i.opsize !== 4) continue;
+    if ([...loops.values()].some((r) => r.s <= k && k <= r.e && r.e >= first)) continue;
+    covered.add(i);
+    lo = Math.min(lo, i.disp);
+    hi = Math.max(hi, i.disp + 4);
+  }
+  if (covered.size === 0 || hi - lo > 4096) return null;
+  return { covered, lo, span: hi - lo };
+}
+
+/** The per-instruction code of the last `generate` (`stackWindow` reads which instructions call handlers). */
+let lastGens: (Gen | null)[] = [];
+
+function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBlock } | null): CompiledBlock {
   const ins = b.instrs;
   const n = ins.length;
   const { loops, skips } = regions(ins);
@@ -482,6 +543,7 @@ function generate(b: Block): CompiledBlock {
     liveIn = new Array(n + 1).fill(0);
     pass(true);
   }
+  lastGens = gens;
   const opens = new Map<number, Region[]>();
   const closes = new Map<number, Region[]>();
   for (const r of [...loops.values(), ...skips.values()]) {
@@ -584,9 +646,14 @@ function generate(b: Block): CompiledBlock {
   const use = (name: string, init: string): string => (new RegExp(`\\b${name}\\b`).test(text) ? `, ${name} = ${init}` : '');
   const prologue = `const R = c.regs${use('M', 'c.m32')}${use('U8', 'c.u8')}${use('DV', 'c.dv')}${use('CP', 'c.codePages')}${use('RM1', 'c.rmax1')}${use('RM2', 'c.rmax2')}${use('RM4', 'c.rmax4')}${use('WM4', 'c.wmax4')}${use('WM1', 'c.wmax1')};`;
   // On a fault, `retired` gets the instructions before the faulting one (the run loop adds its index).
-  const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, ic = 0;\n try {\n${text}\n return ic;\n } catch (e) { c.fk = k; c.retired += ic - SG[k]; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
+  // The window check comes before the registers are copied to locals (the fallback runs on the CPU's own).
+  const guard = fast
+    ? `{ const lo = (c.regs[4] + ${fast.lo}) | 0; if ((lo - 8192) >>> 0 > c.wmax1 + 1 - ${fast.span} || c.codePages[lo >>> 12] !== 0 || c.codePages[(lo + ${fast.span - 1}) >>> 12] !== 0) return SLOW(c, budget); }`
+    : '';
+  const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${guard}\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, ic = 0;\n try {\n${text}\n return ic;\n } catch (e) { c.fk = k; c.retired += ic - SG[k]; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
   const handlers: Handler[] = ins.map((i) => i.exec);
-  return (new Function('I', 'H', 'SG', src) as (I: Instr[], H: Handler[], SG: Int32Array) => CompiledBlock)(ins, handlers, Int32Array.from(segOf));
+  type Make = (I: Instr[], H: Handler[], SG: Int32Array, SLOW: CompiledBlock | null) => CompiledBlock;
+  return (new Function('I', 'H', 'SG', 'SLOW', src) as Make)(ins, handlers, Int32Array.from(segOf), fast?.slow ?? null);
 }
 
 /** How an instruction leaves straight-line code, where the compiler inlines it. */
