@@ -621,4 +621,38 @@ describe.skipIf(!haveToolchain())('faults and exits', () => {
       else expect(runs[1]!.exit).toEqual({ kind: 'halt' });
     }
   });
+  it('loops whose back edges cross (a two-headed CRC loop) run as one switch block: same registers, flags and counts as the interpreter at any quantum', () => {
+    const src = `
+      mov $0x1d0f, %eax
+      mov $200, %ecx
+      jmp 2f
+    1:
+      add %eax, %eax
+      dec %ecx
+      jz 3f
+    2:
+      test $0x8000, %eax
+      je 1b
+      add %eax, %eax
+      xor $0x1021, %eax
+      movzwl %ax, %eax
+      dec %ecx
+      jnz 2b
+    3:
+      hlt`;
+    const results = [0, 1, 2].flatMap((compileAfter) =>
+      [7, 64, 100000].map((quantum) => {
+        const { cpu } = cpuWith(assemble(src));
+        cpu.compileAfter = compileAfter;
+        let e = cpu.run(quantum);
+        while (e.kind === 'quantum') e = cpu.run(quantum);
+        return { e, regs: cpu.getRegs(), retired: cpu.instructionsRetired };
+      }),
+    );
+    for (const r of results) {
+      expect(r.e).toEqual({ kind: 'halt' });
+      expect(r.regs).toEqual(results[0]!.regs);
+      expect(r.retired).toBe(results[0]!.retired);
+    }
+  });
 });

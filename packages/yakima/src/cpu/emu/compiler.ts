@@ -15,7 +15,7 @@ const KNOWN = new Map<Handler, string>([
   [A.xor32rr, 'xor32rr'], [A.add32ri, 'add32ri'], [A.sub32ri, 'sub32ri'], [A.cmp32ri, 'cmp32ri'], [A.and32ri, 'and32ri'],
   [A.add32rm, 'add32rm'], [A.cmp32rm, 'cmp32rm'], [A.cmp32mr, 'cmp32mr'], [A.cmp32mi, 'cmp32mi'], [A.test32rr, 'test32rr'],
   [A.aluEI, 'aluEI'], [A.aluGE, 'aluGE'], [A.aluEG, 'aluEG'], [A.incdec, 'incdec'], [A.imul32rr, 'imul32rr'],
-  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [A.testEG, 'testEG'], [D.movEG, 'movEG'], [D.movGE, 'movGE'], [D.movx, 'movx'],
+  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [A.testEG, 'testEG'], [D.movEG, 'movEG'], [D.movGE, 'movGE'], [D.movx, 'movx'], [D.movEI, 'movEI'],
   [C.jcc, 'jcc'], [C.jccSide, 'jccSide'], [C.jmpRel, 'jmpRel'], [C.call32, 'call32'], [C.ret32, 'ret32'],
 ]);
 
@@ -274,6 +274,10 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
     return { kills: 0, cc: i.sub, code: `R[${i.rm & 3}] = (R[${i.rm & 3}] & ${~(255 << sh)}) | ((@COND@) ? ${1 << sh} : 0);` };
   }
   const load = (dst: string): string => `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); ${dst} = U8[a];`;
+  if (f === 'movEI' && i.mem) {
+    // mov byte [mem], imm8: string code's terminators and fills (strmem's loops).
+    return { kills: 0, code: `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM1) c.memFault(a, 1, 'write'); U8[a] = ${i.imm & 255}; ${CODE_WRITE}1);` };
+  }
   if (f === 'movEG' && i.mem) {
     return { kills: 0, code: `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM1) c.memFault(a, 1, 'write'); U8[a] = ${byteReg(i.reg)}; ${CODE_WRITE}1);` };
   }
@@ -453,14 +457,14 @@ function stackWindow(ins: Instr[], gens: readonly (Gen | null)[]): { covered: Se
     const g = gens[k];
     if (g === null || i.exec === C.call32 || i.exec === C.ret32 || /\bR\[4\] =(?!=)/.test(g.code)) first = k;
   }
-  const { loops } = regions(ins);
+  const { backEdges } = regions(ins);
   const covered = new Set<Instr>();
   let lo = Infinity;
   let hi = -Infinity;
   for (let k = 0; k < first; k++) {
     const i = ins[k];
     if (!i.mem || i.eaKind !== 1 || i.base !== 4 || i.opsize !== 4) continue;
-    if ([...loops.values()].some((r) => r.s <= k && k <= r.e && r.e >= first)) continue;
+    if (backEdges.some((r) => r.s <= k && k <= r.e && r.e >= first)) continue;
     covered.add(i);
     lo = Math.min(lo, i.disp);
     hi = Math.max(hi, i.disp + 4);
@@ -475,8 +479,13 @@ let lastGens: (Gen | null)[] = [];
 function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBlock } | null): CompiledBlock {
   const ins = b.instrs;
   const n = ins.length;
-  const { loops, skips } = regions(ins);
-  const flow = controlFlow(ins, loops, skips);
+  const { loops, skips, crossing } = regions(ins);
+  const flow = controlFlow(ins, loops, skips, crossing);
+  // Loops whose back edges cross (gcc's rotated loops with two heads, a merge loop entered in
+  // the middle): the whole block is one `switch` in a loop, every branch inside it a jump to a
+  // case (`goto`), instead of side exits back to the dispatcher.
+  const labels = new Set<number>();
+  for (let k = 0; k < n; k++) if (flow.kind[k] === 'goto') labels.add(flow.target[k]);
   // Which flag record each inlined condition can read from the temporaries (mirrors the
   // emission below: joins and every other flag writer end a record).
   const live1 = ins.map((i) => genInstr(i, true));
@@ -484,7 +493,7 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
   {
     let w = -1;
     for (let k = 0; k < n; k++) {
-      if (loops.has(k)) w = -1;
+      if (loops.has(k) || labels.has(k)) w = -1;
       const i = ins[k];
       const g = live1[k];
       const f = flow.kind[k];
@@ -518,9 +527,9 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
       const kind = flow.kind[k];
       const t = flow.target[k];
       let after: number;
-      if (conservative) after = kind === 'skip' || kind === 'back' || kind === 'side' || k === n - 1 ? ARITH : liveIn[k + 1];
-      else if (k === n - 1) after = kind === 'back' && i.exec === C.jmpRel ? liveIn[t] : ARITH;
-      else if (kind === 'skip' || kind === 'back') after = liveIn[k + 1] | liveIn[t];
+      if (conservative) after = kind === 'skip' || kind === 'back' || kind === 'goto' || kind === 'side' || k === n - 1 ? ARITH : liveIn[k + 1];
+      else if (k === n - 1) after = (kind === 'back' || kind === 'goto') && i.exec === C.jmpRel ? liveIn[t] : ARITH;
+      else if (kind === 'skip' || kind === 'back' || kind === 'goto') after = liveIn[k + 1] | liveIn[t];
       else if (kind === 'side') after = readsNone(k) ? liveIn[k + 1] : ARITH;
       else after = liveIn[k + 1];
       const g = genInstr(i, (after & ARITH) !== 0);
@@ -570,9 +579,16 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
   const stopAt = (k: number): string => `if (c.stop !== 0) { ${pend} c.fk = ${k}; return ${done(k)}; }`;
   const condOf = (rec: { op: Rec } | null, cc: number): string => (rec ? fusedCond(rec.op, cc) : null) ?? `c.cond(${cc})`;
   let lastRec: { op: Rec } | null = null;
+  if (crossing) body.push('S: for (;;) { switch (at) { case 0:');
   for (let k = 0; k < n; k++) {
     const i = ins[k];
     const g = gens[k];
+    if (k > 0 && labels.has(k)) {
+      flush(k);
+      body.push(`case ${k}:`);
+      lastRec = null;
+      pend = '';
+    }
     for (const r of opens.get(k) ?? []) {
       if (r.kind === 'loop') {
         flush(k);
@@ -589,6 +605,14 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
       body.push(`k = ${k};`);
       flush(k + 1);
       body.push(`if (${cond}) break j${k};`);
+    } else if (kind === 'goto') {
+      const t = flow.target[k];
+      const cond = i.exec === C.jmpRel ? 'true' : condOf(lastRec, i.sub);
+      body.push(`k = ${k};`);
+      flush(k + 1);
+      // Backward jumps may loop: they check the budget.
+      const leave = t <= k ? `if (ic >= budget) { ${pend} c.eip = ${target}; return ic; } ` : '';
+      body.push(`if (${cond}) { at = ${t}; ${leave}continue S; }`);
     } else if (kind === 'back') {
       // A loop back edge: the loop goes on in JavaScript until the budget is spent.
       const cond = i.exec === C.jmpRel ? 'true' : condOf(lastRec, i.sub);
@@ -634,6 +658,7 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
     }
   }
   flush(n);
+  if (crossing) body.push('} break S; }');
   // Registers in JavaScript locals for the whole block (and all iterations of its loops):
   // written back around handler calls and when the function returns or throws (unless a
   // handler threw: then the handler's register state is the architectural one).
@@ -650,20 +675,20 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
   const guard = fast
     ? `{ const lo = (c.regs[4] + ${fast.lo}) | 0; if ((lo - 8192) >>> 0 > c.wmax1 + 1 - ${fast.span} || c.codePages[lo >>> 12] !== 0 || c.codePages[(lo + ${fast.span - 1}) >>> 12] !== 0) return SLOW(c, budget); }`
     : '';
-  const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${guard}\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, ic = 0;\n try {\n${text}\n return ic;\n } catch (e) { c.fk = k; c.retired += ic - SG[k]; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
+  const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${guard}\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, ic = 0, at = 0;\n try {\n${text}\n return ic;\n } catch (e) { c.fk = k; c.retired += ic - SG[k]; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
   const handlers: Handler[] = ins.map((i) => i.exec);
   type Make = (I: Instr[], H: Handler[], SG: Int32Array, SLOW: CompiledBlock | null) => CompiledBlock;
   return (new Function('I', 'H', 'SG', 'SLOW', src) as Make)(ins, handlers, Int32Array.from(segOf), fast?.slow ?? null);
 }
 
 /** How an instruction leaves straight-line code, where the compiler inlines it. */
-type Flow = 'skip' | 'back' | 'side' | 'jcc' | 'jmp' | 'call' | 'ret';
+type Flow = 'skip' | 'back' | 'goto' | 'side' | 'jcc' | 'jmp' | 'call' | 'ret';
 
 /**
  * Per instruction: `kind` (undefined for straight-line code and handler calls) and, for a skip
  * or a back edge, `target` = the index it jumps to.
  */
-function controlFlow(ins: Instr[], loops: Map<number, Region>, skips: Map<number, Region>): { kind: (Flow | undefined)[]; target: number[] } {
+function controlFlow(ins: Instr[], loops: Map<number, Region>, skips: Map<number, Region>, switched: boolean): { kind: (Flow | undefined)[]; target: number[] } {
   const n = ins.length;
   const kind: (Flow | undefined)[] = new Array(n).fill(undefined);
   const target: number[] = new Array(n).fill(-1);
@@ -679,7 +704,10 @@ function controlFlow(ins: Instr[], loops: Map<number, Region>, skips: Map<number
     } else if (inline && (i.exec === C.jccSide || lastJump)) {
       const t = indexOf(ins, i.imm);
       const r = t !== undefined ? loops.get(t) : undefined;
-      if (r !== undefined && r.s <= k && k <= r.e) {
+      if (switched && t !== undefined) {
+        kind[k] = 'goto';
+        target[k] = t;
+      } else if (r !== undefined && r.s <= k && k <= r.e) {
         kind[k] = 'back';
         target[k] = t!;
       } else kind[k] = i.exec === C.jccSide ? 'side' : name === 'jcc' ? 'jcc' : 'jmp';
@@ -718,7 +746,7 @@ function nests(a: Region, b: Region): boolean {
  * blocks left with `break` (an if without else). Whatever would not nest with the regions taken
  * stays a side exit that leaves the function (gcc's rotated loops with two heads, for one).
  */
-function regions(ins: Instr[]): { loops: Map<number, Region>; skips: Map<number, Region> } {
+function regions(ins: Instr[]): { loops: Map<number, Region>; skips: Map<number, Region>; crossing: boolean; backEdges: Region[] } {
   const n = ins.length;
   const inlineJump = (i: Instr): boolean => i.spec !== null && i.opsize === 4 && !i.lock;
   const lastBack = new Map<number, number>();
@@ -733,11 +761,16 @@ function regions(ins: Instr[]): { loops: Map<number, Region>; skips: Map<number,
   const loops = new Map<number, Region>();
   const cands: Region[] = [...lastBack].map(([s, e]) => ({ kind: 'loop', s, e }));
   cands.sort((x, y) => y.e - y.s - (x.e - x.s));
+  let crossing = false;
   for (const r of cands) {
-    if (!taken.every((x) => nests(x, r))) continue;
+    if (!taken.every((x) => nests(x, r))) {
+      crossing = true;
+      continue;
+    }
     taken.push(r);
     loops.set(r.s, r);
   }
+  if (crossing) return { loops: new Map(), skips: new Map(), crossing, backEdges: cands };
   const skips = new Map<number, Region>();
   for (let k = 0; k < n; k++) {
     const i = ins[k];
@@ -749,5 +782,5 @@ function regions(ins: Instr[]): { loops: Map<number, Region>; skips: Map<number,
     taken.push(r);
     skips.set(k, r);
   }
-  return { loops, skips };
+  return { loops, skips, crossing, backEdges: cands };
 }
