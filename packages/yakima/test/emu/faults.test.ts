@@ -569,15 +569,12 @@ describe.skipIf(!haveToolchain())('faults and exits', () => {
       dec %ecx
       jnz 1b
       hlt`;
-    const results = [0, 1, 2].flatMap((compileAfter) =>
-      [5, 64, 100000].map((quantum) => {
-        const { cpu, mem } = cpuWith(assemble(src));
-        cpu.compileAfter = compileAfter;
-        let e = cpu.run(quantum);
-        while (e.kind === 'quantum') e = cpu.run(quantum);
-        return { f: fault(e), regs: cpu.getRegs(), retired: cpu.instructionsRetired, stored: Buffer.from(mem.u8.subarray(0x3000, 0x3080)).toString('hex') };
-      }),
-    );
+    const results = engineRuns(src, [5, 64, 100000]).map(({ e, cpu, mem }) => ({
+      f: fault(e),
+      regs: cpu.getRegs(),
+      retired: cpu.instructionsRetired,
+      stored: Buffer.from(mem.u8.subarray(0x3000, 0x3080)).toString('hex'),
+    }));
     for (const r of results) {
       expect(r.f.cause).toBe('memory');
       expect(r.f.address).toBe(0);
@@ -640,15 +637,7 @@ describe.skipIf(!haveToolchain())('faults and exits', () => {
       jnz 2b
     3:
       hlt`;
-    const results = [0, 1, 2].flatMap((compileAfter) =>
-      [7, 64, 100000].map((quantum) => {
-        const { cpu } = cpuWith(assemble(src));
-        cpu.compileAfter = compileAfter;
-        let e = cpu.run(quantum);
-        while (e.kind === 'quantum') e = cpu.run(quantum);
-        return { e, regs: cpu.getRegs(), retired: cpu.instructionsRetired };
-      }),
-    );
+    const results = engineRuns(src, [7, 64, 100000]).map(({ e, cpu }) => ({ e, regs: cpu.getRegs(), retired: cpu.instructionsRetired }));
     for (const r of results) {
       expect(r.e).toEqual({ kind: 'halt' });
       expect(r.regs).toEqual(results[0]!.regs);
@@ -656,3 +645,16 @@ describe.skipIf(!haveToolchain())('faults and exits', () => {
     }
   });
 });
+
+/** `src` run to its end on the interpreter and on the block compiler (after 1 and 2 executions), in quanta of each size. */
+function engineRuns(src: string, quanta: number[]): { e: VcpuExit; cpu: EmuCpu; mem: GuestMemory }[] {
+  return [0, 1, 2].flatMap((compileAfter) =>
+    quanta.map((quantum) => {
+      const { cpu, mem } = cpuWith(assemble(src));
+      cpu.compileAfter = compileAfter;
+      let e = cpu.run(quantum);
+      while (e.kind === 'quantum') e = cpu.run(quantum);
+      return { e, cpu, mem };
+    }),
+  );
+}
