@@ -1,5 +1,6 @@
 import type { GuestMemory } from '../../boot/guest-memory.js';
 import { jcc, jccSide } from './control.js';
+import { stringOp } from './data.js';
 import { decodeInstr } from './decoder.js';
 import type { CompiledBlock } from './compiler.js';
 import type { Instr } from './instr.js';
@@ -300,6 +301,10 @@ export class BlockCache {
       i.idx = instrs.length;
       instrs.push(i);
       pc = i.next;
+      // String instructions (rep or not) go on in the block too: a rep that pauses sets EIP
+      // back to itself and stops the block (STOP_YIELD), and memcpy's `rep movsd; rep movsb`
+      // and what follows become one block.
+      if (i.term && i.exec === stringOp) i.term = false;
       if (instrs.length >= MAX_BLOCK_INSTRS) break;
       if (i.term) {
         // A conditional branch does not end the block: decoding goes on along its fall-through

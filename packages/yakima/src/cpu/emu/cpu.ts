@@ -211,7 +211,8 @@ export class EmuCpu implements Vcpu {
       }
       if (this.stop !== 0) {
         const i = ins[k];
-        if (!i.term) this.eip = i.next;
+        // A paused rep instruction has set EIP back to itself.
+        if (!i.term && (this.stop & STOP_YIELD) === 0) this.eip = i.next;
         this.retired += k + 1;
         const yielded = (this.stop & STOP_YIELD) !== 0;
         this.stop = 0;
