@@ -529,8 +529,11 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
       let after: number;
       if (conservative) after = kind === 'skip' || kind === 'back' || kind === 'goto' || kind === 'side' || k === n - 1 ? ARITH : liveIn[k + 1];
       else if (k === n - 1) after = (kind === 'back' || kind === 'goto') && i.exec === C.jmpRel ? liveIn[t] : ARITH;
+      // A fused branch on a record kept in locals stores it on each of its edges that needs it
+      // (see `edgeRec`), so the record's writer sees its flags dead.
+      else if ((kind === 'skip' || kind === 'back' || kind === 'goto' || kind === 'side') && readsNone(k)) after = 0;
       else if (kind === 'skip' || kind === 'back' || kind === 'goto') after = liveIn[k + 1] | liveIn[t];
-      else if (kind === 'side') after = readsNone(k) ? liveIn[k + 1] : ARITH;
+      else if (kind === 'side') after = ARITH;
       else after = liveIn[k + 1];
       const g = genInstr(i, (after & ARITH) !== 0);
       gens[k] = g;
@@ -600,25 +603,30 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
     segOf[k] = seg;
     const kind = flow.kind[k];
     const target = i.imm;
+    // The pending record where a branch's edge leads to code that reads it (or leaves).
+    const edgeRec = (to: number): string => (to < n && (liveIn[to] & ARITH) === 0 ? '' : pend);
+    const fallRec = kind === 'skip' || kind === 'back' || kind === 'goto' || kind === 'side' ? edgeRec(k + 1) : '';
     if (kind === 'skip') {
       const cond = condOf(lastRec, i.sub);
       body.push(`k = ${k};`);
       flush(k + 1);
-      body.push(`if (${cond}) break j${k};`);
+      body.push(`if (${cond}) { ${edgeRec(flow.target[k])} break j${k}; } ${fallRec}`);
     } else if (kind === 'goto') {
       const t = flow.target[k];
       const cond = i.exec === C.jmpRel ? 'true' : condOf(lastRec, i.sub);
       body.push(`k = ${k};`);
       flush(k + 1);
       // Backward jumps may loop: they check the budget.
-      const leave = t <= k ? `if (ic >= budget) { ${pend} c.eip = ${target}; return ic; } ` : '';
-      body.push(`if (${cond}) { at = ${t}; ${leave}continue S; }`);
+      const taken = edgeRec(t);
+      const leave = t <= k ? `if (ic >= budget) { ${taken ? '' : pend} c.eip = ${target}; return ic; } ` : '';
+      body.push(`if (${cond}) { at = ${t}; ${taken} ${leave}continue S; } ${fallRec}`);
     } else if (kind === 'back') {
       // A loop back edge: the loop goes on in JavaScript until the budget is spent.
       const cond = i.exec === C.jmpRel ? 'true' : condOf(lastRec, i.sub);
       body.push(`k = ${k};`);
       flush(k + 1);
-      body.push(`if (${cond}) { if (ic < budget) continue L${flow.target[k]}; ${pend} c.eip = ${target}; return ic; }`);
+      const taken = edgeRec(flow.target[k]);
+      body.push(`if (${cond}) { ${taken} if (ic < budget) continue L${flow.target[k]}; ${taken ? '' : pend} c.eip = ${target}; return ic; } ${fallRec}`);
     } else if (kind === 'jcc') {
       body.push(`if (${condOf(lastRec, i.sub)}) c.eip = ${target};`);
     } else if (kind === 'jmp') {
@@ -628,7 +636,7 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
     } else if (kind === 'ret') {
       body.push(`k = ${k}; a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); c.eip = DV.getInt32(a, true); R[4] = a + 4;`);
     } else if (kind === 'side') {
-      body.push(`k = ${k}; if (${condOf(lastRec, i.sub)}) { ${pend} c.eip = ${target}; return ${done(k)}; }`);
+      body.push(`k = ${k}; if (${condOf(lastRec, i.sub)}) { ${pend} c.eip = ${target}; return ${done(k)}; } ${fallRec}`);
     } else if (g !== null) {
       const code = g.cc === undefined ? g.code : g.code.replace('@COND@', condOf(lastRec, g.cc));
       // A store into a code page may have dropped this very block: leave after it.
