@@ -493,13 +493,13 @@ function loopStep(r: Rng): Step {
  * Loops the block compiler keeps inside one function (compiler.ts `regions`), n, m = 1..4:
  * a nest `mov ecx, n; L1: mov edi, m; L2: add eax, edx; ror edx, 5; dec edi; jnz L2; xor eax, ecx;
  * dec ecx; jnz L1`; a loop with a skip `L: add eax, edx; test al, 1; jz S; ror edx, 5; S: dec ecx;
- * jnz L`; and gcc's rotated CRC loop with two heads, whose back edges cross (one stays a side
+ * jnz L`; an if-else in a loop (a jmp over the else); and gcc's rotated CRC loop with two heads, whose back edges cross (one stays a side
  * exit): `jmp H2; H1: add eax, eax; dec ecx; jz out; H2: test al, 2; jz H1; add eax, eax;
  * xor eax, 0x1021; dec ecx; jnz H2; out:`. Every flag is defined after each of them.
  */
 function nestStep(r: Rng): Step {
   const n = 1 + r.int(4);
-  switch (r.int(3)) {
+  switch (r.int(4)) {
     case 0: {
       const m = 1 + r.int(4);
       const inner = [0x01, 0xd0, 0xc1, 0xca, 0x05, 0x4f];
@@ -511,6 +511,13 @@ function nestStep(r: Rng): Step {
       const body = [0x01, 0xd0, 0xa8, 0x01, 0x74, 0x03, 0xc1, 0xca, 0x05, 0x49];
       const insns: GenInsn[] = [{ bytes: [0xb9, ...le32(n)] }, { bytes: [...body, 0x75, (-(body.length + 2)) & 0xff] }];
       return { text: `loop with skip x${n}`, insns, fin: 0, fout: ARITH, fundef: 0, push: 0, sse: false };
+    }
+    case 2: {
+      // An if-else in a loop: `L: test al, 1; jz E; add eax, edx; jmp J; E: ror edx, 5; J: dec ecx; jnz L`
+      // (the jmp ends a block inside the loop).
+      const body = [0xa8, 0x01, 0x74, 0x04, 0x01, 0xd0, 0xeb, 0x03, 0xc1, 0xca, 0x05, 0x49];
+      const insns: GenInsn[] = [{ bytes: [0xb9, ...le32(n)] }, { bytes: [...body, 0x75, (-(body.length + 2)) & 0xff] }];
+      return { text: `if-else loop x${n}`, insns, fin: 0, fout: ARITH, fundef: 0, push: 0, sse: false };
     }
     default: {
       const code = [0xeb, 0x05, 0x01, 0xc0, 0x49, 0x74, 0x0e, 0xa8, 0x02, 0x74, 0xf7, 0x01, 0xc0, 0x35, ...le32(0x1021), 0x49, 0x75, 0xf2];
