@@ -50,7 +50,10 @@ function nameOf(h: Handler): string {
  * unoptimized meanwhile. Chaining, a finished block calling its successor's compiled function
  * found through the CPU's block array, took 1.05-1.07x the CPU time on coremix: a call into
  * the next block costs about what a dispatcher round trip does; side exits and in-block jumps,
- * which make the loops longer instead, cut the dispatches 12x on strmem.)
+ * which make the loops longer instead, cut the dispatches 12x on strmem. Blocks of 128
+ * instructions instead of 64, and blocks that go on past a short forward jmp to its target,
+ * made no measurable difference on the three bench:emu workloads: the first cut coremix's
+ * dispatches by a third, but the longer functions cost their time back in compilation.)
  *
  * Sharing: a compiled block takes the CPU as its argument and reads the memory arrays and
  * bounds from it, so one function serves every CPU whose memory holds the same code bytes at
