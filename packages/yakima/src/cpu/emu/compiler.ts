@@ -491,7 +491,16 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
   for (let k = 0; k < n; k++) if (flow.kind[k] === 'goto') labels.add(flow.target[k]);
   // Which flag record each inlined condition can read from the temporaries (mirrors the
   // emission below: joins and every other flag writer end a record).
-  const live1 = ins.map((i) => genInstr(i, true));
+  // genInstr depends only on the instruction and whether its flags are live (and on `unchecked`,
+  // fixed for the whole call): the liveness passes below ask again and again.
+  const memo: (Gen | null | undefined)[] = new Array(2 * n);
+  const gen = (k: number, live: boolean): Gen | null => {
+    const slot = 2 * k + (live ? 1 : 0);
+    let g = memo[slot];
+    if (g === undefined) g = memo[slot] = genInstr(ins[k], live);
+    return g;
+  };
+  const live1 = ins.map((_, k) => gen(k, true));
   const fuseOn: number[] = new Array(n).fill(-1);
   {
     let w = -1;
@@ -512,8 +521,8 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
     }
   }
   // A condition fused on a record that can be left out of memory reads nothing from the CPU.
-  const deferrable = ins.map((i) => {
-    const g = genInstr(i, false);
+  const deferrable = ins.map((_, k) => {
+    const g = gen(k, false);
     return g !== null && g.rec !== undefined && g.flagRec !== undefined;
   });
   const readsNone = (k: number): boolean => fuseOn[k] >= 0 && deferrable[fuseOn[k]];
@@ -538,7 +547,7 @@ function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBloc
       else if (kind === 'skip' || kind === 'back' || kind === 'goto') after = liveIn[k + 1] | liveIn[t];
       else if (kind === 'side') after = ARITH;
       else after = liveIn[k + 1];
-      const g = genInstr(i, (after & ARITH) !== 0);
+      const g = gen(k, (after & ARITH) !== 0);
       gens[k] = g;
       liveAfter[k] = after;
       const name = nameOf(i.exec);
