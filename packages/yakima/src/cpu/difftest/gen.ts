@@ -490,6 +490,63 @@ function loopStep(r: Rng): Step {
 }
 
 /**
+ * Loops the block compiler keeps inside one function (compiler.ts `regions`), n, m = 1..4:
+ * a nest `mov ecx, n; L1: mov edi, m; L2: add eax, edx; ror edx, 5; dec edi; jnz L2; xor eax, ecx;
+ * dec ecx; jnz L1`; a loop with a skip `L: add eax, edx; test al, 1; jz S; ror edx, 5; S: dec ecx;
+ * jnz L`; an if-else in a loop (a jmp over the else); and gcc's rotated CRC loop with two heads, whose back edges cross (one stays a side
+ * exit): `jmp H2; H1: add eax, eax; dec ecx; jz out; H2: test al, 2; jz H1; add eax, eax;
+ * xor eax, 0x1021; dec ecx; jnz H2; out:`. Every flag is defined after each of them.
+ */
+function nestStep(r: Rng): Step {
+  const n = 1 + r.int(4);
+  switch (r.int(4)) {
+    case 0: {
+      const m = 1 + r.int(4);
+      const inner = [0x01, 0xd0, 0xc1, 0xca, 0x05, 0x4f];
+      const outer = [0xbf, ...le32(m), ...inner, 0x75, (-(inner.length + 2)) & 0xff, 0x31, 0xc8, 0x49];
+      const insns: GenInsn[] = [{ bytes: [0xb9, ...le32(n)] }, { bytes: [...outer, 0x75, (-(outer.length + 2)) & 0xff] }];
+      return { text: `nest x${n}x${m}`, insns, fin: 0, fout: ARITH, fundef: 0, push: 0, sse: false };
+    }
+    case 1: {
+      const body = [0x01, 0xd0, 0xa8, 0x01, 0x74, 0x03, 0xc1, 0xca, 0x05, 0x49];
+      const insns: GenInsn[] = [{ bytes: [0xb9, ...le32(n)] }, { bytes: [...body, 0x75, (-(body.length + 2)) & 0xff] }];
+      return { text: `loop with skip x${n}`, insns, fin: 0, fout: ARITH, fundef: 0, push: 0, sse: false };
+    }
+    case 2: {
+      // An if-else in a loop: `L: test al, 1; jz E; add eax, edx; jmp J; E: ror edx, 5; J: dec ecx; jnz L`
+      // (the jmp ends a block inside the loop).
+      const body = [0xa8, 0x01, 0x74, 0x04, 0x01, 0xd0, 0xeb, 0x03, 0xc1, 0xca, 0x05, 0x49];
+      const insns: GenInsn[] = [{ bytes: [0xb9, ...le32(n)] }, { bytes: [...body, 0x75, (-(body.length + 2)) & 0xff] }];
+      return { text: `if-else loop x${n}`, insns, fin: 0, fout: ARITH, fundef: 0, push: 0, sse: false };
+    }
+    default: {
+      const code = [0xeb, 0x05, 0x01, 0xc0, 0x49, 0x74, 0x0e, 0xa8, 0x02, 0x74, 0xf7, 0x01, 0xc0, 0x35, ...le32(0x1021), 0x49, 0x75, 0xf2];
+      const insns: GenInsn[] = [{ bytes: [0xb9, ...le32(2 * n)] }, { bytes: code }];
+      return { text: `two-headed loop x${2 * n}`, insns, fin: 0, fout: ARITH, fundef: 0, push: 0, sse: false };
+    }
+  }
+}
+
+/**
+ * A dword access through [ESP + disp8] (disp 0..63, sometimes unaligned): gcc's spills and
+ * locals, which the block compiler checks once per block (compiler.ts `stackWindow`). Only
+ * at or above ESP: a signal frame may overwrite the stack below it in the host oracle.
+ */
+function espStep(r: Rng): Step {
+  const reg = [0, 1, 2, 5, 6, 7][r.int(6)]!;
+  const d = r.int(16) * 4 + (r.oneIn(4) ? r.int(4) : 0);
+  const m = [0x44 | (reg << 3), 0x24, d];
+  const step = (text: string, bytes: number[], fout: number): Step => ({ text, insns: [{ bytes }], fin: 0, fout, fundef: 0, push: 0, sse: false });
+  switch (r.int(5)) {
+    case 0: return step(`mov [esp+${d}], r${reg}`, [0x89, ...m], 0);
+    case 1: return step(`mov r${reg}, [esp+${d}]`, [0x8b, ...m], 0);
+    case 2: return step(`add r${reg}, [esp+${d}]`, [0x03, ...m], ARITH);
+    case 3: return step(`cmp [esp+${d}], r${reg}`, [0x39, ...m], ARITH);
+    default: return step(`mov dword [esp+${d}], imm32`, [0xc7, 0x44, 0x24, d, ...le32(r.u32())], 0);
+  }
+}
+
+/**
  * `call L; jmp over; L: ret; over: mov dword [esp-4], 0`: a call and a return (the return
  * address, which differs between the host and the guest, is wiped from the stack area).
  */
@@ -508,9 +565,12 @@ export function generateCase(r: Rng, entries: readonly OpSpec[], opts: GenOption
   const n = 1 + r.int(opts.maxSteps);
   let steps: Step[] = [];
   for (let k = 0; k < n; k++) {
-    // Now and then a backward loop or a call/ret pair: the emulator's self-loop blocks and
-    // inlined call/ret (compiler.ts) in the mix.
-    if (r.oneIn(16)) steps.push(r.bool() ? loopStep(r) : callStep());
+    // Now and then a backward loop, a loop nest, a call/ret pair or a stack access: the
+    // emulator's compiled loops, inlined call/ret and unchecked stack window (compiler.ts).
+    if (r.oneIn(16)) {
+      const kind = r.int(3);
+      steps.push(kind === 0 ? loopStep(r) : kind === 1 ? nestStep(r) : callStep());
+    } else if (r.oneIn(8)) steps.push(espStep(r));
     else steps.push(makeStep(r.pick(entries), r));
   }
   steps = sanitize(steps);

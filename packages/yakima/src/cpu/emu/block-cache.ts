@@ -1,5 +1,6 @@
 import type { GuestMemory } from '../../boot/guest-memory.js';
 import { jcc, jccSide } from './control.js';
+import { stringOp } from './data.js';
 import { decodeInstr } from './decoder.js';
 import type { CompiledBlock } from './compiler.js';
 import type { Instr } from './instr.js';
@@ -301,15 +302,19 @@ export class BlockCache {
       i.idx = instrs.length;
       instrs.push(i);
       pc = i.next;
+      // String instructions (rep or not) go on in the block too: a rep that pauses sets EIP
+      // back to itself and stops the block (STOP_YIELD), and memcpy's `rep movsd; rep movsb`
+      // and what follows become one block.
+      if (i.term && i.exec === stringOp) i.term = false;
       if (instrs.length >= MAX_BLOCK_INSTRS) break;
       if (i.term) {
         // A conditional branch does not end the block: decoding goes on along its fall-through
         // (a superblock), and the branch becomes a side exit. Blocks stay one contiguous byte
-        // range, so the self-modifying-code maps and the compiled-code key are unchanged, and
-        // a loop whose exit test is in the middle becomes one block that branches to itself.
-        // A branch back into the block itself (a loop back edge, mostly taken) still ends it,
-        // so a loop closing on its own start stays a self-loop.
-        if (i.exec !== jcc || (i.imm >>> 0 >= eip >>> 0 && i.imm >>> 0 <= i.addr >>> 0)) break;
+        // range, so the self-modifying-code maps and the compiled-code key are unchanged. A
+        // branch back into the block (a loop back edge) goes on too: the compiler makes the
+        // loops of a nest JavaScript loops inside one function, and the code after the nest
+        // follows in the same block.
+        if (i.exec !== jcc) break;
         i.exec = jccSide;
       }
     }

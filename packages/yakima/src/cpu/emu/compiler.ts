@@ -15,7 +15,7 @@ const KNOWN = new Map<Handler, string>([
   [A.xor32rr, 'xor32rr'], [A.add32ri, 'add32ri'], [A.sub32ri, 'sub32ri'], [A.cmp32ri, 'cmp32ri'], [A.and32ri, 'and32ri'],
   [A.add32rm, 'add32rm'], [A.cmp32rm, 'cmp32rm'], [A.cmp32mr, 'cmp32mr'], [A.cmp32mi, 'cmp32mi'], [A.test32rr, 'test32rr'],
   [A.aluEI, 'aluEI'], [A.aluGE, 'aluGE'], [A.aluEG, 'aluEG'], [A.incdec, 'incdec'], [A.imul32rr, 'imul32rr'],
-  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [A.testEG, 'testEG'], [D.movEG, 'movEG'], [D.movGE, 'movGE'], [D.movx, 'movx'],
+  [A.imulGE, 'imulGE'], [D.setcc, 'setcc'], [D.cmovcc, 'cmovcc'], [A.testEI, 'testEI'], [A.testEG, 'testEG'], [D.movEG, 'movEG'], [D.movGE, 'movGE'], [D.movx, 'movx'], [D.movEI, 'movEI'],
   [C.jcc, 'jcc'], [C.jccSide, 'jccSide'], [C.jmpRel, 'jmpRel'], [C.call32, 'call32'], [C.ret32, 'ret32'],
 ]);
 
@@ -37,10 +37,11 @@ function nameOf(h: Handler): string {
  * Blocks go on past conditional branches (side exits: a taken one returns from the function
  * with EIP at its target), so a loop whose exit test is in the middle is one block too.
  *
- * Links: a block that branches back to its own start (the inner loop of memcpy, strlen, a
- * matrix row, a CRC bit loop) becomes a JavaScript loop that runs until the branch goes
- * elsewhere or the quantum's budget is spent, without returning to the dispatcher; call rel32
- * and ret are inlined as the block's last instruction. The guest registers a block uses live in
+ * Loops: branches back into the block (the inner loop of memcpy, strlen, a matrix row, and the
+ * loops around it) become JavaScript loops, nested as the guest's loops are (`regions`), that
+ * run until a branch goes elsewhere or the quantum's budget is spent, without returning to the
+ * dispatcher (coremix: 2.6 -> 1.2 million dispatches per 600 iterations, 0.85x the CPU time);
+ * call rel32 and ret are inlined as the block's last instruction. The guest registers a block uses live in
  * JavaScript locals while it runs (sha256: 0.91x the whole-process CPU time of `R[n]` accesses).
  *
  * (Tried and dropped: multi-block regions dispatched by a `switch` on EIP inside one function,
@@ -49,7 +50,10 @@ function nameOf(h: Handler): string {
  * unoptimized meanwhile. Chaining, a finished block calling its successor's compiled function
  * found through the CPU's block array, took 1.05-1.07x the CPU time on coremix: a call into
  * the next block costs about what a dispatcher round trip does; side exits and in-block jumps,
- * which make the loops longer instead, cut the dispatches 12x on strmem.)
+ * which make the loops longer instead, cut the dispatches 12x on strmem. Blocks of 128
+ * instructions instead of 64, and blocks that go on past a short forward jmp to its target,
+ * made no measurable difference on the three bench:emu workloads: the first cut coremix's
+ * dispatches by a third, but the longer functions cost their time back in compilation.)
  *
  * Sharing: a compiled block takes the CPU as its argument and reads the memory arrays and
  * bounds from it, so one function serves every CPU whose memory holds the same code bytes at
@@ -61,10 +65,11 @@ function nameOf(h: Handler): string {
 export const COMPILE_AFTER = 16;
 
 /**
- * A compiled block: runs the block (repeatedly, for a self-loop, while fewer than `budget`
- * instructions have run) and returns the number of instructions executed. When an instruction
- * sets `c.stop`, it returns early with `c.fk` = that instruction's index in the block; when one
- * faults, it adds the completed loop iterations to `c.retired`, sets `c.fk` and rethrows.
+ * A compiled block: runs the block (its loops go round while fewer than `budget` instructions
+ * have run) and returns the number of instructions executed. When an instruction sets
+ * `c.stop`, it returns early with `c.fk` = that instruction's index in the block (the count
+ * includes it); when one faults, it adds the instructions before it, less its index, to
+ * `c.retired`, sets `c.fk` and rethrows (the run loop adds the index).
  */
 export type CompiledBlock = (c: EmuCpu, budget: number) => number;
 
@@ -85,6 +90,12 @@ interface Gen {
   kills: number;
   /** For fusion: the kind of flag record and the temporaries holding it. */
   rec?: { op: Rec };
+  /**
+   * With `rec`: the code storing the lazy-flag record from the temporaries. An instruction whose
+   * flags only a fused condition reads leaves them out, and the exits after that condition
+   * store them instead (see `generate`).
+   */
+  flagRec?: string;
   /** The code tests condition `cc` where it says `@COND@` (filled in fused or through c.cond). */
   cc?: number;
 }
@@ -103,12 +114,31 @@ function ea(i: Instr): string {
   }
 }
 
+/**
+ * ESP-relative accesses of the block being generated that its entry check covers (see
+ * `stackWindow`): they need neither a bounds check nor a code-page check.
+ */
+let unchecked: ReadonlySet<Instr> = new Set();
+
 function load32(i: Instr, dst: string): string {
-  return `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); ${dst} = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true);`;
+  if (unchecked.has(i)) return `a = ${ea(i)}; ${dst} = DV.getInt32(a, true);`;
+  return `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); ${dst} = DV.getInt32(a, true);`;
 }
 
 function store32(i: Instr, val: string): string {
-  return `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 4); if ((a & 3) === 0) M[a >> 2] = ${val}; else DV.setInt32(a, ${val}, true);`;
+  if (unchecked.has(i)) return `a = ${ea(i)}; DV.setInt32(a, ${val}, true);`;
+  return `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); DV.setInt32(a, ${val}, true); ${CODE_WRITE}4);`;
+}
+
+/**
+ * Stores end with this marker plus the access size and `);`; `generate` turns it into the
+ * self-modifying-code check (after the store: the address is still in `a`, and only a store
+ * into a page holding code pays for reading `c.stop`).
+ */
+const CODE_WRITE = '@CW@';
+
+function codeWrite(size: number, stop: string): string {
+  return `if (CP[a >>> 12] !== 0) { c.codeWrite(a, ${size}); ${stop} }`;
 }
 
 function setFlags(op: 'add' | 'sub' | 'logic', live: boolean): string {
@@ -139,9 +169,9 @@ function genInstr(i: Instr, flagsLive: boolean): Gen | null {
       if (i.mem) return { code: `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); R[${i.reg}] = U8[a];`, kills: 0 };
       return { code: `R[${i.reg}] = (R[${i.rm & 3}] >>> ${(i.rm >> 2) * 8}) & 255;`, kills: 0 };
     case 'push32r':
-      return { code: `a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 4); if ((a & 3) === 0) M[a >> 2] = R[${i.reg}]; else DV.setInt32(a, R[${i.reg}], true); R[4] = a;`, kills: 0 };
+      return { code: `a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); DV.setInt32(a, R[${i.reg}], true); R[4] = a; ${CODE_WRITE}4);`, kills: 0 };
     case 'pop32r':
-      return { code: `a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); v = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true); R[4] = a + 4; R[${i.reg}] = v;`, kills: 0 };
+      return { code: `a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); v = DV.getInt32(a, true); R[4] = a + 4; R[${i.reg}] = v;`, kills: 0 };
     case 'notE':
       if (i.mem) return null;
       return { code: `R[${i.rm}] = ~R[${i.rm}];`, kills: 0 };
@@ -174,13 +204,13 @@ function genInstr(i: Instr, flagsLive: boolean): Gen | null {
     const writes = name !== 'cmp' && name !== 'test';
     if (writes && dstReg < 0) return null;
     const code = `${pre} fa = ${A}; fb = ${B}; fr = (${expr}) | 0; ${writes ? `R[${dstReg}] = fr;` : ''} ${setFlags(kind, flagsLive)}`;
-    return { code, kills: FULL, rec: { op: kind } };
+    return { code, kills: FULL, rec: { op: kind }, flagRec: setFlags(kind, true) };
   }
   if (f === 'movx') {
     const wide = i.opcode === 0x1b7 || i.opcode === 0x1bf;
     const signed = i.opcode === 0x1be || i.opcode === 0x1bf;
     let src: string;
-    if (i.mem) src = wide ? `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM2) c.memFault(a, 2, 'read'); v = U8[a] | (U8[a + 1] << 8);` : `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); v = U8[a];`;
+    if (i.mem) src = wide ? `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM2) c.memFault(a, 2, 'read'); v = DV.getUint16(a, true);` : `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); v = U8[a];`;
     else src = `v = ${wide ? `R[${i.rm}] & 65535` : byteReg(i.rm)};`;
     const sh = wide ? 16 : 24;
     return { kills: 0, code: `${src} R[${i.reg}] = ${signed ? `(v << ${sh}) >> ${sh}` : 'v'};` };
@@ -193,7 +223,7 @@ function genInstr(i: Instr, flagsLive: boolean): Gen | null {
   if (f === 'testEI' || f === 'testEG') {
     const pre = i.mem ? load32(i, 'fa') : `fa = R[${i.rm}];`;
     const other = f === 'testEI' ? `${i.imm | 0}` : `R[${i.reg}]`;
-    return { kills: FULL, rec: { op: 'logic' }, code: `${pre} fr = fa & ${other}; ${setFlags('logic', flagsLive)}` };
+    return { kills: FULL, rec: { op: 'logic' }, flagRec: setFlags('logic', true), code: `${pre} fr = fa & ${other}; ${setFlags('logic', flagsLive)}` };
   }
   // Shifts/rotates by a non-zero immediate on a register.
   if (op === 0xc1 && !i.mem && (i.imm & 31) !== 0) {
@@ -247,8 +277,12 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
     return { kills: 0, cc: i.sub, code: `R[${i.rm & 3}] = (R[${i.rm & 3}] & ${~(255 << sh)}) | ((@COND@) ? ${1 << sh} : 0);` };
   }
   const load = (dst: string): string => `a = ${ea(i)}; if ((a - 4096) >>> 0 > RM1) c.memFault(a, 1, 'read'); ${dst} = U8[a];`;
+  if (f === 'movEI' && i.mem) {
+    // mov byte [mem], imm8: string code's terminators and fills (strmem's loops).
+    return { kills: 0, code: `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM1) c.memFault(a, 1, 'write'); U8[a] = ${i.imm & 255}; ${CODE_WRITE}1);` };
+  }
   if (f === 'movEG' && i.mem) {
-    return { kills: 0, code: `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM1) c.memFault(a, 1, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 1); U8[a] = ${byteReg(i.reg)};` };
+    return { kills: 0, code: `a = ${ea(i)}; if ((a - 8192) >>> 0 > WM1) c.memFault(a, 1, 'write'); U8[a] = ${byteReg(i.reg)}; ${CODE_WRITE}1);` };
   }
   if ((f === 'movEG' || f === 'movGE') && !i.mem) {
     const dst = f === 'movEG' ? i.rm : i.reg;
@@ -266,18 +300,12 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
     const pre = i.mem ? load('fa') : `fa = ${byteReg(i.rm)};`;
     const imm = f === 'testEG' ? byteReg(i.reg) : `${i.imm & 255}`;
     if (cmp) {
-      return {
-        kills: ARITH,
-        rec: { op: 'sub8' },
-        code: `${pre} fb = ${imm}; fr = (fa - fb) | 0;` + (flagsLive ? ` c.lazy = ${ARITH}; c.lop = 1; c.la = fa; c.lb = fb; c.lr = fr; c.lsz = 1; c.lcin = 0;` : ''),
-      };
+      const flagRec = ` c.lazy = ${ARITH}; c.lop = 1; c.la = fa; c.lb = fb; c.lr = fr; c.lsz = 1; c.lcin = 0;`;
+      return { kills: ARITH, rec: { op: 'sub8' }, flagRec, code: `${pre} fb = ${imm}; fr = (fa - fb) | 0;` + (flagsLive ? flagRec : '') };
     }
     // A byte AND is never negative as an int32: conditions read SF from bit 7 ('logic8').
-    return {
-      kills: ARITH,
-      rec: { op: 'logic8' },
-      code: `${pre} fr = fa & ${imm};` + (flagsLive ? ` c.lazy = ${ARITH}; c.lop = 2; c.lr = fr; c.lsz = 1;` : ''),
-    };
+    const flagRec = ` c.lazy = ${ARITH}; c.lop = 2; c.lr = fr; c.lsz = 1;`;
+    return { kills: ARITH, rec: { op: 'logic8' }, flagRec, code: `${pre} fr = fa & ${imm};` + (flagsLive ? flagRec : '') };
   }
   // Byte add/or/and/sub/xor/cmp into a register (sha256's and the CRC loop's byte counters).
   if ((f === 'aluEI' || f === 'aluEG' || f === 'aluGE') && i.sub !== 2 && i.sub !== 3) {
@@ -293,6 +321,7 @@ function genByte(i: Instr, flagsLive: boolean): Gen | null {
     const g: Gen = { kills: ARITH, code: `${pre} fa = ${byteReg(dst)}; fb = ${src}; fr = (fa ${ops[i.sub]} fb) | 0; ${write}${flagsLive ? rec : ''}` };
     if (kind === 1) g.rec = { op: 'sub8' };
     else if (kind === 2) g.rec = { op: 'logic8' };
+    if (g.rec) g.flagRec = rec;
     return g;
   }
   return null;
@@ -384,7 +413,7 @@ export function compileBlock(c: EmuCpu, b: Block): CompiledBlock {
   const key = blockKey(c, b);
   const shared = SHARED.get(key);
   if (shared !== undefined) return shared;
-  const fn = generate(b);
+  const fn = generateChecked(b);
   if (SHARED.size >= SHARED_MAX) SHARED.clear();
   SHARED.set(key, fn);
   return fn;
@@ -397,90 +426,260 @@ function blockKey(c: EmuCpu, b: Block): string {
   return `${b.addr}:${b.end}:${String.fromCharCode(...c.u8.subarray(lo, hi))}`;
 }
 
-function generate(b: Block): CompiledBlock {
+/**
+ * Compile `b`; where it reads or writes the stack through [ESP + disp] before anything changes
+ * ESP (gcc's spills and locals: sha256's rounds), two functions: one whose entry checks once
+ * that the whole window of those accesses is writable guest memory on pages without code, and
+ * then runs them unchecked (0.7x the CPU time of sha256), falling back to the other, every
+ * access checked, when it is not.
+ */
+function generateChecked(b: Block): CompiledBlock {
+  const checked = generate(b, null);
+  const w = stackWindow(b.instrs, lastGens);
+  if (w === null) return checked;
+  unchecked = w.covered;
+  try {
+    return generate(b, { lo: w.lo, span: w.span, slow: checked });
+  } finally {
+    unchecked = new Set();
+  }
+}
+
+/**
+ * The [ESP + disp] dword accesses at a constant ESP: before the first instruction that may
+ * change ESP (a push, pop, call, ret, a write to ESP or any handler call), and not in a loop
+ * that reaches it. `lo` = their lowest displacement, `span` = bytes from there to the end of
+ * the highest one (at most 4 KiB, so the window touches two pages at most); null if none.
+ */
+function stackWindow(ins: Instr[], gens: readonly (Gen | null)[]): { covered: Set<Instr>; lo: number; span: number } | null {
+  const n = ins.length;
+  let first = n;
+  for (let k = 0; k < n && first === n; k++) {
+    const i = ins[k];
+    if (i.exec === C.jcc || i.exec === C.jccSide || i.exec === C.jmpRel) continue;
+    const g = gens[k];
+    if (g === null || i.exec === C.call32 || i.exec === C.ret32 || /\bR\[4\] =(?!=)/.test(g.code)) first = k;
+  }
+  const { backEdges } = regions(ins);
+  const covered = new Set<Instr>();
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let k = 0; k < first; k++) {
+    const i = ins[k];
+    if (!i.mem || i.eaKind !== 1 || i.base !== 4 || i.opsize !== 4) continue;
+    if (backEdges.some((r) => r.s <= k && k <= r.e && r.e >= first)) continue;
+    covered.add(i);
+    lo = Math.min(lo, i.disp);
+    hi = Math.max(hi, i.disp + 4);
+  }
+  if (covered.size === 0 || hi - lo > 4096) return null;
+  return { covered, lo, span: hi - lo };
+}
+
+/** The per-instruction code of the last `generate` (`stackWindow` reads which instructions call handlers). */
+let lastGens: (Gen | null)[] = [];
+
+function generate(b: Block, fast: { lo: number; span: number; slow: CompiledBlock } | null): CompiledBlock {
   const ins = b.instrs;
   const n = ins.length;
-  // Backward liveness of the arithmetic flags; everything is live at the block end.
-  const gens: (Gen | null)[] = new Array(n).fill(null);
-  let liveAfter = ARITH;
-  for (let k = n - 1; k >= 0; k--) {
-    const i = ins[k];
-    // A side exit leaves to code that may read any flag.
-    if (i.exec === C.jccSide) liveAfter = ARITH;
-    const g = genInstr(i, (liveAfter & ARITH) !== 0);
-    gens[k] = g;
-    const kills = g ? g.kills : 0;
-    const name = nameOf(i.exec);
-    const inlinedTerm = i.term && (name === 'jcc' || name === 'jccSide' || name === 'jmpRel' || name === 'call32' || name === 'ret32');
-    liveAfter = (liveAfter & ~kills) | flagsRead(i, g !== null || inlinedTerm);
+  const { loops, skips, crossing } = regions(ins);
+  const flow = controlFlow(ins, loops, skips, crossing);
+  // Loops whose back edges cross (gcc's rotated loops with two heads, a merge loop entered in
+  // the middle): the whole block is one `switch` in a loop, every branch inside it a jump to a
+  // case (`goto`), instead of side exits back to the dispatcher.
+  const labels = new Set<number>();
+  for (let k = 0; k < n; k++) if (flow.kind[k] === 'goto') labels.add(flow.target[k]);
+  // Which flag record each inlined condition can read from the temporaries (mirrors the
+  // emission below: joins and every other flag writer end a record).
+  // genInstr depends only on the instruction and whether its flags are live (and on `unchecked`,
+  // fixed for the whole call): the liveness passes below ask again and again.
+  const memo: (Gen | null | undefined)[] = new Array(2 * n);
+  const gen = (k: number, live: boolean): Gen | null => {
+    const slot = 2 * k + (live ? 1 : 0);
+    let g = memo[slot];
+    if (g === undefined) g = memo[slot] = genInstr(ins[k], live);
+    return g;
+  };
+  const live1 = ins.map((_, k) => gen(k, true));
+  const fuseOn: number[] = new Array(n).fill(-1);
+  {
+    let w = -1;
+    for (let k = 0; k < n; k++) {
+      if (loops.has(k) || labels.has(k)) w = -1;
+      const i = ins[k];
+      const g = live1[k];
+      const f = flow.kind[k];
+      const cc = f === undefined ? g?.cc : f === 'skip' || f === 'side' || f === 'jcc' || (f === 'back' && i.exec !== C.jmpRel) ? i.sub : undefined;
+      if (cc !== undefined && w >= 0 && fusedCond(live1[w]!.rec!.op, cc) !== null) fuseOn[k] = w;
+      if (flow.kind[k] === undefined) {
+        if (g !== null) {
+          if (g.rec) w = k;
+          else if (g.kills !== 0 || (i.spec?.flagsOut ?? 0) !== 0) w = -1;
+        } else if ((i.spec?.flagsOut ?? ARITH) !== 0) w = -1;
+      }
+      for (const r of skips.values()) if (r.e === k) w = -1;
+    }
   }
-  const last = ins[n - 1];
-  const lastName = nameOf(last.exec);
-  const selfLoop = last.spec !== null && last.opsize === 4 && last.imm === b.addr && (lastName === 'jcc' || lastName === 'jmpRel');
+  // A condition fused on a record that can be left out of memory reads nothing from the CPU.
+  const deferrable = ins.map((_, k) => {
+    const g = gen(k, false);
+    return g !== null && g.rec !== undefined && g.flagRec !== undefined;
+  });
+  const readsNone = (k: number): boolean => fuseOn[k] >= 0 && deferrable[fuseOn[k]];
+  // Liveness of the arithmetic flags over the block's own branches (loops make it a fixpoint).
+  // Exits need every flag, except the exits taken by a fused condition and a loop's budget
+  // exit: they store the record of the pending writer themselves.
+  const gens: (Gen | null)[] = new Array(n).fill(null);
+  const liveAfter: number[] = new Array(n).fill(ARITH);
+  let liveIn: number[] = new Array(n + 1).fill(0);
+  const pass = (conservative: boolean): boolean => {
+    let changed = false;
+    for (let k = n - 1; k >= 0; k--) {
+      const i = ins[k];
+      const kind = flow.kind[k];
+      const t = flow.target[k];
+      let after: number;
+      if (conservative) after = kind === 'skip' || kind === 'back' || kind === 'goto' || kind === 'side' || k === n - 1 ? ARITH : liveIn[k + 1];
+      else if (k === n - 1) after = (kind === 'back' || kind === 'goto') && i.exec === C.jmpRel ? liveIn[t] : ARITH;
+      // A fused branch on a record kept in locals stores it on each of its edges that needs it
+      // (see `edgeRec`), so the record's writer sees its flags dead.
+      else if ((kind === 'skip' || kind === 'back' || kind === 'goto' || kind === 'side') && readsNone(k)) after = 0;
+      else if (kind === 'skip' || kind === 'back' || kind === 'goto') after = liveIn[k + 1] | liveIn[t];
+      else if (kind === 'side') after = ARITH;
+      else after = liveIn[k + 1];
+      const g = gen(k, (after & ARITH) !== 0);
+      gens[k] = g;
+      liveAfter[k] = after;
+      const name = nameOf(i.exec);
+      const inlinedTerm = i.term && (name === 'jcc' || name === 'jccSide' || name === 'jmpRel' || name === 'call32' || name === 'ret32');
+      const reads = !conservative && readsNone(k) ? 0 : flagsRead(i, g !== null || inlinedTerm);
+      const li = (after & ~(g ? g.kills : 0)) | reads;
+      if (li !== liveIn[k]) {
+        liveIn[k] = li;
+        changed = true;
+      }
+    }
+    return changed;
+  };
+  let settled = false;
+  for (let round = 0; round < 8 && !settled; round++) settled = !pass(false);
+  if (!settled) {
+    liveIn = new Array(n + 1).fill(0);
+    pass(true);
+  }
+  lastGens = gens;
+  const opens = new Map<number, Region[]>();
+  const closes = new Map<number, Region[]>();
+  for (const r of [...loops.values(), ...skips.values()]) {
+    if (!opens.has(r.s)) opens.set(r.s, []);
+    opens.get(r.s)!.push(r);
+    if (!closes.has(r.e)) closes.set(r.e, []);
+    closes.get(r.e)!.push(r);
+  }
+  for (const l of opens.values()) l.sort((x, y) => y.e - x.e); // outer first
+  for (const l of closes.values()) l.sort((x, y) => y.s - x.s); // inner first
   const body: string[] = [];
-  const jumps = forwardJumps(ins);
-  // Instructions skipped by taken in-block jumps (so far, over all iterations) are not counted.
-  const SK = jumps.size > 0 ? ' - sk' : '';
-  const closeAt = new Map<number, number>();
-  for (const t of jumps.values()) closeAt.set(t, (closeAt.get(t) ?? 0) + 1);
-  const stopAt = (k: number): string => `if (c.stop !== 0) { c.fk = ${k}; return it * ${n} + ${k + 1}${SK}; }`;
+  // Instructions are counted per straight-line segment: `ic` holds the count up to `seg`,
+  // flushed where paths join or leave (loop heads, skip targets, branches).
+  let seg = 0;
+  const segOf: number[] = new Array(n).fill(0);
+  const flush = (x: number): void => {
+    if (x > seg) body.push(`ic += ${x - seg};`);
+    seg = x;
+  };
+  // The record of the last flag writer when it was left out of memory (its temporaries hold it):
+  // stored on the way out of the function, so flags are exact at every exit but a fault.
+  let pend = '';
+  const done = (k: number): string => `ic + ${k + 1 - seg}`;
+  const stopAt = (k: number): string => `if (c.stop !== 0) { ${pend} c.fk = ${k}; return ${done(k)}; }`;
+  const condOf = (rec: { op: Rec } | null, cc: number): string => (rec ? fusedCond(rec.op, cc) : null) ?? `c.cond(${cc})`;
   let lastRec: { op: Rec } | null = null;
+  if (crossing) body.push('S: for (;;) { switch (at) { case 0:');
   for (let k = 0; k < n; k++) {
     const i = ins[k];
     const g = gens[k];
-    const name = nameOf(i.exec);
-    const closes = closeAt.get(k);
-    if (closes !== undefined) {
-      body.push('}'.repeat(closes));
-      lastRec = null; // reached from two paths: the flag temporaries are not known here
+    if (k > 0 && labels.has(k)) {
+      flush(k);
+      body.push(`case ${k}:`);
+      lastRec = null;
+      pend = '';
     }
-    const t = jumps.get(k);
-    if (t !== undefined) {
-      const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
-      body.push(`j${k}: { k = ${k}; if (${cond ?? `c.cond(${i.sub})`}) { sk += ${t - k - 1}; break j${k}; }`);
-      continue;
+    for (const r of opens.get(k) ?? []) {
+      if (r.kind === 'loop') {
+        flush(k);
+        body.push(`L${k}: for (;;) {`);
+        lastRec = null; // reached from two paths: the flag temporaries are not known here
+        pend = '';
+      } else body.push(`j${k}: {`);
     }
-    if (k === n - 1 && i.term && i.spec !== null && i.opsize === 4 && !i.lock) {
-      if (name === 'jcc') {
-        const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
-        if (selfLoop) body.push(`if (${cond ?? `c.cond(${i.sub})`}) { if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n}${SK}; }\nreturn (it + 1) * ${n}${SK};`);
-        else body.push(`if (${cond ?? `c.cond(${i.sub})`}) c.eip = ${i.imm};`);
-        continue;
+    segOf[k] = seg;
+    const kind = flow.kind[k];
+    const target = i.imm;
+    // The pending record where a branch's edge leads to code that reads it (or leaves).
+    const edgeRec = (to: number): string => (to < n && (liveIn[to] & ARITH) === 0 ? '' : pend);
+    const fallRec = kind === 'skip' || kind === 'back' || kind === 'goto' || kind === 'side' ? edgeRec(k + 1) : '';
+    if (kind === 'skip') {
+      const cond = condOf(lastRec, i.sub);
+      body.push(`k = ${k};`);
+      flush(k + 1);
+      body.push(`if (${cond}) { ${edgeRec(flow.target[k])} break j${k}; } ${fallRec}`);
+    } else if (kind === 'goto') {
+      const t = flow.target[k];
+      const cond = i.exec === C.jmpRel ? 'true' : condOf(lastRec, i.sub);
+      body.push(`k = ${k};`);
+      flush(k + 1);
+      // Backward jumps may loop: they check the budget.
+      const taken = edgeRec(t);
+      const leave = t <= k ? `if (ic >= budget) { ${taken ? '' : pend} c.eip = ${target}; return ic; } ` : '';
+      body.push(`if (${cond}) { at = ${t}; ${taken} ${leave}continue S; } ${fallRec}`);
+    } else if (kind === 'back') {
+      // A loop back edge: the loop goes on in JavaScript until the budget is spent.
+      const cond = i.exec === C.jmpRel ? 'true' : condOf(lastRec, i.sub);
+      body.push(`k = ${k};`);
+      flush(k + 1);
+      const taken = edgeRec(flow.target[k]);
+      body.push(`if (${cond}) { ${taken} if (ic < budget) continue L${flow.target[k]}; ${taken ? '' : pend} c.eip = ${target}; return ic; } ${fallRec}`);
+    } else if (kind === 'jcc') {
+      body.push(`if (${condOf(lastRec, i.sub)}) c.eip = ${target};`);
+    } else if (kind === 'jmp') {
+      body.push(`c.eip = ${target};`);
+    } else if (kind === 'call') {
+      body.push(`k = ${k}; a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); DV.setInt32(a, ${i.next}, true); R[4] = a; c.eip = ${target}; ${codeWrite(4, stopAt(k))}`);
+    } else if (kind === 'ret') {
+      body.push(`k = ${k}; a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); c.eip = DV.getInt32(a, true); R[4] = a + 4;`);
+    } else if (kind === 'side') {
+      body.push(`k = ${k}; if (${condOf(lastRec, i.sub)}) { ${pend} c.eip = ${target}; return ${done(k)}; } ${fallRec}`);
+    } else if (g !== null) {
+      const code = g.cc === undefined ? g.code : g.code.replace('@COND@', condOf(lastRec, g.cc));
+      // A store into a code page may have dropped this very block: leave after it.
+      body.push(`k = ${k}; ${code.replace(/@CW@(\d)\);/g, (_m, w: string) => codeWrite(Number(w), stopAt(k)))}`);
+      if (g.rec) {
+        lastRec = g.rec;
+        pend = (liveAfter[k] & ARITH) === 0 ? (g.flagRec ?? '') : '';
+      } else if (g.kills !== 0 || (i.spec?.flagsOut ?? 0) !== 0) {
+        // Any other flag writer ends the fusable record (found by the differential tester: an
+        // inlined imul, which calls its handler, left the previous `or` record for jae to fuse on).
+        lastRec = null;
+        pend = '';
       }
-      if (name === 'jmpRel') {
-        if (selfLoop) body.push(`if (++it * ${n} < budget) continue; c.eip = ${i.imm}; return it * ${n}${SK};`);
-        else body.push(`c.eip = ${i.imm};`);
-        continue;
-      }
-      if (name === 'call32') {
-        body.push(`k = ${k}; a = (R[4] - 4) | 0; if ((a - 8192) >>> 0 > WM4) c.memFault(a, 4, 'write'); if (CP[a >>> 12] !== 0) c.codeWrite(a, 4); if ((a & 3) === 0) M[a >> 2] = ${i.next}; else DV.setInt32(a, ${i.next}, true); R[4] = a; c.eip = ${i.imm};`);
-        body.push(stopAt(k));
-        continue;
-      }
-      if (name === 'ret32') {
-        body.push(`k = ${k}; a = R[4]; if ((a - 4096) >>> 0 > RM4) c.memFault(a, 4, 'read'); c.eip = (a & 3) === 0 ? M[a >> 2] : DV.getInt32(a, true); R[4] = a + 4;`);
-        continue;
-      }
-    }
-    if (name === 'jccSide' && i.spec !== null && i.opsize === 4 && !i.lock) {
-      const cond = lastRec ? fusedCond(lastRec.op, i.sub) : null;
-      body.push(`k = ${k}; if (${cond ?? `c.cond(${i.sub})`}) { c.eip = ${i.imm}; return it * ${n} + ${k + 1}${SK}; }`);
-      continue;
-    }
-    if (g !== null) {
-      const code = g.cc === undefined ? g.code : g.code.replace('@COND@', (lastRec ? fusedCond(lastRec.op, g.cc) : null) ?? `c.cond(${g.cc})`);
-      body.push(`k = ${k}; ${code}`);
-      if (g.code.includes('c.codeWrite')) body.push(stopAt(k));
-      if (g.rec) lastRec = g.rec;
-      // Any other flag writer ends the fusable record (found by the differential tester: an
-      // inlined imul, which calls its handler, left the previous `or` record for jae to fuse on).
-      else if (g.kills !== 0 || (i.spec?.flagsOut ?? 0) !== 0) lastRec = null;
     } else {
-      body.push(`k = ${k}; @SPILL@ h = 1; H[${k}](c, I[${k}]); h = 0; @RELOAD@ ${stopAt(k)}`);
+      body.push(`k = ${k}; ${pend} @SPILL@ h = 1; H[${k}](c, I[${k}]); h = 0; @RELOAD@ ${stopAt(k)}`);
       if ((i.spec?.flagsOut ?? ARITH) !== 0) lastRec = null;
+      pend = '';
+    }
+    for (const r of closes.get(k) ?? []) {
+      flush(k + 1);
+      if (r.kind === 'loop') body.push(`break L${r.s}; }`);
+      else {
+        body.push('}');
+        lastRec = null; // a skip target: reached from two paths
+        pend = '';
+      }
     }
   }
-  // Registers in JavaScript locals for the whole block (and all iterations of a self-loop):
+  flush(n);
+  if (crossing) body.push('} break S; }');
+  // Registers in JavaScript locals for the whole block (and all iterations of its loops):
   // written back around handler calls and when the function returns or throws (unless a
   // handler threw: then the handler's register state is the architectural one).
   const inline = body.join('\n');
@@ -491,36 +690,117 @@ function generate(b: Block): CompiledBlock {
   const regLocals = used.length ? `let ${used.map((r) => `r${r} = R[${r}]`).join(', ')};` : '';
   const use = (name: string, init: string): string => (new RegExp(`\\b${name}\\b`).test(text) ? `, ${name} = ${init}` : '');
   const prologue = `const R = c.regs${use('M', 'c.m32')}${use('U8', 'c.u8')}${use('DV', 'c.dv')}${use('CP', 'c.codePages')}${use('RM1', 'c.rmax1')}${use('RM2', 'c.rmax2')}${use('RM4', 'c.rmax4')}${use('WM4', 'c.wmax4')}${use('WM1', 'c.wmax1')};`;
-  const run = selfLoop ? `for (;;) {\n${text}\n}` : `${text}\n return ${n}${SK};`;
-  const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, it = 0, sk = 0;\n try {\n${run}\n } catch (e) { c.fk = k; c.retired += it * ${n}${SK}; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
+  // On a fault, `retired` gets the instructions before the faulting one (the run loop adds its index).
+  // The window check comes before the registers are copied to locals (the fallback runs on the CPU's own).
+  const guard = fast
+    ? `{ const lo = (c.regs[4] + ${fast.lo}) | 0; if ((lo - 8192) >>> 0 > c.wmax1 + 1 - ${fast.span} || c.codePages[lo >>> 12] !== 0 || c.codePages[(lo + ${fast.span - 1}) >>> 12] !== 0) return SLOW(c, budget); }`
+    : '';
+  const src = `return function block_${b.addr.toString(16)}(c, budget) {\n ${guard}\n ${prologue}\n ${regLocals}\n let k = 0, h = 0, a = 0, v = 0, fa = 0, fb = 0, fr = 0, ic = 0, at = 0;\n try {\n${text}\n return ic;\n } catch (e) { c.fk = k; c.retired += ic - SG[k]; throw e; } finally { if (h === 0) { ${spill} } }\n};`;
   const handlers: Handler[] = ins.map((i) => i.exec);
-  return (new Function('I', 'H', src) as (I: Instr[], H: Handler[]) => CompiledBlock)(ins, handlers);
+  type Make = (I: Instr[], H: Handler[], SG: Int32Array, SLOW: CompiledBlock | null) => CompiledBlock;
+  return (new Function('I', 'H', 'SG', 'SLOW', src) as Make)(ins, handlers, Int32Array.from(segOf), fast?.slow ?? null);
+}
+
+/** How an instruction leaves straight-line code, where the compiler inlines it. */
+type Flow = 'skip' | 'back' | 'goto' | 'side' | 'jcc' | 'jmp' | 'call' | 'ret';
+
+/**
+ * Per instruction: `kind` (undefined for straight-line code and handler calls) and, for a skip
+ * or a back edge, `target` = the index it jumps to.
+ */
+function controlFlow(ins: Instr[], loops: Map<number, Region>, skips: Map<number, Region>, switched: boolean): { kind: (Flow | undefined)[]; target: number[] } {
+  const n = ins.length;
+  const kind: (Flow | undefined)[] = new Array(n).fill(undefined);
+  const target: number[] = new Array(n).fill(-1);
+  for (let k = 0; k < n; k++) {
+    const i = ins[k];
+    const inline = i.spec !== null && i.opsize === 4 && !i.lock;
+    const name = nameOf(i.exec);
+    const lastJump = k === n - 1 && i.term && inline && (name === 'jcc' || name === 'jmpRel');
+    const sk = skips.get(k);
+    if (sk !== undefined) {
+      kind[k] = 'skip';
+      target[k] = sk.e + 1;
+    } else if (inline && (i.exec === C.jccSide || lastJump)) {
+      const t = indexOf(ins, i.imm);
+      const r = t !== undefined ? loops.get(t) : undefined;
+      if (switched && t !== undefined) {
+        kind[k] = 'goto';
+        target[k] = t;
+      } else if (r !== undefined && r.s <= k && k <= r.e) {
+        kind[k] = 'back';
+        target[k] = t!;
+      } else kind[k] = i.exec === C.jccSide ? 'side' : name === 'jcc' ? 'jcc' : 'jmp';
+    } else if (k === n - 1 && i.term && inline && name === 'call32') kind[k] = 'call';
+    else if (k === n - 1 && i.term && inline && name === 'ret32') kind[k] = 'ret';
+  }
+  return { kind, target };
+}
+
+/** Index of the instruction at guest address `addr` in `ins`, or undefined. */
+function indexOf(ins: Instr[], addr: number): number | undefined {
+  for (let k = 0; k < ins.length; k++) if (ins[k].addr === addr) return k;
+  return undefined;
 }
 
 /**
- * Side exits whose target is a later instruction of the same block (an if without else inside
- * a loop body), as instruction index -> target index. They compile to a `break` out of a
- * labelled JS block instead of leaving the function, so the dispatcher is not re-entered; the
- * labelled blocks must nest, so a jump crossing an accepted one stays a side exit.
+ * A structured piece of a block: a loop over instructions `s..e` (`e` is its last back edge to
+ * `s`), or a skip (the conditional branch at `s` jumps forward to `e + 1`).
  */
-function forwardJumps(ins: Instr[]): Map<number, number> {
-  const at = new Map<number, number>();
-  ins.forEach((i, k) => at.set(i.addr, k));
-  const out = new Map<number, number>();
-  const open: number[] = []; // targets of the accepted jumps enclosing the current position
-  for (let k = 0; k < ins.length; k++) {
-    while (open.length > 0 && open[open.length - 1]! <= k) open.pop();
-    const i = ins[k];
-    if (i.exec !== C.jccSide || i.spec === null || i.opsize !== 4 || i.lock) continue;
-    const t = at.get(i.imm);
-    if (t === undefined || t <= k) continue;
-    if (open.length > 0 && t > open[open.length - 1]!) continue; // would cross an enclosing block
-    out.set(k, t);
-    open.push(t);
-  }
-  return out;
+interface Region {
+  kind: 'loop' | 'skip';
+  s: number;
+  e: number;
 }
 
-function isJcc(i: Instr): boolean {
-  return i.exec === C.jcc;
+/** Disjoint, or one strictly inside the other: JavaScript's labelled blocks and loops must nest. */
+function nests(a: Region, b: Region): boolean {
+  if (a.e < b.s || b.e < a.s) return true;
+  if (a.s === b.s && a.e === b.e) return false;
+  return (a.s <= b.s && b.e <= a.e) || (b.s <= a.s && a.e <= b.e);
+}
+
+/**
+ * Branches whose target is an instruction of the same block: back edges become JavaScript loops
+ * (largest first: an outer loop of a nest, then the loops inside it), forward branches labelled
+ * blocks left with `break` (an if without else). Whatever would not nest with the regions taken
+ * stays a side exit that leaves the function (gcc's rotated loops with two heads, for one).
+ */
+function regions(ins: Instr[]): { loops: Map<number, Region>; skips: Map<number, Region>; crossing: boolean; backEdges: Region[] } {
+  const n = ins.length;
+  const inlineJump = (i: Instr): boolean => i.spec !== null && i.opsize === 4 && !i.lock;
+  const lastBack = new Map<number, number>();
+  for (let k = 0; k < n; k++) {
+    const i = ins[k];
+    const back = (i.exec === C.jccSide && inlineJump(i)) || (k === n - 1 && i.term && inlineJump(i) && (i.exec === C.jcc || i.exec === C.jmpRel));
+    if (!back) continue;
+    const t = indexOf(ins, i.imm);
+    if (t !== undefined && t <= k) lastBack.set(t, Math.max(lastBack.get(t) ?? k, k));
+  }
+  const taken: Region[] = [];
+  const loops = new Map<number, Region>();
+  const cands: Region[] = [...lastBack].map(([s, e]) => ({ kind: 'loop', s, e }));
+  cands.sort((x, y) => y.e - y.s - (x.e - x.s));
+  let crossing = false;
+  for (const r of cands) {
+    if (!taken.every((x) => nests(x, r))) {
+      crossing = true;
+      continue;
+    }
+    taken.push(r);
+    loops.set(r.s, r);
+  }
+  if (crossing) return { loops: new Map(), skips: new Map(), crossing, backEdges: cands };
+  const skips = new Map<number, Region>();
+  for (let k = 0; k < n; k++) {
+    const i = ins[k];
+    if (i.exec !== C.jccSide || !inlineJump(i)) continue;
+    const t = indexOf(ins, i.imm);
+    if (t === undefined || t <= k) continue;
+    const r: Region = { kind: 'skip', s: k, e: t - 1 };
+    if (!taken.every((x) => nests(x, r))) continue;
+    taken.push(r);
+    skips.set(k, r);
+  }
+  return { loops, skips, crossing, backEdges: cands };
 }

@@ -211,7 +211,8 @@ export class EmuCpu implements Vcpu {
       }
       if (this.stop !== 0) {
         const i = ins[k];
-        if (!i.term) this.eip = i.next;
+        // A paused rep instruction has set EIP back to itself.
+        if (!i.term && (this.stop & STOP_YIELD) === 0) this.eip = i.next;
         this.retired += k + 1;
         const yielded = (this.stop & STOP_YIELD) !== 0;
         this.stop = 0;
@@ -336,7 +337,7 @@ export class EmuCpu implements Vcpu {
 
   rd32(a: number): number {
     if ((a - READ_BASE) >>> 0 > this.rmax4) this.memFault(a, 4, 'read');
-    if ((a & 3) === 0) return this.m32[a >> 2];
+    // One DataView access (unaligned ones included) is faster in V8 than an alignment test and an Int32Array index.
     return this.dv.getInt32(a, true);
   }
 
@@ -378,8 +379,7 @@ export class EmuCpu implements Vcpu {
   wr32(a: number, v: number): void {
     if ((a - WRITE_BASE) >>> 0 > this.wmax4) this.memFault(a, 4, 'write');
     if (this.codePages[a >>> 12] !== 0) this.codeWrite(a, 4);
-    if ((a & 3) === 0) this.m32[a >> 2] = v;
-    else this.dv.setInt32(a, v, true);
+    this.dv.setInt32(a, v, true);
   }
 
   wr(a: number, size: number, v: number): void {
