@@ -131,8 +131,9 @@ function closePassively(conn: TcpConnection): void {
 class InlineVirtualHost extends VirtualHost {
   private processing = false;
 
-  override deliver(frame: Uint8Array): void {
-    super.deliver(frame);
+  /** `flags` are the frame's `FRAME_CSUM` bits: passed on, or a guest's unsummed TX_CSUM frame would fail our checksum test. */
+  override deliver(frame: Uint8Array, flags = 0): void {
+    super.deliver(frame, flags);
     if (this.processing) return;
     this.processing = true;
     try {
