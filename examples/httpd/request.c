@@ -1,22 +1,25 @@
 /* HTTP/1.x request head parsing (request.h). */
 #include "request.h"
 #include <ilwaco/assets.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
 size_t request_head_length(const char *buf, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] != '\n') continue;
+    /* memchr tests a word per step; the blank-line check runs only at each LF. */
+    for (const char *p = buf, *end = buf + len; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) {
+        size_t i = (size_t)(p - buf);
         if (i + 1 < len && buf[i + 1] == '\n') return i + 2;
         if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n') return i + 3;
     }
     return 0;
 }
 
-/* RFC 9110 tchar. */
+/* RFC 9110 5.6.2 tchar, as a bitmap of the 128 ASCII codes: digits, letters and !#$%&'*+-.^_`|~
+ * (a table, because header names are checked byte by byte for every request). */
 static int is_tchar(unsigned char c) {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    static const uint32_t map[4] = {0x00000000u, 0x03ff6cfau, 0xc7fffffeu, 0x57ffffffu};
+    return c < 128 && (map[c >> 5] >> (c & 31) & 1);
 }
 
 static int hexval(unsigned char c) {
@@ -112,8 +115,8 @@ int request_parse(const char *buf, size_t len, struct request *r) {
         size_t n = (size_t)(nl - s);
         pos += n + 1;
         if (n > 0 && s[n - 1] == '\r') n--;
-        if (memchr(s, '\r', n)) return 400; /* bare CR */
         if (lineno++ == 0) {
+            if (memchr(s, '\r', n)) return 400; /* bare CR (a field line's checks below reject one) */
             status = parse_request_line(s, n, r);
             if (status == 400 || status == 505) return status;
             continue; /* a 414 is reported after the fields are checked for worse errors */
