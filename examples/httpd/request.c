@@ -91,6 +91,9 @@ static int parse_request_line(const char *s, size_t n, struct request *r) {
     const char *end = s + n;
     const char *sp = memchr(t, ' ', (size_t)(end - t));
     if (!sp || sp == t) return 400;
+    /* A bare CR: the method (tchar), the version (checked byte by byte) and every field line
+     * (name tchar, value no CTL) reject one by themselves; only the target needs a look. */
+    if (memchr(t, '\r', (size_t)(sp - t))) return 400;
     const char *v = sp + 1;
     if (end - v != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.') return 400;
     if (v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9') return 400;
@@ -116,7 +119,6 @@ int request_parse(const char *buf, size_t len, struct request *r) {
         pos += n + 1;
         if (n > 0 && s[n - 1] == '\r') n--;
         if (lineno++ == 0) {
-            if (memchr(s, '\r', n)) return 400; /* bare CR (a field line's checks below reject one) */
             status = parse_request_line(s, n, r);
             if (status == 400 || status == 505) return status;
             continue; /* a 414 is reported after the fields are checked for worse errors */
