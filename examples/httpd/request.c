@@ -46,7 +46,7 @@ static int list_has(const char *v, size_t n, const char *token) {
 /* Decode the target's path (origin-form or absolute-form) into r->path. Returns 0 or a status. */
 static int parse_target(const char *t, size_t n, struct request *r) {
     if (n > REQ_MAX_TARGET) return 414;
-    if (n >= 7 && strncasecmp(t, "http://", 7) == 0) {
+    if (n >= 7 && t[0] != '/' && strncasecmp(t, "http://", 7) == 0) {
         size_t i = 7;
         while (i < n && t[i] != '/' && t[i] != '?' && t[i] != '#') i++;
         t += i;

@@ -171,6 +171,9 @@ static void test_string(void) {
     CHECK(strcmp("abc", "abd") < 0 && strcmp("b", "a") > 0 && strcmp("x", "x") == 0);
     CHECK(strncmp("abcdef", "abcxyz", 3) == 0 && strncmp("abc", "abd", 3) < 0);
     CHECK(strcasecmp("HeLLo", "hello") == 0 && strncasecmp("ABCx", "abcy", 3) == 0 && strcasecmp("a", "B") < 0);
+    /* C locale: only A-Z fold ('@' '[' sit next to them, bytes >= 0x80 compare unsigned and unfolded). */
+    CHECK(strcasecmp("AZ", "az") == 0 && strcasecmp("@", "`") < 0 && strcasecmp("[", "{") < 0 && strcasecmp("\xc9", "\xe9") < 0 &&
+          strncasecmp("\xff", "a", 1) > 0 && strncasecmp("x", "y", 0) == 0 && strcasecmp("ab", "AB\x80") < 0);
     CHECK(strcmp("\xff", "a") > 0); /* compares as unsigned char */
     const char *s = "hello world";
     CHECK(strchr(s, 'o') == s + 4 && strrchr(s, 'o') == s + 7 && strchr(s, 'z') == NULL && strchr(s, 0) == s + 11);

@@ -196,16 +196,19 @@ int strncmp(const char *a, const char *b, size_t n) {
     return 0;
 }
 
+/* tolower in the C locale (ctype.c), inline: HTTP servers compare field names with these. */
+static inline int lower_c(unsigned char c) { return c - 'A' < 26u ? c + 32 : c; }
+
 int strcasecmp(const char *a, const char *b) {
     for (;; a++, b++) {
-        int x = tolower((unsigned char)*a), y = tolower((unsigned char)*b);
+        int x = lower_c((unsigned char)*a), y = lower_c((unsigned char)*b);
         if (x != y || !x) return x - y;
     }
 }
 
 int strncasecmp(const char *a, const char *b, size_t n) {
     for (; n; n--, a++, b++) {
-        int x = tolower((unsigned char)*a), y = tolower((unsigned char)*b);
+        int x = lower_c((unsigned char)*a), y = lower_c((unsigned char)*b);
         if (x != y || !x) return x - y;
     }
     return 0;
