@@ -82,22 +82,26 @@ static const char *reason(int status) {
     }
 }
 
-/* Append the string s to out[*n..cap) (keeping room for a final NUL); 0, or -1 if it does not fit. */
-static int put(char *out, size_t cap, size_t *n, const char *s) {
-    size_t k = strlen(s);
+/* Append the k bytes at s to out[*n..cap) (keeping room for a final NUL); 0, or -1 if they do not fit. */
+static int put_n(char *out, size_t cap, size_t *n, const char *s, size_t k) {
     if (*n + k >= cap) return -1;
     memcpy(out + *n, s, k);
     *n += k;
     return 0;
 }
 
+/* Append the string s (as put_n). */
+static int put(char *out, size_t cap, size_t *n, const char *s) { return put_n(out, cap, n, s, strlen(s)); }
+
+/* Append a string literal, its length known at compile time. */
+#define PUT_LIT(out, cap, n, lit) put_n(out, cap, n, "" lit, sizeof lit - 1)
+
 /* Append the decimal form of v (as put). */
 static int put_u(char *out, size_t cap, size_t *n, unsigned long v) {
     char digits[24];
-    char *d = digits + sizeof digits;
-    *--d = 0;
+    char *end = digits + sizeof digits, *d = end;
     do *--d = (char)('0' + v % 10); while ((v /= 10) != 0);
-    return put(out, cap, n, d);
+    return put_n(out, cap, n, d, (size_t)(end - d));
 }
 
 /*
@@ -108,11 +112,11 @@ static int put_u(char *out, size_t cap, size_t *n, unsigned long v) {
  */
 static size_t head(char *out, size_t cap, int status, const char *type, size_t length, int keep_alive, const char *extra) {
     size_t n = 0;
-    if (put(out, cap, &n, "HTTP/1.1 ") || put_u(out, cap, &n, (unsigned long)status) || put(out, cap, &n, " ") ||
-        put(out, cap, &n, reason(status)) || put(out, cap, &n, "\r\nServer: ilwaco-httpd\r\nContent-Type: ") ||
-        put(out, cap, &n, type) || put(out, cap, &n, "\r\nContent-Length: ") || put_u(out, cap, &n, (unsigned long)length) ||
-        put(out, cap, &n, keep_alive ? "\r\nConnection: keep-alive\r\n" : "\r\nConnection: close\r\n") || put(out, cap, &n, extra) ||
-        put(out, cap, &n, "\r\n"))
+    if (PUT_LIT(out, cap, &n, "HTTP/1.1 ") || put_u(out, cap, &n, (unsigned long)status) || PUT_LIT(out, cap, &n, " ") ||
+        put(out, cap, &n, reason(status)) || PUT_LIT(out, cap, &n, "\r\nServer: ilwaco-httpd\r\nContent-Type: ") ||
+        put(out, cap, &n, type) || PUT_LIT(out, cap, &n, "\r\nContent-Length: ") || put_u(out, cap, &n, (unsigned long)length) ||
+        (keep_alive ? PUT_LIT(out, cap, &n, "\r\nConnection: keep-alive\r\n") : PUT_LIT(out, cap, &n, "\r\nConnection: close\r\n")) ||
+        put(out, cap, &n, extra) || PUT_LIT(out, cap, &n, "\r\n"))
         return 0;
     out[n] = 0;
     return n;

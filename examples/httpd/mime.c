@@ -23,10 +23,10 @@ static const struct {
 };
 
 const char *mime_type(const char *path) {
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    const char *dot = strrchr(base, '.');
-    if (dot && dot != base) {
+    /* The last '.' of the last segment, not its first byte (".profile" has no extension): one
+     * pass over the path, then a short look at the extension. */
+    const char *dot = strrchr(path, '.');
+    if (dot && dot != path && dot[-1] != '/' && !strchr(dot + 1, '/')) {
         for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++) {
             if (strcasecmp(dot + 1, TYPES[i].ext) == 0) return TYPES[i].type;
         }

@@ -1,22 +1,25 @@
 /* HTTP/1.x request head parsing (request.h). */
 #include "request.h"
 #include <ilwaco/assets.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
 size_t request_head_length(const char *buf, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i] != '\n') continue;
+    /* memchr tests a word per step; the blank-line check runs only at each LF. */
+    for (const char *p = buf, *end = buf + len; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) {
+        size_t i = (size_t)(p - buf);
         if (i + 1 < len && buf[i + 1] == '\n') return i + 2;
         if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n') return i + 3;
     }
     return 0;
 }
 
-/* RFC 9110 tchar. */
+/* RFC 9110 5.6.2 tchar, as a bitmap of the 128 ASCII codes: digits, letters and !#$%&'*+-.^_`|~
+ * (a table, because header names are checked byte by byte for every request). */
 static int is_tchar(unsigned char c) {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    static const uint32_t map[4] = {0x00000000u, 0x03ff6cfau, 0xc7fffffeu, 0x57ffffffu};
+    return c < 128 && (map[c >> 5] >> (c & 31) & 1);
 }
 
 static int hexval(unsigned char c) {
@@ -43,7 +46,7 @@ static int list_has(const char *v, size_t n, const char *token) {
 /* Decode the target's path (origin-form or absolute-form) into r->path. Returns 0 or a status. */
 static int parse_target(const char *t, size_t n, struct request *r) {
     if (n > REQ_MAX_TARGET) return 414;
-    if (n >= 7 && strncasecmp(t, "http://", 7) == 0) {
+    if (n >= 7 && t[0] != '/' && strncasecmp(t, "http://", 7) == 0) {
         size_t i = 7;
         while (i < n && t[i] != '/' && t[i] != '?' && t[i] != '#') i++;
         t += i;
@@ -88,6 +91,9 @@ static int parse_request_line(const char *s, size_t n, struct request *r) {
     const char *end = s + n;
     const char *sp = memchr(t, ' ', (size_t)(end - t));
     if (!sp || sp == t) return 400;
+    /* A bare CR: the method (tchar), the version (checked byte by byte) and every field line
+     * (name tchar, value no CTL) reject one by themselves; only the target needs a look. */
+    if (memchr(t, '\r', (size_t)(sp - t))) return 400;
     const char *v = sp + 1;
     if (end - v != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.') return 400;
     if (v[5] < '0' || v[5] > '9' || v[7] < '0' || v[7] > '9') return 400;
@@ -112,7 +118,6 @@ int request_parse(const char *buf, size_t len, struct request *r) {
         size_t n = (size_t)(nl - s);
         pos += n + 1;
         if (n > 0 && s[n - 1] == '\r') n--;
-        if (memchr(s, '\r', n)) return 400; /* bare CR */
         if (lineno++ == 0) {
             status = parse_request_line(s, n, r);
             if (status == 400 || status == 505) return status;

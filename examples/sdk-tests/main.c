@@ -73,6 +73,95 @@ static void test_printf(void) {
     finish("printf");
 }
 
+/*
+ * The word-at-a-time paths of strlen, strchr, strrchr, memchr and strcmp, exhaustively over
+ * short strings: every alignment 0-3 (of both strings, for strcmp), the terminator at each byte
+ * of a word, c in the first and last byte of a word, bytes >= 0x80, and c or junk after the
+ * terminator inside the same word (which must not be found). Expected answers come from how
+ * each case is built, not from a second implementation. One CHECK per routine; the first
+ * failing case is printed.
+ */
+static unsigned char wa[64] __attribute__((aligned(16))), wb[64] __attribute__((aligned(16)));
+#define WORD_FAIL(flag, ...)                                          \
+    do {                                                              \
+        if (flag) printf("FAIL case: " __VA_ARGS__), printf("\n");   \
+        flag = 0;                                                     \
+    } while (0)
+
+static void test_string_words(void) {
+    static const unsigned char fill[] = {'a', 0x80, 0xff, 0x7f, 'z', 0xc2, 1, 0xfe};
+    int ok = 1;
+    /* strlen: terminator at each position, then junk and c bytes. */
+    for (int off = 0; off < 4; off++)
+        for (int len = 0; len < 16; len++) {
+            memset(wa, 0xc3, sizeof wa);
+            for (int i = 0; i < len; i++) wa[off + i] = fill[i & 7];
+            wa[off + len] = 0;
+            if (strlen((char *)wa + off) != (size_t)len) WORD_FAIL(ok, "strlen off %d len %d", off, len);
+        }
+    CHECK(ok);
+    /* strchr / strrchr: every subset of positions holding c, for c < 0x80, c >= 0x80 (passed
+     * as a negative int and as int + 256: converted to unsigned char) and c = 0. */
+    static const int cs[] = {'m', (signed char)0xc3, 0xc3, 0x1c3, 0x80, 0};
+    ok = 1;
+    int ok2 = 1;
+    for (unsigned ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        unsigned char c = (unsigned char)cs[ci];
+        for (int off = 0; off < 4; off++)
+            for (int len = 0; len < 11; len++)
+                for (unsigned mask = 0; mask < (c ? 1u << len : 1u); mask++) {
+                    memset(wa, c ? c : 'q', sizeof wa); /* c after the terminator */
+                    int first = -1, last = -1;
+                    for (int i = 0; i < len; i++) {
+                        wa[off + i] = (mask >> i & 1) ? c : fill[i & 7] == c ? 'b' : fill[i & 7];
+                        if (mask >> i & 1) {
+                            if (first < 0) first = i;
+                            last = i;
+                        }
+                    }
+                    wa[off + len] = 0;
+                    if (!c) first = last = len;
+                    const char *s = (const char *)wa + off;
+                    const char *want1 = first < 0 ? NULL : s + first, *want2 = last < 0 ? NULL : s + last;
+                    if (strchr(s, cs[ci]) != want1) WORD_FAIL(ok2, "strchr c %d off %d len %d mask %x", cs[ci], off, len, mask);
+                    if (strrchr(s, cs[ci]) != want2) WORD_FAIL(ok, "strrchr c %d off %d len %d mask %x", cs[ci], off, len, mask);
+                }
+    }
+    CHECK(ok2);
+    CHECK(ok);
+    /* memchr: a match at each position of n bytes, or one just past n (not found). */
+    ok = 1;
+    for (int off = 0; off < 4; off++)
+        for (int n = 0; n < 16; n++)
+            for (int at = 0; at <= n; at++) {
+                memset(wa, 0, sizeof wa);
+                for (int i = 0; i < n; i++) wa[off + i] = fill[i & 7] == 0xc3 ? 1 : fill[i & 7];
+                wa[off + at] = 0xc3;
+                const void *want = at < n ? wa + off + at : NULL;
+                if (memchr(wa + off, (signed char)0xc3, (size_t)n) != want) WORD_FAIL(ok, "memchr off %d n %d at %d", off, n, at);
+            }
+    CHECK(ok);
+    /* strcmp: equal prefixes of each length at each pair of alignments, then one differing pair. */
+    static const unsigned char diff[][2] = {{0, 0}, {'a', 0}, {0, 'a'}, {'b', 'a'}, {'a', 'b'}, {0xf0, 'a'}, {'a', 0xf0}, {0x80, 0x7f}, {0xff, 0xfe}, {1, 0xff}};
+    ok = 1;
+    for (int oa = 0; oa < 4; oa++)
+        for (int ob = 0; ob < 4; ob++)
+            for (int d = 0; d < 13; d++)
+                for (unsigned k = 0; k < sizeof diff / sizeof diff[0]; k++) {
+                    memset(wa, 'x', sizeof wa); /* junk after the end that differs between the two */
+                    memset(wb, 'y', sizeof wb);
+                    for (int i = 0; i < d; i++) wa[oa + i] = wb[ob + i] = fill[i & 7];
+                    wa[oa + d] = diff[k][0];
+                    wb[ob + d] = diff[k][1];
+                    wa[oa + d + 1] = wb[ob + d + 1] = 0;
+                    int want = diff[k][0] < diff[k][1] ? -1 : diff[k][0] > diff[k][1];
+                    if (!diff[k][0] && !diff[k][1]) want = 0;
+                    int got = strcmp((char *)wa + oa, (char *)wb + ob);
+                    if ((got > 0) - (got < 0) != want) WORD_FAIL(ok, "strcmp a off %d b off %d prefix %d pair %u: %d", oa, ob, d, k, got);
+                }
+    CHECK(ok);
+}
+
 /* ---- string.h / ctype.h ---- */
 static void test_string(void) {
     begin();
@@ -82,6 +171,9 @@ static void test_string(void) {
     CHECK(strcmp("abc", "abd") < 0 && strcmp("b", "a") > 0 && strcmp("x", "x") == 0);
     CHECK(strncmp("abcdef", "abcxyz", 3) == 0 && strncmp("abc", "abd", 3) < 0);
     CHECK(strcasecmp("HeLLo", "hello") == 0 && strncasecmp("ABCx", "abcy", 3) == 0 && strcasecmp("a", "B") < 0);
+    /* C locale: only A-Z fold ('@' '[' sit next to them, bytes >= 0x80 compare unsigned and unfolded). */
+    CHECK(strcasecmp("AZ", "az") == 0 && strcasecmp("@", "`") < 0 && strcasecmp("[", "{") < 0 && strcasecmp("\xc9", "\xe9") < 0 &&
+          strncasecmp("\xff", "a", 1) > 0 && strncasecmp("x", "y", 0) == 0 && strcasecmp("ab", "AB\x80") < 0);
     CHECK(strcmp("\xff", "a") > 0); /* compares as unsigned char */
     const char *s = "hello world";
     CHECK(strchr(s, 'o') == s + 4 && strrchr(s, 'o') == s + 7 && strchr(s, 'z') == NULL && strchr(s, 0) == s + 11);
@@ -116,6 +208,7 @@ static void test_string(void) {
     CHECK(isdigit('5') && !isdigit('a') && isalpha('Q') && isspace('\t') && isxdigit('F') && !isxdigit('g'));
     CHECK(toupper('a') == 'A' && tolower('Z') == 'z' && toupper('1') == '1' && ispunct('!') && !isprint('\n'));
     CHECK_STR(strerror(ENOMEM), "Out of memory");
+    test_string_words();
     finish("string");
 }
 

@@ -224,11 +224,26 @@ describe('native httpd', () => {
     expect(r.closed).toBe(false);
   });
 
+  it('accepts every RFC 9110 tchar in field names and methods', async () => {
+    const r = await exchange([req('/readme.txt', "X-!#$%&'*+-.^_`|~09azAZ: 1\r\n"), "M-SEARCH!#$%&'* /readme.txt HTTP/1.1\r\nHost: x\r\n\r\n", "+.^_`|~ /readme.txt HTTP/1.1\r\nHost: x\r\n\r\n", req('/readme.txt')]);
+    expect(parse(r.bytes).map((x) => x.status)).toEqual([200, 405, 405, 200]);
+    expect(r.closed).toBe(false);
+  });
+
   it.each([
     ['no version', 'GET /\r\n\r\n', 400],
     ['garbage', 'HELLO THERE\r\n\r\n', 400],
     ['two spaces', 'GET  / HTTP/1.1\r\nHost: x\r\n\r\n', 400],
     ['header without colon', 'GET / HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n', 400],
+    ['header name with a separator', req('/', 'Bad(name): x\r\n'), 400],
+    ['header name with a byte >= 0x80', req('/', 'X-\u00e9: x\r\n'), 400],
+    ['header name with DEL', req('/', 'X-\u007f: x\r\n'), 400],
+    ['method with a separator', 'GE@T / HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+    ['bare CR in the query', 'GET /?a\rb HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+    ['bare CR in a field value', req('/', 'X-A: a\rb\r\n'), 400],
+    ['bare CR ending a field value', req('/', 'X-A: a\r\r\n'), 400],
+    ['bare CR in a field name', req('/', 'X\rA: a\r\n'), 400],
+    ['bare CR line', req('/', '\r\r\n'), 400],
     ['space before colon', 'GET / HTTP/1.1\r\nHost : x\r\n\r\n', 400],
     ['folded header', 'GET / HTTP/1.1\r\nHost: x\r\n continued\r\n\r\n', 400],
     ['missing Host in 1.1', 'GET / HTTP/1.1\r\n\r\n', 400],

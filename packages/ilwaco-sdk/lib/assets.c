@@ -111,14 +111,30 @@ int ilwaco_asset_normalize(const char *in, char *out, size_t out_size) {
     return (int)n;
 }
 
-/* Index of the first entry whose path is >= key (table_count if none). */
-static size_t lower_bound(const char *key) {
-    size_t lo = 0, hi = table_count;
+/*
+ * Index of the first entry whose path is >= key (table_count if none); *lcp receives the length
+ * of the prefix that entry shares with key (0 if none). A binary search over sorted strings
+ * that skips the prefix every path still in range shares with key: the minimum of the common
+ * prefixes of key with the bounds on either side (Manber & Myers, "Suffix arrays", SIAM J.
+ * Comput. 1993, section 3), so the paths under one directory are not compared from their
+ * first byte at every step.
+ */
+static size_t lower_bound(const char *key, size_t *lcp) {
+    size_t lo = 0, hi = table_count, lcp_lo = 0, lcp_hi = 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(table[mid].path, key) < 0) lo = mid + 1;
-        else hi = mid;
+        const char *p = table[mid].path;
+        size_t k = lcp_lo < lcp_hi ? lcp_lo : lcp_hi;
+        while (p[k] && p[k] == key[k]) k++;
+        if ((unsigned char)p[k] < (unsigned char)key[k]) {
+            lo = mid + 1;
+            lcp_lo = k;
+        } else {
+            hi = mid;
+            lcp_hi = k;
+        }
     }
+    *lcp = lcp_hi; /* hi only moves onto an entry it compared, so this is lo's prefix */
     return lo;
 }
 
@@ -126,8 +142,8 @@ const struct ilwaco_asset *ilwaco_asset_find(const char *path) {
     char buf[ILWACO_ASSET_PATH_MAX + 2];
     assets_init();
     if (ilwaco_asset_normalize(path, buf, sizeof buf) <= 0) return NULL;
-    size_t i = lower_bound(buf);
-    return i < table_count && strcmp(table[i].path, buf) == 0 ? &table[i] : NULL;
+    size_t lcp, i = lower_bound(buf, &lcp);
+    return i < table_count && !buf[lcp] && !table[i].path[lcp] ? &table[i] : NULL;
 }
 
 int ilwaco_asset_isdir(const char *path) {
@@ -140,8 +156,8 @@ int ilwaco_asset_isdir(const char *path) {
         buf[n++] = '/';
         buf[n] = 0;
     }
-    size_t i = lower_bound(buf);
-    return i < table_count && strncmp(table[i].path, buf, (size_t)n) == 0;
+    size_t lcp, i = lower_bound(buf, &lcp);
+    return i < table_count && lcp >= (size_t)n;
 }
 
 int ilwaco_asset_open(ilwaco_asset_file *f, const char *path) {

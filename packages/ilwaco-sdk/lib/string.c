@@ -4,8 +4,12 @@
  * instructions (`rep movsl` / `rep stosl`, as musl's i386 versions do), which processors run
  * at cache speed and Yakima's emulator runs as one bulk copy; strlen, strcmp, memcmp and
  * memchr test a 32-bit word per step with the "has a zero byte" trick
- * ((x - 0x01010101) & ~x & 0x80808080, Hacker's Delight 6-1). Word loads stay inside an
- * aligned word, so they never touch a page the byte loop would not. */
+ * ((x - 0x01010101) & ~x & 0x80808080, Hacker's Delight 6-1); strchr and strrchr test for
+ * the terminator and c (x ^ c * 0x01010101) the same way. The string routines read the rest
+ * of the aligned word holding the terminator, past the string's end: safe on Denali, whose
+ * guest memory is one flat range sized in whole 4 KiB pages (no MMU, docs/architecture.md),
+ * so an aligned 4-byte word never crosses a page and lies in memory if its first byte does.
+ * The loads never touch a page the byte loop would not. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
@@ -192,16 +196,19 @@ int strncmp(const char *a, const char *b, size_t n) {
     return 0;
 }
 
+/* tolower in the C locale (ctype.c), inline: HTTP servers compare field names with these. */
+static inline int lower_c(unsigned char c) { return c - 'A' < 26u ? c + 32 : c; }
+
 int strcasecmp(const char *a, const char *b) {
     for (;; a++, b++) {
-        int x = tolower((unsigned char)*a), y = tolower((unsigned char)*b);
+        int x = lower_c((unsigned char)*a), y = lower_c((unsigned char)*b);
         if (x != y || !x) return x - y;
     }
 }
 
 int strncasecmp(const char *a, const char *b, size_t n) {
     for (; n; n--, a++, b++) {
-        int x = tolower((unsigned char)*a), y = tolower((unsigned char)*b);
+        int x = lower_c((unsigned char)*a), y = lower_c((unsigned char)*b);
         if (x != y || !x) return x - y;
     }
     return 0;
@@ -210,18 +217,51 @@ int strncasecmp(const char *a, const char *b, size_t n) {
 int strcoll(const char *a, const char *b) { return strcmp(a, b); }
 
 char *strchr(const char *s, int c) {
-    for (;; s++) {
-        if (*s == (char)c) return (char *)s;
-        if (!*s) return NULL;
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned char b = (unsigned char)c;
+    for (; (uintptr_t)p & 3; p++) {
+        if (*p == b) return (char *)p;
+        if (!*p) return NULL;
+    }
+    /* Stop at the word holding the terminator or c (c == 0 finds the terminator either way). */
+    uint32_t pat = b * ONES;
+    for (;; p += 4) {
+        uint32_t x = *(const word_t *)(const void *)p;
+        if (HAS_ZERO(x) || HAS_ZERO(x ^ pat)) break;
+    }
+    for (;; p++) {
+        if (*p == b) return (char *)p;
+        if (!*p) return NULL;
     }
 }
 
 char *strrchr(const char *s, int c) {
-    const char *last = NULL;
-    for (;; s++) {
-        if (*s == (char)c) last = s;
-        if (!*s) return (char *)last;
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned char b = (unsigned char)c;
+    if (!b) return (char *)s + strlen(s);
+    const unsigned char *last = NULL;
+    for (; (uintptr_t)p & 3; p++) {
+        if (*p == b) last = p;
+        if (!*p) return (char *)last;
     }
+    /* Remember only the last whole word holding c; its byte is found once, at the end. */
+    const unsigned char *hit = NULL;
+    uint32_t pat = b * ONES;
+    for (;; p += 4) {
+        uint32_t x = *(const word_t *)(const void *)p;
+        if (HAS_ZERO(x)) break;
+        if (HAS_ZERO(x ^ pat)) hit = p;
+    }
+    const unsigned char *tail = NULL; /* c in the terminator's word */
+    for (;; p++) {
+        if (*p == b) tail = p;
+        if (!*p) break;
+    }
+    if (tail) return (char *)tail;
+    if (hit)
+        for (int i = 3;; i--)
+            if (hit[i] == b) return (char *)(hit + i);
+    return (char *)last;
 }
 
 char *strstr(const char *hay, const char *needle) {

@@ -18,6 +18,7 @@ const PROBE = String.raw`
 #include <ilwaco/assets.h>
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 static unsigned long fnv(const unsigned char *p, size_t n) {
     unsigned long h = 2166136261u;
@@ -40,6 +41,30 @@ int main(void) {
         printf("find [%s] %s\n", finds[i], a ? a->path : "NULL");
     }
     printf("find-null %s\n", ilwaco_asset_find(NULL) ? "object" : "NULL");
+    /* Every entry, and near misses (last byte +1/-1, one byte shorter, one longer), against a
+     * linear scan: the binary search skips shared prefixes, so probe around them. */
+    int each = 1;
+    for (size_t i = 0; i < n; i++) {
+        const struct ilwaco_asset *a = ilwaco_asset_at(i);
+        if (ilwaco_asset_find(a->path) != a) each = 0;
+        size_t l = strlen(a->path);
+        for (int v = 0; v < 4; v++) {
+            char q[80];
+            memcpy(q, a->path, l + 1);
+            if (v == 0) q[l - 1]++;
+            if (v == 1) q[l - 1]--;
+            if (v == 2) q[l - 1] = 0;
+            if (v == 3) q[l] = 'x', q[l + 1] = 0;
+            const struct ilwaco_asset *want = NULL;
+            for (size_t j = 0; j < n; j++)
+                if (strcmp(ilwaco_asset_at(j)->path, q) == 0) want = ilwaco_asset_at(j);
+            if (ilwaco_asset_find(q) != want) {
+                printf("find-each [%s] wrong\n", q);
+                each = 0;
+            }
+        }
+    }
+    printf("find-each %s\n", each ? "ok" : "FAIL");
     static const char *dirs[] = {"", "/", "docs", "docs/", "/docs/sub", "doc", "index.html", "docs/a.txt", "../x"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) printf("isdir [%s] %d\n", dirs[i], ilwaco_asset_isdir(dirs[i]));
     static const char *norms[] = {"/a//b/./c/", "..", "a/..b", "/", "./x/.", "a/b/../c"};
@@ -89,6 +114,12 @@ const FILES: Record<string, Buffer> = {
   'docs/a.txt': Buffer.from('A'.repeat(100)),
   'docs/sub/b.bin': Buffer.from(Array.from({ length: 2560 }, (_, i) => (i * 7) & 0xff)),
   'z.txt': Buffer.alloc(0),
+  // Paths sharing long prefixes (the lookup skips common prefixes), a path that is a prefix
+  // of another, and a directory whose name extends another's.
+  ...Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`page-${String(i).padStart(2, '0')}.html`, Buffer.from(`page ${i}`)])),
+  'docs/a': Buffer.from('short'),
+  'docs/ab.txt': Buffer.from('ab'),
+  'docs/sub2/c.txt': Buffer.from('c'),
 };
 
 function fnv(b: Uint8Array): number {
@@ -115,7 +146,7 @@ function expected(): string {
     ['/', 'NULL'],
     ['docs/a.txt/', 'NULL'],
   ];
-  lines.push(...finds.map(([q, r]) => `find [${q}] ${r}`), 'find-null NULL');
+  lines.push(...finds.map(([q, r]) => `find [${q}] ${r}`), 'find-null NULL', 'find-each ok');
   const dirs: [string, number][] = [['', 1], ['/', 1], ['docs', 1], ['docs/', 1], ['/docs/sub', 1], ['doc', 0], ['index.html', 0], ['docs/a.txt', 0], ['../x', 0]];
   lines.push(...dirs.map(([q, r]) => `isdir [${q}] ${r}`));
   lines.push('norm [/a//b/./c/] 6 [a/b/c/]', 'norm [..] -1 []', 'norm [a/..b] 5 [a/..b]', 'norm [/] 0 []', 'norm [./x/.] 1 [x]', 'norm [a/b/../c] -1 []');
@@ -176,7 +207,7 @@ describe('lib/assets.c', () => {
     const a = await buildService(dir, { out: join(out, 'a.dni'), quiet: true });
     const b = await buildService(dir, { out: join(out, 'b.dni'), quiet: true });
     expect(readFileSync(a.imagePath).equals(readFileSync(b.imagePath))).toBe(true);
-    expect(a.assets).toEqual({ paths: Object.keys(FILES).sort(), bytes: 15 + 100 + 2560 });
+    expect(a.assets).toEqual({ paths: Object.keys(FILES).sort(), bytes: Object.values(FILES).reduce((n, b) => n + b.length, 0) });
     const blob = packAssets(join(dir, 'assets'));
     const img = await readImageFile(a.imagePath);
     const ro = img.manifest.segments.findIndex((s) => s.flags === 'r');
