@@ -146,12 +146,13 @@ export function checkTargets(r: SwapBenchReport): TargetCheck[] {
       met: swapIns > 0 ? rTop.requestsPerSecond < zTop.requestsPerSecond : null,
     });
   }
-  const boot = r.boots.find((b) => b.vms === top);
+  // The target is about 10,000 VMs: a larger count booted from scratch is reported, not judged.
+  const boot = r.boots.find((b) => b.vms === 10_000) ?? r.boots.find((b) => b.vms === top);
   if (boot) {
     out.push({
       what: 'boot 10,000 VMs ≤ 30 s',
       value: `${formatCount(boot.added)} VMs booted and answering in ${boot.seconds.toFixed(1)} s`,
-      met: top! >= 10_000 ? boot.seconds <= 30  : null,
+      met: boot.vms === 10_000 ? boot.seconds <= 30 : null,
     });
   }
   return out;
