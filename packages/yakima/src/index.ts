@@ -29,3 +29,4 @@ export { FileSwapStore, defaultSwapParent, type SwapStore } from './swap/swap-ar
 export type { SwapOptions } from './swap/open-swapper.js';
 export { defaultMemoryBudget, SWAPPED_VM_BYTES } from './memory/accounting.js';
 export * from './net/loadgen/index.js';
+export { Rng } from './cpu/difftest/rng.js';

@@ -2,6 +2,7 @@ import { cpus, totalmem } from 'node:os';
 import type { DenaliImage } from '@denali/image-format';
 import {
   HttpLoadGenerator,
+  Rng,
   SwapError,
   Yakima,
   defaultMac,
@@ -337,12 +338,9 @@ export async function runSwapBench(
  */
 export async function measureSwapInCapacity(yakima: Yakima, seed: number, onProgress?: (done: number) => void): Promise<SwapInCapacity> {
   const swapped = yakima.vms.filter((vm) => vm.state === 'swapped');
-  let x = seed >>> 0 || 1;
+  const rng = new Rng(seed);
   for (let i = swapped.length - 1; i > 0; i--) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    const j = (x >>> 0) % (i + 1);
+    const j = rng.int(i + 1);
     [swapped[i], swapped[j]] = [swapped[j]!, swapped[i]!];
   }
   const pick = swapped.slice(0, CAPACITY_SWAP_INS);

@@ -1,4 +1,7 @@
+import { ETH_HEADER } from './ethernet.js';
 import { onesComplementSum, pseudoHeaderSum } from './uplink/checksum.js';
+import { ETHERTYPE_IPV4 } from './uplink/frame.js';
+import { IPPROTO } from './uplink/ipv4.js';
 
 /**
  * Checksum offload of the virtual NIC (`FRAME_FLAG.TX_CSUM`, `FRAME_FLAG.RX_CSUM_VALID` in
@@ -18,11 +21,6 @@ export const FRAME_CSUM = {
    */
   PARTIAL: 2,
 } as const;
-
-const ETH_HEADER = 14;
-const ETHERTYPE_IPV4 = 0x0800;
-const PROTO_TCP = 6;
-const PROTO_UDP = 17;
 
 /**
  * Whether `fillChecksums(f)` would fill a TCP or UDP checksum (an unfragmented IPv4 TCP/UDP
@@ -73,10 +71,10 @@ function locate(f: Uint8Array): L4Span | undefined {
   const fragmented = (((f[ip + 6]! << 8) | f[ip + 7]!) & 0x3fff) !== 0;
   let l4Len = -1;
   let field = 0;
-  if (!fragmented && protocol === PROTO_TCP && total - ipLen >= 20) {
+  if (!fragmented && protocol === IPPROTO.TCP && total - ipLen >= 20) {
     l4Len = total - ipLen;
     field = l4 + 16;
-  } else if (!fragmented && protocol === PROTO_UDP && total - ipLen >= 8) {
+  } else if (!fragmented && protocol === IPPROTO.UDP && total - ipLen >= 8) {
     const ulen = (f[l4 + 4]! << 8) | f[l4 + 5]!;
     if (ulen >= 8 && ulen <= total - ipLen) {
       l4Len = ulen;
@@ -112,7 +110,7 @@ export function fillChecksums(f: Uint8Array): boolean {
   if (s.l4Len < 0) return false;
   f[s.field] = f[s.field + 1] = 0;
   let ck = ~l4Sum(f, s) & 0xffff;
-  if (ck === 0 && s.protocol === PROTO_UDP) ck = 0xffff;
+  if (ck === 0 && s.protocol === IPPROTO.UDP) ck = 0xffff;
   f[s.field] = ck >>> 8;
   f[s.field + 1] = ck & 0xff;
   return true;
@@ -129,6 +127,6 @@ export function checksumsValid(f: Uint8Array, flags = 0): boolean {
   const s = locate(f);
   if (!s || s.l4Len < 0) return false;
   if (onesComplementSum(f, s.ip, s.ipLen) !== 0xffff) return false;
-  if (s.protocol === PROTO_UDP && f[s.field] === 0 && f[s.field + 1] === 0) return true;
+  if (s.protocol === IPPROTO.UDP && f[s.field] === 0 && f[s.field + 1] === 0) return true;
   return l4Sum(f, s) === 0xffff;
 }

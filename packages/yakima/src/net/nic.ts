@@ -124,9 +124,10 @@ export class NicDevice {
     const copy = frame.slice();
     let csum = 0;
     if (flags & FRAME_FLAG.TX_CSUM) {
-      if (checksumsFillable(copy)) csum = FRAME_CSUM.PARTIAL;
-      else fillChecksums(copy); // an IPv4 frame of another protocol still gets its header checksum
-      if (csum) this.stats.txCsumFilled++;
+      if (checksumsFillable(copy)) {
+        csum = FRAME_CSUM.PARTIAL;
+        this.stats.txCsumFilled++;
+      } else fillChecksums(copy); // an IPv4 frame of another protocol still gets its header checksum
     }
     this.tx.push(copy, csum);
     this.onTx(this);
