@@ -307,6 +307,7 @@ export class Yakima {
   async run(): Promise<void> {
     if (this.running) throw new Error('Yakima.run is already running');
     this.running = true;
+    this.net?.setPolled(true); // ports fed from other threads need not wake us while we pump
     try {
       const workers = this.kvm ?? this.proc;
       if (workers) await this.runOnWorkers(workers);
@@ -316,6 +317,7 @@ export class Yakima {
       }
     } finally {
       this.running = false;
+      this.net?.setPolled(false);
     }
   }
 
@@ -678,6 +680,7 @@ export class Yakima {
   private waitForWork(): Promise<void> {
     const deadline = this.idleTable.nextDeadline();
     const ms = deadline === Infinity ? MAX_WAIT_MS : Math.max(0, (deadline - hostTicks()) / 1000);
+    this.net?.setPolled(false); // no pump until woken: the uplink's worker must wake us (its frames poke via NIC interrupts)
     return new Promise<void>((resolve) => {
       // `done` unregisters itself synchronously, and only if it is still the registered wake:
       // clearing `wake` later (e.g. in a `.finally`, which runs a microtask after `poke`) would
@@ -687,6 +690,7 @@ export class Yakima {
       const done = (): void => {
         clearTimeout(timer);
         if (this.wake === done) this.wake = undefined;
+        this.net?.setPolled(true);
         resolve();
       };
       const timer = setTimeout(done, Math.min(ms, MAX_WAIT_MS));
