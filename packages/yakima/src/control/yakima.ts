@@ -680,7 +680,6 @@ export class Yakima {
   private waitForWork(): Promise<void> {
     const deadline = this.idleTable.nextDeadline();
     const ms = deadline === Infinity ? MAX_WAIT_MS : Math.max(0, (deadline - hostTicks()) / 1000);
-    this.net?.setPolled(false); // no pump until woken: the uplink's worker must wake us (its frames poke via NIC interrupts)
     return new Promise<void>((resolve) => {
       // `done` unregisters itself synchronously, and only if it is still the registered wake:
       // clearing `wake` later (e.g. in a `.finally`, which runs a microtask after `poke`) would
@@ -695,6 +694,9 @@ export class Yakima {
       };
       const timer = setTimeout(done, Math.min(ms, MAX_WAIT_MS));
       this.wake = done;
+      // No pump until woken: the uplink's worker must wake us. After `wake` is set, since the
+      // frames this drains may raise an interrupt whose poke must end this very wait.
+      this.net?.setPolled(false);
     });
   }
 

@@ -168,6 +168,10 @@ export class VirtualNetwork {
   setPolled(polled: boolean): void {
     if (polled === this.polling) return;
     this.polling = polled;
-    for (const p of this.polledPorts) p.setPolled(polled);
+    for (const p of this.polledPorts) {
+      // A port's frames can wake Yakima (and so set polling again) from inside its setPolled.
+      if (this.polling !== polled) break;
+      p.setPolled(polled);
+    }
   }
 }

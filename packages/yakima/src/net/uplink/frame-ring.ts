@@ -208,13 +208,17 @@ export function consumeOnBell(ring: FrameRing, each: (frame: Uint8Array, flags: 
   const loop = (): void => {
     if (stopped) return;
     const seen = ring.bell;
-    let n = ring.drain(each);
-    if (!isPolled()) {
-      ring.sleep();
-      n += ring.drain(each);
+    try {
+      let n = ring.drain(each);
+      if (!isPolled()) {
+        ring.sleep();
+        n += ring.drain(each);
+      }
+      if (n > 0) batchEnd();
+    } finally {
+      // Whatever a handler threw, keep listening: a dead loop would strand every later frame.
+      void ring.waitBell(seen).then(loop);
     }
-    if (n > 0) batchEnd();
-    void ring.waitBell(seen).then(loop);
   };
   loop();
   return () => {

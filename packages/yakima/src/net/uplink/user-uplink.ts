@@ -32,6 +32,8 @@ export interface UserModeUplinkOptions {
    * guest now. Default: the VM picked by `forward.guest` (see `PortForward`) among `target.vms`.
    */
   resolveGuest?: (forward: PortForward) => number | undefined;
+  /** Told (once) when the relay worker fails after the uplink started. Default: one line on stderr. */
+  onError?: (e: UplinkError) => void;
 }
 
 /** A running user-mode uplink. */
@@ -140,6 +142,7 @@ export async function attachUserModeUplink(
   const statsWaiters: Array<() => void> = [];
   let onClosed: (() => void) | undefined;
   let failed: Error | undefined;
+  let closing: Promise<void> | undefined;
   let started: { ok: (ports: number[]) => void; fail: (e: Error) => void } | undefined;
   const startedP = new Promise<number[]>((ok, fail) => (started = { ok, fail }));
 
@@ -184,6 +187,10 @@ export async function attachUserModeUplink(
     }
   });
   const died = (e: Error): void => {
+    if (!failed && !started && !closing) {
+      // After start, the relay is gone for good: say so once instead of stalling silently.
+      (opts.onError ?? ((err: Error) => console.error(`yakima: ${err.message}`)))(new UplinkError(`-p: the relay worker stopped: ${e.message.split('\n')[0]}`, 'EWORKER'));
+    }
     failed ??= e;
     started?.fail(new UplinkError(`-p: the relay worker failed: ${e.message.split('\n')[0]}`, 'EWORKER'));
     for (const w of statsWaiters.splice(0)) w();
@@ -205,7 +212,6 @@ export async function attachUserModeUplink(
   net.switch.attach(port);
   net.addPolledPort(port);
   const listening = forwards.map((forward, i) => ({ forward, address: hostAddress, port: ports[i]! }));
-  let closing: Promise<void> | undefined;
 
   return {
     port,
