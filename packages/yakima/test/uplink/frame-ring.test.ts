@@ -20,7 +20,7 @@ function ringPair(capacity = 4096): { producer: FrameRing; consumer: FrameRing }
 
 describe('FrameRing (shared-memory SPSC frame ring)', () => {
   it('keeps frames, their order and flags across many wrap-arounds', () => {
-    const { producer, consumer } = ringPair(4096);
+    const { producer, consumer } = ringPair(8192);
     const got: Array<[Uint8Array, number]> = [];
     let sent = 0;
     // Odd sizes make records straddle the end of the data area, so wrap markers are exercised.
@@ -71,7 +71,20 @@ describe('FrameRing (shared-memory SPSC frame ring)', () => {
     expect(() => new FrameRing(new SharedArrayBuffer(4096), 0, 4096)).toThrow(/does not fit/);
   });
 
-  it('wakes a sleeping consumer on another thread, once per sleep; a busy one costs no wake', async () => {
+  it('rings only a sleeping consumer, once per sleep', () => {
+    const { producer, consumer } = ringPair();
+    const bell = consumer.bell;
+    consumer.awake();
+    producer.push(frame(64, 1));
+    producer.wakeConsumer();
+    expect(consumer.bell).toBe(bell); // a polling consumer costs the producer no notify
+    consumer.sleep();
+    producer.wakeConsumer();
+    producer.wakeConsumer();
+    expect(consumer.bell).toBe(bell + 1);
+  });
+
+  it('wakes a sleeping consumer on another thread; every frame arrives in order', async () => {
     const capacity = 1 << 16;
     const sab = new SharedArrayBuffer(FrameRing.bytesFor(capacity) + 8);
     const consumer = new FrameRing(sab, 0, capacity);
