@@ -170,7 +170,8 @@ export async function attachUserModeUplink(
         } catch {
           guest = undefined;
         }
-        const mac = guest !== undefined ? knownMac?.(guest) : undefined;
+        // A copy: a view would clone its whole underlying buffer into the message.
+        const mac = guest !== undefined ? knownMac?.(guest)?.slice(0, 6) : undefined;
         if (guest !== undefined) open.set(m.id, guest);
         worker.postMessage({ t: 'guest', id: m.id, ip: guest, mac } satisfies ToRelayWorker);
         return;
