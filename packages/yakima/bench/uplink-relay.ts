@@ -10,6 +10,7 @@
  * Run: npx tsx packages/yakima/bench/uplink-relay.ts [SECONDS=4] [CONNECTIONS=8] [BYTES=2000]
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
 import { VirtualNetwork, parseIPv4 } from '../src/net/network.js';
 import { attachUserModeUplink } from '../src/net/uplink/user-uplink.js';
 import { VirtualHost } from '../src/net/uplink/virtual-host.js';

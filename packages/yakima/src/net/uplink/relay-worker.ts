@@ -35,8 +35,9 @@ export function runRelayWorker(data: RelayWorkerData, port: NonNullable<typeof p
     statsTimer = undefined;
     post({ t: 'stats', ...snapshot() });
   };
+  let closed = false;
   const changed = (): void => {
-    statsTimer ??= setTimeout(postStats, STATS_EVERY_MS);
+    if (!closed) statsTimer ??= setTimeout(postStats, STATS_EVERY_MS);
   };
   // The switch is on the main thread: frames go into the ring; the main thread is rung once per
   // task (microtask), not per frame, and only when it is not polling anyway.
@@ -108,10 +109,11 @@ export function runRelayWorker(data: RelayWorkerData, port: NonNullable<typeof p
   };
 
   const close = async (): Promise<void> => {
-    const closed = Promise.all(servers.map((s) => new Promise<void>((res) => s.close(() => res()))));
+    const serversClosed = Promise.all(servers.map((s) => new Promise<void>((res) => s.close(() => res()))));
     host.close();
     for (const s of sockets) s.resetAndDestroy();
-    await closed;
+    await serversClosed;
+    closed = true;
     stopConsuming();
     if (statsTimer !== undefined) clearTimeout(statsTimer);
     toMain.wakeConsumer();
