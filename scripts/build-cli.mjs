@@ -79,6 +79,27 @@ const onFailure = (e) => {
   }
   throw e;
 };
+/**
+ * The user-mode uplink's relay worker runs in a worker thread started from source text
+ * (relay-worker-source.ts). Build relay-worker.ts (and what it imports) as CommonJS and put the
+ * text in place of that module, so the bundle needs no TypeScript loader and no other file.
+ */
+const relayWorker = await build({
+  ...common,
+  format: 'cjs',
+  entryPoints: [join(root, 'packages/yakima/src/net/uplink/relay-worker.ts')],
+  outfile: join(outDir, 'relay-worker.cjs'),
+  plugins: [keepImportMetaUrl],
+}).catch(onFailure);
+const embedRelayWorker = {
+  name: 'embed-relay-worker',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]relay-worker-source\.ts$/ }, () => ({
+      contents: `export function relayWorkerScript() { return ${JSON.stringify(relayWorker.outputFiles[0].text)}; }\n`,
+      loader: 'js',
+    }));
+  },
+};
 const inner = await build({
   ...common,
   entryPoints: [join(root, 'packages/denali-cli/src/commands.ts')],
@@ -86,7 +107,7 @@ const inner = await build({
   // CommonJS dependencies bundled into an ES module still call require() for Node built-ins;
   // a data: URL module has no file URL of its own, so give require() the outer bundle's.
   banner: { js: `import { createRequire as __denaliRequire } from 'node:module'; const require = __denaliRequire(${JSON.stringify(pathToFileURL(outFile).href)});` },
-  plugins: [keepImportMetaUrl, noDevtools],
+  plugins: [embedRelayWorker, keepImportMetaUrl, noDevtools],
 }).catch(onFailure);
 // Name the inner module in stack traces (DENALI_DEBUG=1) instead of printing its data: URL.
 const innerCode = inner.outputFiles[0].text + `\n//# sourceURL=${pathToFileURL(join(outDir, 'denali-commands.mjs')).href}\n`;
@@ -116,7 +137,7 @@ const result = await build({
 const tmp = `${outFile}.${process.pid}.tmp`;
 writeFileSync(tmp, result.outputFiles[0].contents);
 renameSync(tmp, outFile);
-const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(inner.metafile.inputs)])]
+const inputs = [...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(inner.metafile.inputs), ...Object.keys(relayWorker.metafile.inputs)])]
   .filter((p) => !p.includes(':')) // stubs
   .map((p) => resolve(root, p))
   .filter((p) => !p.includes(`${'/'}node_modules${'/'}`));

@@ -148,6 +148,7 @@ async function main(): Promise<void> {
       runCalls: runTime.calls,
     });
     hist.clear();
+    await up.refreshStats(); // the uplink's counters are mirrored from its worker thread
     const before = snap();
     const wrk = await wrkVersion();
     const spec = { ports: [port], paths: ['/page-00.html'], connections, seconds, workDir: work, keepAlive: true };
@@ -160,6 +161,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const res = wrk ? await runWrk(spec) : await runNodeClient(spec);
     const wall = (performance.now() - t0) / 1000;
+    await up.refreshStats();
     const after = snap();
     if (session) {
       const { profile } = await session.post('Profiler.stop');

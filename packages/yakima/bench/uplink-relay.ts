@@ -4,10 +4,13 @@
  * → a "guest" that is a second user-space TCP endpoint (a VirtualHost at VM 1's address) and
  * answers each request with a fixed response of `BYTES` bytes (default 2,000: httpd's documents).
  * Prints requests/s and this process's CPU time per request (relay and guest endpoint together;
- * the guest endpoint runs the same code, so a change to it counts twice here).
+ * the guest endpoint runs the same code, so a change to it counts twice here), and the main
+ * thread's busy time per request (its event loop's active time: the guest endpoint, the switch
+ * and the uplink's port; the relay itself runs in the uplink's worker thread).
  * Run: npx tsx packages/yakima/bench/uplink-relay.ts [SECONDS=4] [CONNECTIONS=8] [BYTES=2000]
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
 import { VirtualNetwork, parseIPv4 } from '../src/net/network.js';
 import { attachUserModeUplink } from '../src/net/uplink/user-uplink.js';
 import { VirtualHost } from '../src/net/uplink/virtual-host.js';
@@ -44,6 +47,7 @@ guest.listen(80, (c) => {
 const up = await attachUserModeUplink({ net }, [{ hostPort: 0, guestPort: 80 }], { resolveGuest: () => guest.ip });
 const port = up.listening[0]!.port;
 const t0 = process.cpuUsage();
+const elu0 = performance.eventLoopUtilization();
 const w0 = performance.now();
 const out = await new Promise<string>((resolve) => {
   const p = spawn('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, `http://127.0.0.1:${port}/`]);
@@ -52,6 +56,8 @@ const out = await new Promise<string>((resolve) => {
   p.on('close', () => resolve(text));
 });
 const cpu = process.cpuUsage(t0);
+const mainBusyMs = performance.eventLoopUtilization(elu0).active;
+await up.refreshStats(); // the uplink's counters are mirrored from its worker thread
 const wall = (performance.now() - w0) / 1000;
 const n = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
 if (process.env.UPLINK_RELAY_DEBUG) console.log(out);
@@ -59,6 +65,7 @@ console.log(
   `uplink-relay: ${connections} connections, ${bytes} B responses: ${Math.round(n / seconds)} req/s; ` +
     `CPU ${(((cpu.user + cpu.system) / Math.max(1, n))).toFixed(1)} µs per request ` +
     `(user ${(cpu.user / 1e6).toFixed(2)} s, system ${(cpu.system / 1e6).toFixed(2)} s over ${wall.toFixed(1)} s); ` +
+    `main thread busy ${((mainBusyMs * 1000) / Math.max(1, n)).toFixed(1)} µs per request; ` +
     `retransmits ${up.stats.tcp.retransmits + guest.stats.tcp.retransmits}`,
 );
 await up.close();

@@ -307,6 +307,7 @@ export class Yakima {
   async run(): Promise<void> {
     if (this.running) throw new Error('Yakima.run is already running');
     this.running = true;
+    this.net?.setPolled(true); // ports fed from other threads need not wake us while we pump
     try {
       const workers = this.kvm ?? this.proc;
       if (workers) await this.runOnWorkers(workers);
@@ -316,6 +317,7 @@ export class Yakima {
       }
     } finally {
       this.running = false;
+      this.net?.setPolled(false);
     }
   }
 
@@ -687,10 +689,14 @@ export class Yakima {
       const done = (): void => {
         clearTimeout(timer);
         if (this.wake === done) this.wake = undefined;
+        this.net?.setPolled(true);
         resolve();
       };
       const timer = setTimeout(done, Math.min(ms, MAX_WAIT_MS));
       this.wake = done;
+      // No pump until woken: the uplink's worker must wake us. After `wake` is set, since the
+      // frames this drains may raise an interrupt whose poke must end this very wait.
+      this.net?.setPolled(false);
     });
   }
 

@@ -52,6 +52,26 @@ export function parseCidr(text: string): { network: number; netmask: number; pre
 }
 
 /**
+ * A switch port fed from another thread (the user-mode uplink's relay worker): its frames wait
+ * in a shared ring until the main thread moves them into the switch. Yakima's run loop polls it
+ * on every `VirtualNetwork.pump`, and tells it when it stops polling, so that the other thread
+ * wakes the main thread only then.
+ */
+export interface PolledPort {
+  /**
+   * Move the frames waiting from the other thread into the switch and let the other thread know
+   * about frames delivered to this port since the last call. Cheap when there are none (a pair
+   * of atomic loads). @returns frames moved into the switch.
+   */
+  poll(): number;
+  /**
+   * `true`: a run loop calls `poll` on every pass from now on; `false`: nobody polls (all VMs
+   * idle, or Yakima not running), so the port must wake the main thread itself.
+   */
+  setPolled(polled: boolean): void;
+}
+
+/**
  * One Yakima instance's virtual Ethernet subnet: the switch, the packet scheduler and the IPv4
  * plan. VMs' NICs attach as switch ports; uplinks (user-mode relay, TAP) attach as ports too.
  */
@@ -65,6 +85,8 @@ export class VirtualNetwork {
   readonly netFeatures: number;
   private readonly ports = new Map<NicDevice, SwitchPort>();
   private readonly nics = new Map<SwitchPort, NicDevice>();
+  private readonly polledPorts = new Set<PolledPort>();
+  private polling = false;
   readonly scheduler = new PacketScheduler((nic, frame, flags) => {
     const port = this.ports.get(nic);
     if (port) this.switch.forward(port, frame, flags);
@@ -117,8 +139,39 @@ export class VirtualNetwork {
     this.ports.delete(nic);
   }
 
-  /** Run the packet scheduler: move queued Tx frames through the switch. */
+  /**
+   * Run the packet scheduler (move queued Tx frames through the switch), then poll the ports fed
+   * from other threads (after the scheduler, so frames it just delivered to them are announced
+   * in the same pass). @returns frames moved.
+   */
   pump(): number {
-    return this.scheduler.pending ? this.scheduler.pump() : 0;
+    let n = this.scheduler.pending ? this.scheduler.pump() : 0;
+    if (this.polledPorts.size > 0) for (const p of this.polledPorts) n += p.poll();
+    return n;
+  }
+
+  /** Poll `port` on every `pump` until `removePolledPort`. It is told the current polling state at once. */
+  addPolledPort(port: PolledPort): void {
+    this.polledPorts.add(port);
+    port.setPolled(this.polling);
+  }
+
+  removePolledPort(port: PolledPort): void {
+    this.polledPorts.delete(port);
+  }
+
+  /**
+   * Yakima's run loop calls `pump` on every pass from now on (true), or stops doing so (false:
+   * it waits for work or has ended). Ports fed from other threads wake the main thread only
+   * while this is false.
+   */
+  setPolled(polled: boolean): void {
+    if (polled === this.polling) return;
+    this.polling = polled;
+    for (const p of this.polledPorts) {
+      // A port's frames can wake Yakima (and so set polling again) from inside its setPolled.
+      if (this.polling !== polled) break;
+      p.setPolled(polled);
+    }
   }
 }

@@ -99,6 +99,17 @@ function guestServices(guest: VirtualHost, log: { resets: number; halfClosed: st
   });
 }
 
+/** Wait until `cond` holds on fresh counters from the relay worker (they are mirrored, not live). */
+async function settled(up: UserModeUplink, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    await up.refreshStats();
+    if (cond()) return;
+    if (Date.now() > end) throw new Error('settled: timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 describe('user-mode uplink relay (loopback → virtual host → endpoint-as-guest)', () => {
   let net: VirtualNetwork;
   let guest: VirtualHost;
@@ -154,6 +165,7 @@ describe('user-mode uplink relay (loopback → virtual host → endpoint-as-gues
     const r = await exchange(port(84), Buffer.from('hello'));
     expect(r.endedBy).toBe('ECONNRESET');
     expect(Date.now() - t0).toBeLessThan(1000);
+    await up.refreshStats(); // the counters are the worker's, mirrored
     expect(up.stats.connections.refused).toBeGreaterThan(0);
   });
 
@@ -161,6 +173,7 @@ describe('user-mode uplink relay (loopback → virtual host → endpoint-as-gues
     const pausesBefore = up.relay.hostPauses;
     const r = await exchange(port(85), randomData(2 << 20, 44));
     expect(r.got.toString()).toBe(`got ${2 << 20}`);
+    await up.refreshStats();
     expect(up.relay.hostPauses).toBeGreaterThan(pausesBefore);
   });
 
@@ -180,6 +193,7 @@ describe('user-mode uplink relay (loopback → virtual host → endpoint-as-gues
   });
 
   it('guestGone resets relayed connections to that VM at once', async () => {
+    await settled(up, () => up.relay.active === 0); // earlier tests' connections are over
     const s = netConnect({ host: '127.0.0.1', port: port(83) });
     const closed = new Promise<string>((res) => {
       s.on('error', (e: NodeJS.ErrnoException) => res(e.code ?? 'error'));
@@ -187,8 +201,7 @@ describe('user-mode uplink relay (loopback → virtual host → endpoint-as-gues
     });
     await new Promise<void>((res) => s.on('connect', res));
     s.write('x');
-    await waitFor(() => up.relay.active === 1);
-    await waitFor(() => up.host.connectionCount > 0 && guest.connectionCount > 0);
+    await settled(up, () => up.relay.active === 1 && up.stats.connections.active > 0 && guest.connectionCount > 0);
     expect(up.guestGone(GUEST_IP)).toBe(1);
     expect(await closed).toBe('ECONNRESET');
     await waitFor(() => log.resets >= 1);
@@ -211,7 +224,7 @@ describe('user-mode uplink relay (loopback → virtual host → endpoint-as-gues
       ok += rs.filter((r, i) => r.got.toString() === `ping ${wave}.${i}`).length;
     }
     expect(ok).toBe(400);
-    await waitFor(() => up.relay.active === 0 && !up.host.busy && !guest.busy, 5000);
+    await settled(up, () => up.relay.active === 0 && !up.busy && !guest.busy);
     expect(up.stats.drops['internalError'] ?? 0).toBe(0);
   });
 
@@ -230,6 +243,7 @@ describe('user-mode uplink relay (loopback → virtual host → endpoint-as-gues
       const r = await exchange(up2.listening[0]!.port, data);
       expect(sha256(r.got)).toBe(sha256(data));
       expect(loss.dropped).toBeGreaterThan(10);
+      await up2.refreshStats();
       expect(up2.stats.tcp.retransmits).toBeGreaterThan(0);
     } finally {
       await up2.close();
@@ -269,6 +283,7 @@ describe('guest behind a real NIC (bounded Rx FIFO, slow drain)', () => {
         }),
       );
       expect(res.every(Boolean)).toBe(true);
+      await up.refreshStats();
       console.log(`[uplink/relay] NIC Rx FIFO drops ${nic.stats.rxFifoDrops}, uplink retransmits ${up.stats.tcp.retransmits}`);
       expect(nic.stats.rxFifoDrops).toBeGreaterThan(0);
       expect(up.stats.tcp.retransmits).toBeGreaterThan(0);
@@ -292,6 +307,7 @@ describe('attachUserModeUplink errors and VM selection', () => {
       const r = await exchange(up.listening[0]!.port, Buffer.from('x'));
       expect(r.endedBy).toBe('ECONNRESET');
       expect(Date.now() - t0).toBeLessThan(1000);
+      await up.refreshStats();
       expect(up.stats.connections.refused).toBe(1);
     } finally {
       await up.close();
@@ -325,6 +341,7 @@ describe('attachUserModeUplink errors and VM selection', () => {
     try {
       const r = await exchange(up.listening[0]!.port, Buffer.from('x'));
       expect(r.endedBy).toBe('ECONNRESET');
+      await up.refreshStats();
       expect(up.relay.noGuest).toBe(1);
     } finally {
       await up.close();

@@ -1,9 +1,17 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import type { VirtualNetwork } from '../network.js';
+import type { SwitchPort } from '../switch.js';
 import { claimAddress, releaseAddress } from './claims.js';
+import type { FrameRingStats } from './frame-ring.js';
 import { formatPortForward, type PortForward } from './port-forward.js';
-import type { TcpConnection } from './tcp-endpoint.js';
-import { VirtualHost, type VirtualHostOptions, type VirtualHostStats } from './virtual-host.js';
+import { RelayPort } from './relay-port.js';
+import { newRelayRings, type FromRelayWorker, type RelaySnapshot, type RelayWorkerData, type ToRelayWorker } from './relay-protocol.js';
+import { relayWorkerScript } from './relay-worker-source.js';
+import { newRelayStats, type RelayStats } from './socket-relay.js';
+import { resolveTcpOptions } from './tcp-endpoint.js';
+import { checkHostAddress, VIRTUAL_HOST_MAC, type VirtualHostOptions, type VirtualHostStats } from './virtual-host.js';
+
+export type { RelayStats } from './socket-relay.js';
 
 /** What the user-mode uplink needs of a Yakima instance (`Yakima` satisfies it). */
 export interface UplinkTarget {
@@ -24,40 +32,37 @@ export interface UserModeUplinkOptions {
    * guest now. Default: the VM picked by `forward.guest` (see `PortForward`) among `target.vms`.
    */
   resolveGuest?: (forward: PortForward) => number | undefined;
-}
-
-/** Counters of the relay between host sockets and guest connections. */
-export interface RelayStats {
-  /** Host connections accepted. */
-  accepted: number;
-  /** Host connections reset because the forward's VM does not exist or has finished. */
-  noGuest: number;
-  /** Host connections reset because the guest refused, reset or stopped answering. */
-  guestAborts: number;
-  /** Guest connections reset because the host socket failed or closed early. */
-  hostAborts: number;
-  /** Host connections currently relayed. */
-  active: number;
-  /** Times a host socket was paused because the guest side could not take more (backpressure). */
-  hostPauses: number;
+  /** Told (once) when the relay worker fails after the uplink started. Default: one line on stderr. */
+  onError?: (e: UplinkError) => void;
 }
 
 /** A running user-mode uplink. */
 export interface UserModeUplink {
-  /** The virtual host on the switch. */
-  readonly host: VirtualHost;
+  /** The uplink's port on the switch (the virtual host's MAC; its TCP stack runs in the relay worker). */
+  readonly port: SwitchPort;
   /** Each forward with the host port actually bound (differs from `hostPort` only for 0). */
   readonly listening: ReadonlyArray<{ forward: PortForward; address: string; port: number }>;
+  /**
+   * Relay counters, mirrored from the relay worker (at most `STATS_EVERY_MS` = 20 ms old while
+   * anything changes; `refreshStats` for exact values).
+   */
   readonly relay: RelayStats;
-  /** The virtual host's counters (connections, bytes, retransmits, drops by reason). */
+  /** The virtual host's counters (connections, bytes, retransmits, drops by reason), mirrored like `relay`. */
   readonly stats: VirtualHostStats;
+  /** Frames (not bytes) through the shared rings between the switch and the worker, and those dropped because a ring was full. Exact. */
+  readonly rings: { toWorker: FrameRingStats; toMain: FrameRingStats };
+  /** The virtual host had connections, timers or queued frames (as of the last mirror). */
+  readonly busy: boolean;
+  /** Fetch the worker's counters now (`relay`, `stats`, `busy` are then exact as of its answer). */
+  refreshStats(): Promise<void>;
   /**
    * Reset the relayed connections to the VM at `ip` (host order) both ways — call it when that
    * VM finishes, so host clients see ECONNRESET at once instead of after retransmission
-   * timeouts. @returns how many were reset.
+   * timeouts. The resets happen in the worker right after. @returns how many relayed
+   * connections to `ip` were open.
    */
   guestGone(ip: number): number;
-  /** Stop listening, reset open connections both ways, detach from the switch. */
+  /** Stop listening, reset open connections both ways, stop the worker, detach from the switch. */
   close(): Promise<void>;
 }
 
@@ -91,14 +96,18 @@ export function guestAddressOf(target: UplinkTarget, f: PortForward): number | u
  * User-mode networking (no privileges; like QEMU's slirp `hostfwd`): for each forward, listen
  * on `hostAddress:hostPort` and relay every accepted host TCP connection to the guest's port
  * through a user-space TCP connection from the virtual host (gateway:ephemeral → guest:port).
- * Bytes are relayed unchanged both ways with backpressure (the host socket is paused while the
- * guest's window / our send buffer is full; the guest's window closes while the host socket's
- * writes are pending), half-closes become FIN / `socket.end()`, resets become RST /
- * `socket.resetAndDestroy()`, and a guest that refuses or never answers the SYN gets the host
- * connection reset.
+ * Bytes are relayed unchanged both ways with backpressure, half-closes become FIN /
+ * `socket.end()`, resets become RST / `socket.resetAndDestroy()`, and a guest that refuses or
+ * never answers the SYN gets the host connection reset (see `relaySocket`).
+ *
+ * The servers, host sockets and the virtual host's TCP/ARP/ICMP stack run in a worker thread
+ * (relay-worker.ts), in parallel with the emulator on this thread; the switch port here only
+ * moves frames through two bounded shared rings (`RelayPort`). The guest of each accepted
+ * connection is resolved here, when it arrives (`resolveGuest`, `virtualHost.knownMac`).
  * @throws UplinkError (code 'ENONET') when `target.net` is undefined, ('EADDRINUSE',
  * 'EACCES', …) with one line naming the port when a listen fails — then nothing stays open —,
- * and Error when a TAP uplink already owns the virtual host's address.
+ * ('EWORKER') when the relay worker cannot start; RangeError for a virtual host address off
+ * the subnet; and Error when a TAP uplink already owns the virtual host's address.
  */
 export async function attachUserModeUplink(
   target: UplinkTarget,
@@ -108,150 +117,177 @@ export async function attachUserModeUplink(
   const net = target.net;
   if (!net) throw new UplinkError('-p needs networking: create Yakima with { network: true }', 'ENONET');
   const hostAddress = opts.hostAddress ?? '127.0.0.1';
-  const host = new VirtualHost(net, opts.virtualHost);
-  claimAddress(net, host.ip, 'the user-mode uplink');
+  const { knownMac, ...hostOpts } = opts.virtualHost ?? {};
+  const ip = hostOpts.ip ?? net.gateway;
+  checkHostAddress(net, ip);
+  resolveTcpOptions(hostOpts.tcp ?? {}); // bad tunables fail here, not in the worker
+  claimAddress(net, ip, 'the user-mode uplink');
   const resolve = opts.resolveGuest ?? ((f: PortForward) => guestAddressOf(target, f));
-  const relay: RelayStats = { accepted: 0, noGuest: 0, guestAborts: 0, hostAborts: 0, active: 0, hostPauses: 0 };
-  const servers: Server[] = [];
-  const sockets = new Set<Socket>();
-  const listening: Array<{ forward: PortForward; address: string; port: number }> = [];
-
-  const accept = (f: PortForward, sock: Socket): void => {
-    relay.accepted++;
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    const ip = resolve(f);
-    let conn: TcpConnection;
-    try {
-      if (ip === undefined) throw new Error('no guest');
-      conn = host.connect(ip, f.guestPort);
-    } catch {
-      relay.noGuest++;
-      sock.on('error', () => {});
-      sock.resetAndDestroy();
-      return;
-    }
-    relay.active++;
-    sock.setNoDelay(true);
-    let hostEnded = false;
-    let guestEnded = false;
-    let finished = false;
-    const finish = (): void => {
-      if (!finished) {
-        finished = true;
-        relay.active--;
-      }
-    };
-    const resetHost = (): void => {
-      if (!sock.destroyed) sock.resetAndDestroy();
-    };
-    conn.onConnect = () => sock.resume();
-    conn.onDrain = () => sock.resume();
-    // The segments of one batch of frames (a response is usually two or more) leave in one
-    // write when the batch is done, not one write(2) each. At most one receive window of bytes
-    // is held here: the window stays closed until the host socket has taken them.
-    let batch: Uint8Array[] = [];
-    let batchBytes = 0;
-    const writeBatch = (): void => {
-      if (batchBytes === 0) return;
-      const chunk = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchBytes);
-      const n = batchBytes;
-      batch = [];
-      batchBytes = 0;
-      if (!sock.destroyed) sock.write(chunk, () => conn.release(n));
-    };
-    conn.onData = (d) => {
-      if (sock.destroyed) return;
-      batch.push(d);
-      batchBytes += d.length;
-    };
-    conn.onBatchEnd = writeBatch;
-    conn.onEnd = () => {
-      guestEnded = true;
-      writeBatch();
-      if (!sock.destroyed) sock.end();
-    };
-    conn.onAbort = () => {
-      relay.guestAborts++;
-      resetHost();
-    };
-    conn.onClose = () => {
-      finish();
-      if (!(hostEnded && guestEnded)) resetHost();
-    };
-    sock.on('data', (d: Buffer) => {
-      if (conn.isClosed || hostEnded) return;
-      if (!conn.write(d)) {
-        relay.hostPauses++;
-        sock.pause();
-      }
-    });
-    sock.on('end', () => {
-      hostEnded = true;
-      conn.end();
-    });
-    sock.on('error', () => {
-      if (!conn.isClosed) {
-        relay.hostAborts++;
-        conn.abort();
-      }
-    });
-    sock.on('close', () => {
-      if (!conn.isClosed && !(hostEnded && guestEnded)) {
-        relay.hostAborts++;
-        conn.abort();
-      }
-    });
+  const rings = newRelayRings();
+  const data: RelayWorkerData = {
+    denaliRelayWorker: true,
+    rings,
+    subnet: { network: net.network, netmask: net.netmask, gateway: net.gateway },
+    virtualHost: hostOpts,
+    forwards: forwards.map((f) => ({ ...f })),
+    hostAddress,
   };
+  const port = new RelayPort(hostOpts.name ?? 'user-uplink', (hostOpts.mac ?? VIRTUAL_HOST_MAC).slice(0, 6), rings, (from, f, flags) =>
+    net.switch.forward(from, f, flags),
+  );
+  const worker = new Worker(relayWorkerScript(), { eval: true, workerData: data });
+  let snap: RelaySnapshot = { relay: newRelayStats(), stats: emptyStats(), busy: false };
+  /** Open relayed connections by id → guest address (for `guestGone`'s count). */
+  const open = new Map<number, number>();
+  const statsWaiters: Array<() => void> = [];
+  let onClosed: (() => void) | undefined;
+  let failed: Error | undefined;
+  let closing: Promise<void> | undefined;
+  let started: { ok: (ports: number[]) => void; fail: (e: Error) => void } | undefined;
+  const startedP = new Promise<number[]>((ok, fail) => (started = { ok, fail }));
 
-  try {
-    for (const f of forwards) {
-      const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => accept(f, s));
-      servers.push(server);
-      await new Promise<void>((res, rej) => {
-        server.once('error', rej);
-        server.listen({ port: f.hostPort, host: hostAddress, exclusive: true }, () => {
-          server.off('error', rej);
-          res();
-        });
-      });
-      server.on('error', () => {});
-      const a = server.address();
-      listening.push({ forward: f, address: hostAddress, port: typeof a === 'object' && a ? a.port : f.hostPort });
+  worker.on('message', (m: FromRelayWorker) => {
+    switch (m.t) {
+      case 'listening':
+        return started?.ok(m.ports);
+      case 'listenError': {
+        const f = forwards[m.index]!;
+        const why =
+          m.code === 'EADDRINUSE'
+            ? 'address already in use'
+            : m.code === 'EACCES'
+              ? 'permission denied'
+              : m.code === 'EADDRNOTAVAIL'
+                ? 'address not available'
+                : m.message;
+        return started?.fail(new UplinkError(`-p ${formatPortForward(f)}: cannot listen on ${hostAddress}:${f.hostPort}: ${why}`, m.code ?? 'EIO'));
+      }
+      case 'accept': {
+        const f = forwards[m.index]!;
+        let guest: number | undefined;
+        try {
+          guest = resolve(f);
+        } catch {
+          guest = undefined;
+        }
+        // A copy: a view would clone its whole underlying buffer into the message.
+        const mac = guest !== undefined ? knownMac?.(guest)?.slice(0, 6) : undefined;
+        if (guest !== undefined) open.set(m.id, guest);
+        worker.postMessage({ t: 'guest', id: m.id, ip: guest, mac } satisfies ToRelayWorker);
+        return;
+      }
+      case 'finished':
+        open.delete(m.id);
+        return;
+      case 'stats':
+      case 'closed':
+        snap = m;
+        for (const w of statsWaiters.splice(0)) w();
+        if (m.t === 'closed') onClosed?.();
+        return;
     }
+  });
+  const died = (e: Error): void => {
+    if (!failed && !started && !closing) {
+      // After start, the relay is gone for good: say so once instead of stalling silently.
+      (opts.onError ?? ((err: Error) => console.error(`yakima: ${err.message}`)))(new UplinkError(`-p: the relay worker stopped: ${e.message.split('\n')[0]}`, 'EWORKER'));
+    }
+    failed ??= e;
+    started?.fail(new UplinkError(`-p: the relay worker failed: ${e.message.split('\n')[0]}`, 'EWORKER'));
+    for (const w of statsWaiters.splice(0)) w();
+    onClosed?.();
+  };
+  worker.on('error', died);
+  worker.on('exit', (code) => died(new Error(`relay worker exited (code ${code})`)));
+
+  let ports: number[];
+  try {
+    ports = await startedP;
   } catch (e) {
-    for (const s of servers) s.close();
-    releaseAddress(net, host.ip);
-    const err = e as NodeJS.ErrnoException;
-    const f = forwards[servers.length - 1]!;
-    const why =
-      err.code === 'EADDRINUSE'
-        ? 'address already in use'
-        : err.code === 'EACCES'
-          ? 'permission denied'
-          : err.code === 'EADDRNOTAVAIL'
-            ? 'address not available'
-            : (err.message ?? String(e));
-    throw new UplinkError(`-p ${formatPortForward(f)}: cannot listen on ${hostAddress}:${f.hostPort}: ${why}`, err.code ?? 'EIO');
+    port.stop();
+    await worker.terminate();
+    releaseAddress(net, ip);
+    throw e;
   }
-  host.attach();
+  started = undefined;
+  net.switch.attach(port);
+  net.addPolledPort(port);
+  const listening = forwards.map((forward, i) => ({ forward, address: hostAddress, port: ports[i]! }));
 
   return {
-    host,
+    port,
     listening,
-    relay,
+    get relay() {
+      return snap.relay;
+    },
     get stats() {
-      return host.stats;
+      return snap.stats;
     },
-    guestGone(ip: number) {
-      return host.abortPeer(ip);
+    get busy() {
+      return snap.busy;
     },
-    async close() {
-      const closed = Promise.all(servers.map((s) => new Promise<void>((res) => s.close(() => res()))));
-      host.close();
-      for (const s of sockets) s.resetAndDestroy();
-      await closed;
-      releaseAddress(net, host.ip);
+    get rings() {
+      return { toWorker: port.toWorker.stats, toMain: port.toMain.stats };
     },
+    refreshStats() {
+      if (failed || closing) return Promise.resolve();
+      return new Promise<void>((res) => {
+        statsWaiters.push(res);
+        worker.postMessage({ t: 'stats' } satisfies ToRelayWorker);
+      });
+    },
+    guestGone(guestIp: number) {
+      let n = 0;
+      for (const [id, g] of open) {
+        if (g === guestIp) {
+          open.delete(id);
+          n++;
+        }
+      }
+      if (!failed && !closing) worker.postMessage({ t: 'guestGone', ip: guestIp } satisfies ToRelayWorker);
+      return n;
+    },
+    close() {
+      closing ??= (async () => {
+        if (!failed) {
+          const done = new Promise<void>((res) => (onClosed = res));
+          worker.postMessage({ t: 'close' } satisfies ToRelayWorker);
+          await done;
+        }
+        port.poll(); // the RSTs the worker sent while closing reach the guests
+        net.removePolledPort(port);
+        net.switch.detach(port);
+        port.stop();
+        await worker.terminate();
+        releaseAddress(net, ip);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Zeroed `VirtualHostStats` (until the worker's first snapshot). */
+function emptyStats(): VirtualHostStats {
+  return {
+    framesIn: 0,
+    framesOut: 0,
+    connections: { opened: 0, active: 0, refused: 0, reset: 0, timedOut: 0 },
+    arpRequestsAnswered: 0,
+    pingsAnswered: 0,
+    tcp: {
+      retransmits: 0,
+      fastRetransmits: 0,
+      timeouts: 0,
+      zeroWindowProbes: 0,
+      zeroWindowsAdvertised: 0,
+      unacceptable: 0,
+      outOfOrderQueued: 0,
+      outOfOrderDropped: 0,
+      challengeAcks: 0,
+      bytesAcked: 0,
+      bytesReceived: 0,
+      delayedAcks: 0,
+    },
+    drops: {},
   };
 }

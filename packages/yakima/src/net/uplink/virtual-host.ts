@@ -1,8 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import { ETH_HEADER } from '../ethernet.js';
-import type { VirtualNetwork } from '../network.js';
 import { formatIPv4 } from '../network.js';
-import type { SwitchPort } from '../switch.js';
+import type { EthernetSwitch, SwitchPort } from '../switch.js';
 import { ARP_OP, ArpCache, buildArpFrame, parseArp, type ArpCacheOptions } from './arp.js';
 import { FRAME_CSUM } from '../checksum-offload.js';
 import { internetChecksum } from './checksum.js';
@@ -18,6 +17,29 @@ export const VIRTUAL_HOST_MAC = new Uint8Array([0x02, 0xde, 0x4e, 0xff, 0xff, 0x
 export const EPHEMERAL_FIRST = 49_152;
 /** Last ephemeral port. */
 export const EPHEMERAL_LAST = 65_535;
+
+/**
+ * What a `VirtualHost` needs of its network (IPv4 plan in host order, and a switch): a
+ * `VirtualNetwork`, or in the user-mode uplink's relay worker a stand-in whose `forward`
+ * puts frames into the ring to the main thread.
+ */
+export interface VirtualHostNet {
+  readonly network: number;
+  readonly netmask: number;
+  readonly gateway: number;
+  readonly switch: Pick<EthernetSwitch, 'attach' | 'detach' | 'forward'>;
+}
+
+/**
+ * Check that `ip` (host order) can be a host's address on `net`'s subnet.
+ * @throws RangeError naming the address when it is outside the subnet or is its network/broadcast address.
+ */
+export function checkHostAddress(net: VirtualHostNet, ip: number): void {
+  const broadcast = (net.network | ~net.netmask) >>> 0;
+  if (((ip & net.netmask) >>> 0) !== net.network || ip === net.network || ip === broadcast) {
+    throw new RangeError(`virtual host address ${formatIPv4(ip)} is not a host address of the virtual subnet`);
+  }
+}
 
 /** Options of `VirtualHost`. */
 export interface VirtualHostOptions {
@@ -113,16 +135,13 @@ export class VirtualHost implements SwitchPort {
 
   /** @throws RangeError when `ip` is outside the network's subnet or is its network/broadcast address. */
   constructor(
-    private readonly net: VirtualNetwork,
+    private readonly net: VirtualHostNet,
     opts: VirtualHostOptions = {},
   ) {
     this.name = opts.name ?? 'user-uplink';
     this.mac = (opts.mac ?? VIRTUAL_HOST_MAC).slice(0, 6);
     this.ip = opts.ip ?? net.gateway;
-    const broadcast = (net.network | ~net.netmask) >>> 0;
-    if (((this.ip & net.netmask) >>> 0) !== net.network || this.ip === net.network || this.ip === broadcast) {
-      throw new RangeError(`virtual host address ${formatIPv4(this.ip)} is not a host address of the virtual subnet`);
-    }
+    checkHostAddress(net, this.ip);
     this.tcpOpts = opts.tcp ?? {};
     resolveTcpOptions(this.tcpOpts);
     this.maxConnections = opts.maxConnections ?? 4096;
