@@ -9,7 +9,7 @@ import { newRelayRings, type FromRelayWorker, type RelaySnapshot, type RelayWork
 import { relayWorkerScript } from './relay-worker-source.js';
 import { newRelayStats, type RelayStats } from './socket-relay.js';
 import { resolveTcpOptions } from './tcp-endpoint.js';
-import { checkHostAddress, VIRTUAL_HOST_MAC, type VirtualHostOptions, type VirtualHostStats } from './virtual-host.js';
+import { checkHostAddress, newVirtualHostStats, VIRTUAL_HOST_MAC, type VirtualHostOptions, type VirtualHostStats } from './virtual-host.js';
 
 export type { RelayStats } from './socket-relay.js';
 
@@ -136,7 +136,7 @@ export async function attachUserModeUplink(
     net.switch.forward(from, f, flags),
   );
   const worker = new Worker(relayWorkerScript(), { eval: true, workerData: data });
-  let snap: RelaySnapshot = { relay: newRelayStats(), stats: emptyStats(), busy: false };
+  let snap: RelaySnapshot = { relay: newRelayStats(), stats: newVirtualHostStats(), busy: false };
   /** Open relayed connections by id → guest address (for `guestGone`'s count). */
   const open = new Map<number, number>();
   const statsWaiters: Array<() => void> = [];
@@ -263,31 +263,5 @@ export async function attachUserModeUplink(
       })();
       return closing;
     },
-  };
-}
-
-/** Zeroed `VirtualHostStats` (until the worker's first snapshot). */
-function emptyStats(): VirtualHostStats {
-  return {
-    framesIn: 0,
-    framesOut: 0,
-    connections: { opened: 0, active: 0, refused: 0, reset: 0, timedOut: 0 },
-    arpRequestsAnswered: 0,
-    pingsAnswered: 0,
-    tcp: {
-      retransmits: 0,
-      fastRetransmits: 0,
-      timeouts: 0,
-      zeroWindowProbes: 0,
-      zeroWindowsAdvertised: 0,
-      unacceptable: 0,
-      outOfOrderQueued: 0,
-      outOfOrderDropped: 0,
-      challengeAcks: 0,
-      bytesAcked: 0,
-      bytesReceived: 0,
-      delayedAcks: 0,
-    },
-    drops: {},
   };
 }

@@ -82,6 +82,32 @@ export interface VirtualHostStats {
   drops: Record<string, number>;
 }
 
+/** A `VirtualHostStats` with every counter at zero. */
+export function newVirtualHostStats(): VirtualHostStats {
+  return {
+    framesIn: 0,
+    framesOut: 0,
+    connections: { opened: 0, active: 0, refused: 0, reset: 0, timedOut: 0 },
+    arpRequestsAnswered: 0,
+    pingsAnswered: 0,
+    tcp: {
+      retransmits: 0,
+      fastRetransmits: 0,
+      timeouts: 0,
+      zeroWindowProbes: 0,
+      zeroWindowsAdvertised: 0,
+      unacceptable: 0,
+      outOfOrderQueued: 0,
+      outOfOrderDropped: 0,
+      challengeAcks: 0,
+      bytesAcked: 0,
+      bytesReceived: 0,
+      delayedAcks: 0,
+    },
+    drops: {},
+  };
+}
+
 /** Handler of new passive connections on a listening port. */
 export type TcpAcceptHandler = (conn: TcpConnection) => void;
 
@@ -148,29 +174,8 @@ export class VirtualHost implements SwitchPort {
     this.maxQueuedFrames = opts.maxQueuedFrames ?? 8192;
     this.answerPing = opts.answerPing ?? true;
     this.knownMac = opts.knownMac;
-    const tcp: TcpCounters = {
-      retransmits: 0,
-      fastRetransmits: 0,
-      timeouts: 0,
-      zeroWindowProbes: 0,
-      zeroWindowsAdvertised: 0,
-      unacceptable: 0,
-      outOfOrderQueued: 0,
-      outOfOrderDropped: 0,
-      challengeAcks: 0,
-      bytesAcked: 0,
-      bytesReceived: 0,
-      delayedAcks: 0,
-    };
-    this.stats = {
-      framesIn: 0,
-      framesOut: 0,
-      connections: { opened: 0, active: 0, refused: 0, reset: 0, timedOut: 0 },
-      arpRequestsAnswered: 0,
-      pingsAnswered: 0,
-      tcp,
-      drops: {},
-    };
+    this.stats = newVirtualHostStats();
+    const tcp = this.stats.tcp;
     this.arp = new ArpCache(
       (ip) => this.sendArpRequest(ip),
       opts.arp,
