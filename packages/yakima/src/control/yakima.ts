@@ -150,7 +150,12 @@ export class Yakima {
     this.net = net ? new VirtualNetwork(net === true ? {} : net) : undefined;
     if (!opts.createVcpu && opts.backend === 'kvm') this.kvm = new KvmBackend({ threads: opts.kvmThreads });
     if (!opts.createVcpu && opts.backend === 'process') {
-      this.proc = new ProcessBackend({ threads: opts.processThreads, quantumMicros: this.quantum / KVM_INSTRUCTIONS_PER_MICROSECOND });
+      this.proc = new ProcessBackend({
+        threads: opts.processThreads,
+        quantumMicros: this.quantum / KVM_INSTRUCTIONS_PER_MICROSECOND,
+        // A resumed VM is on the CPU: any other there, or any waiting, contends for the cores.
+        contended: () => this.onCpu.size > 1 || this.runQueue.size > 0,
+      });
     }
     this.swap = openSwapper(opts, {
       createVcpu: (m) => this.createVcpu(m),

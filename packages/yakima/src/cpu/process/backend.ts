@@ -23,6 +23,8 @@ export interface ProcessBackendOptions {
   answerTimeoutMs?: number;
   /** Start VMs on tenders spawned ahead (tender-pool.ts; default true): boot skips the ~3-4 ms spawn. */
   pool?: boolean;
+  /** True while other VMs want a CPU: tenders then sleep on their replies at once (ProcessVcpuOptions.contended). */
+  contended?: () => boolean;
 }
 
 /** Creates process-backend vCPUs and owns the waiter threads they share. */
@@ -61,6 +63,7 @@ export class ProcessBackend {
         waiter: () => this.leastLoaded(),
         waiterReady: () => this.waiters.some((w) => w.isReady),
         pool: this.opts.pool ?? true,
+        contended: this.opts.contended,
         ...extra,
       },
       () => this.vcpus.delete(vcpu),

@@ -20,6 +20,10 @@ export const CTL = {
   SIGNO: 0x24,
   EXITS: 0x28,
   SLEEPING: 0x2c,
+  /** Written by Yakima with every resume: 1 lets the tender spin on its next reply (tender.c). */
+  REPLY_SPIN: 0x30,
+  /** Exits on whose reply the tender spun (written by the tender: statistics only). */
+  REPLY_SPINS: 0x34,
   REGS: 0x40,
   EIP: 0x60,
   EFLAGS: 0x64,

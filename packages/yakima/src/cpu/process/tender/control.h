@@ -45,7 +45,12 @@ struct control_page {
   uint32_t exits;
   /* 1 while the tender sleeps in FUTEX_WAIT for the reply (Yakima skips the wake otherwise). */
   volatile uint32_t sleeping;
-  uint32_t pad0[4];
+  /* 0x30: written by Yakima with every resume: 1 when the tender may spin on its next reply (no
+   * other VM wants a CPU), 0 when it should sleep on the futex at once. */
+  volatile uint32_t reply_spin;
+  /* 0x34: exits on whose reply the tender spun (a count for statistics and tests). */
+  uint32_t reply_spins;
+  uint32_t pad0[2];
   /* 0x40: the registers at the exit (EAX ECX EDX EBX ESP EBP ESI EDI), EIP, EFLAGS. */
   uint32_t regs[8];
   uint32_t eip;
@@ -72,6 +77,8 @@ struct control_page {
 #define REPLY_LOAD_FPU 1u
 
 /* The offsets control-page.ts uses. */
+_Static_assert(__builtin_offsetof(struct control_page, reply_spin) == 0x30, "reply_spin");
+_Static_assert(__builtin_offsetof(struct control_page, reply_spins) == 0x34, "reply_spins");
 _Static_assert(__builtin_offsetof(struct control_page, regs) == 0x40, "regs");
 _Static_assert(__builtin_offsetof(struct control_page, reply_regs) == 0x80, "reply_regs");
 _Static_assert(__builtin_offsetof(struct control_page, reply_flags) == 0xa8, "reply_flags");

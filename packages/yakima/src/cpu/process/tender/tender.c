@@ -220,6 +220,7 @@ static void init_fpu(uint8_t *fx) {
   if (frame_xstate_bv(fx) != ~0ull) fx[XSTATE_BV] |= 3;
 }
 
+
 static void on_signal(int sig, siginfo_t *si, void *ucv) {
   ucontext_t *uc = (ucontext_t *)ucv;
   greg_t *g = uc->uc_mcontext.gregs;
@@ -268,8 +269,13 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
   if (fx && started) save_fpu(fx, c->fpu);
   __atomic_store_n(&c->state, CTL_STATE_POSTED, __ATOMIC_SEQ_CST);
   futex_wake(&c->state);
-  uint64_t t0 = __builtin_ia32_rdtsc();
-  while (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CTL_STATE_GUEST && __builtin_ia32_rdtsc() - t0 < REPLY_SPIN_CYCLES) __builtin_ia32_pause();
+  /* Spin only while Yakima says no other VM wants a CPU (reply_spin): else a spinning tender
+   * takes the core that Yakima needs to answer it, or that another VM needs to run. */
+  if (__atomic_load_n(&c->reply_spin, __ATOMIC_RELAXED) == 1) {
+    c->reply_spins++;
+    uint64_t t0 = __builtin_ia32_rdtsc();
+    while (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CTL_STATE_GUEST && __builtin_ia32_rdtsc() - t0 < REPLY_SPIN_CYCLES) __builtin_ia32_pause();
+  }
   while (__atomic_load_n(&c->state, __ATOMIC_SEQ_CST) != CTL_STATE_GUEST) {
     /* Announce the sleep, then re-check (Yakima stores the state, then reads `sleeping`). */
     __atomic_store_n(&c->sleeping, 1, __ATOMIC_SEQ_CST);
