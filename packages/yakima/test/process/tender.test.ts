@@ -12,6 +12,7 @@ import {
   fillTenderPool,
   pooledTenderPids,
   probeProcessBackend,
+  ProcessBackend,
   ProcessVcpu,
   TENDER_POOL_SIZE,
   tenderBinary,
@@ -87,6 +88,25 @@ describe.skipIf(!probe.usable)('the tender process', () => {
       if (e.kind === 'fault') expect(e.detail).toMatch(/SIGKILL/);
     } finally {
       vcpu.destroy();
+    }
+  });
+
+  it('reports a process killed between two runs as a fault with the kernel’s reason when a waiter thread waits (runAsync)', async () => {
+    // runAsync does not ask the kernel before it resumes: the wait after the resume notices.
+    const backend = new ProcessBackend({ quantumMicros: 1000, pool: false });
+    try {
+      const mem = allocateSharedGuestMemory(LAYOUT.MIN_MEMORY);
+      mem.u8.set([0xeb, 0xfe], LAYOUT.IMAGE_BASE);
+      const vcpu = backend.createVcpu(mem);
+      vcpu.setRegs({ gpr: [0, 0, 0, 0, LAYOUT.MIN_MEMORY, 0, 0, 0], eip: LAYOUT.IMAGE_BASE, eflags: 0x202 });
+      expect((await vcpu.runAsync(1000)).kind).toBe('quantum');
+      process.kill(vcpu.pid, 'SIGKILL');
+      const e = await vcpu.runAsync(1000);
+      expect(e.kind).toBe('fault');
+      if (e.kind === 'fault') expect(e.detail).toMatch(/SIGKILL/);
+      vcpu.destroy();
+    } finally {
+      await backend.close();
     }
   });
 });
