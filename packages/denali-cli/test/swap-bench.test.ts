@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CSV_COLUMNS, checkTargets, formatTable, formatTargets, formatTerminalChart, toCsv, toSvg } from '../src/swap-bench/report.js';
-import type { SwapBenchReport } from '../src/swap-bench/bench.js';
+import { splitResidentCost, type SwapBenchReport } from '../src/swap-bench/bench.js';
 import { hostMemoryProblem } from '../src/swap-bench/host-guard.js';
 import { defaultMemoryBudget } from '../src/swap-bench/options.js';
 import { execa } from 'execa';
@@ -94,7 +94,7 @@ describe('denali swap-bench', () => {
     const r = await denali(['swap-bench', '--vms', '1', '--dist', 'zipf', '--duration', '0.5', '--warmup', '0', '--concurrency', '1'], { timeout: 120_000 });
     expect(r.exitCode, r.stderr).toBe(0);
     // --vms 1: the default budget is a quarter of what that one VM holds (the paper's 1 GB for large counts)
-    const m = /memory budget (\S+ \S+) \(default: a quarter of what the VM holds resident, so they cannot all stay resident; (\S+ \S+) per VM measured on 1;/.exec(r.stdout);
+    const m = /memory budget (\S+ \S+) \(default: room for a quarter of the VM besides what they share, so they cannot all stay resident; (\S+ \S+) per VM plus (\S+ \S+) shared, measured on 1;/.exec(r.stdout);
     expect(m, r.stdout).not.toBeNull();
     expect(r.stdout).toMatch(/^VMs +dist +req\/s +p50 +p99 +swap-in\/s +swap-out\/s +read +written +resident +host RSS +errors +CPU\/req$/m);
     expect(r.stdout).toMatch(/^1 +zipf +[\d,]+ .* 0 +[\d.]+ [mµ]?s$/m);
@@ -225,12 +225,24 @@ describe('swap-bench swap-in capacity', () => {
 });
 
 describe('swap-bench default memory budget', () => {
-  it("is the paper's 1 GB host, or a quarter of what the largest count needs when that is less", () => {
+  it("is the paper's 1 GB host, or what the VMs share plus room for a quarter of the largest count when that is less", () => {
     expect(defaultMemoryBudget(10_000, 3 << 20)).toEqual({ bytes: 1 << 30, why: "the HotOS paper's 1 GB host" });
     const small = defaultMemoryBudget(1000, 400 << 10);
     expect(small.bytes).toBe(100 * 1024 * 1000);
-    expect(small.why).toMatch(/^a quarter of what 1,000 VMs hold resident/);
+    expect(small.why).toMatch(/^room for a quarter of the 1,000 VMs besides what they share, so they cannot all stay resident/);
     expect(defaultMemoryBudget(1, 0).bytes).toBe(1 << 20);
+    // What the VMs share is needed in full, once: without it not even a quarter would fit.
+    expect(defaultMemoryBudget(1000, 400 << 10, 15 << 20).bytes).toBe((15 << 20) + 100 * 1024 * 1000);
+  });
+});
+
+describe('swap-bench resident cost per VM', () => {
+  it('charges what one VM decoded for all (the largest account) once, not to every VM', () => {
+    // Four emulator VMs after one request each: the first decoded the shared blocks.
+    expect(splitResidentCost([4_700_000, 250_000, 240_000, 260_000])).toEqual({ perVm: 250_000, shared: 4_700_000 + 250_000 + 240_000 + 260_000 - 4 * 250_000 });
+    expect(splitResidentCost([300_000])).toEqual({ perVm: 300_000, shared: 0 });
+    expect(splitResidentCost([200_000, 200_000, 200_000])).toEqual({ perVm: 200_000, shared: 0 });
+    expect(splitResidentCost([])).toEqual({ perVm: 0, shared: 0 });
   });
 });
 

@@ -24,7 +24,7 @@ export * from './api/control-server.js';
 export * from './api/instance-dir.js';
 export * from './api/counters.js';
 export { SwapError } from './swap/swap-error.js';
-export type { SwapStats } from './swap/swapper.js';
+export type { ResidentMeasurement, SwapStats } from './swap/swapper.js';
 export { FileSwapStore, defaultSwapParent, type SwapStore } from './swap/swap-area.js';
 export type { SwapOptions } from './swap/open-swapper.js';
 export { defaultMemoryBudget, SWAPPED_VM_BYTES } from './memory/accounting.js';

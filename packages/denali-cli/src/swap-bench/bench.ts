@@ -31,18 +31,30 @@ const NULL_SINK: ConsoleSink = { write() {}, close() {} };
 const CALIBRATION_VMS = 4;
 
 /**
- * Host bytes one httpd VM holds after serving a request, in Yakima's own account
- * (`swapStats().residentBytes / residentVms`): boots `n` VMs on a Yakima of their own, fetches
- * the document once from each, and stops them.
+ * What httpd VMs hold resident after serving a request, in Yakima's own account
+ * (`Yakima.measureResident`): `perVm` each (its written pages, vCPU and devices) plus `shared`
+ * once for all of them: the image's memory templates, and the emulator's decoded blocks,
+ * which the VMs of an image share (block-cache.ts `SharedCode`) but which are charged to the
+ * VM that decoded them, so one calibration VM holds megabytes the others use. `perVm` is the
+ * median of the VMs but the largest. Bytes; zeros where the host cannot swap (no accounting).
+ */
+export interface ResidentCost {
+  perVm: number;
+  shared: number;
+}
+
+/**
+ * Boots `n` httpd VMs on a Yakima of their own, fetches the document once from each, measures
+ * what they hold (`ResidentCost`), and stops them.
  * @throws SwapBenchError when a VM never answers.
  */
-export async function residentBytesPerVm(
+export async function residentCost(
   image: DenaliImage,
   document: Uint8Array,
   backend: 'emu' | 'kvm' | 'process',
   n: number,
   onProgress?: (done: number) => void,
-): Promise<number> {
+): Promise<ResidentCost> {
   const y = new Yakima({ backend, network: true, sink: NULL_SINK });
   y.addVms(image, n, { args: HTTPD_ARGS });
   const running = y.run();
@@ -51,14 +63,26 @@ export async function residentBytesPerVm(
     const targets = y.vms.map((vm) => ({ ip: y.net!.addressOf(vm.id), mac: defaultMac(vm.id) }));
     const v = await gen.visitAll({ targets, timeoutMs: 60_000, onProgress });
     if (v.unanswered.length > 0) throw new SwapBenchError(`httpd VMs did not answer within 60 s (last error: ${v.lastError})`);
-    const s = y.swapStats();
-    return s.residentBytes / Math.max(1, s.residentVms);
+    const m = y.measureResident();
+    if (m === undefined) return splitResidentCost([]);
+    const cost = splitResidentCost(m.vmBytes);
+    return { perVm: cost.perVm, shared: cost.shared + m.templateBytes };
   } finally {
     gen.close();
     y.stop('measured');
     await running;
     await y.close();
   }
+}
+
+/** `ResidentCost` from what each VM holds, bytes (see there; templates not included); zeros for none. */
+export function splitResidentCost(bytes: readonly number[]): ResidentCost {
+  if (bytes.length === 0) return { perVm: 0, shared: 0 };
+  const sorted = [...bytes].sort((a, b) => a - b);
+  const others = sorted.length > 1 ? sorted.slice(0, -1) : sorted;
+  const perVm = others[Math.floor((others.length - 1) / 2)]!;
+  const total = sorted.reduce((a, b) => a + b, 0);
+  return { perVm, shared: Math.max(0, total - perVm * sorted.length) };
 }
 
 /** VMs added per step while booting (the scheduler and the readiness check run in between). */
@@ -130,8 +154,10 @@ export interface SwapBenchReport {
   memoryBudgetIsDefault: boolean;
   /** Why the budget is what it is (for a default: see `defaultMemoryBudget`). */
   memoryBudgetWhy: string;
-  /** Host bytes per httpd VM that has served one request, in Yakima's account (measured for the default budget), or null. */
+  /** Host bytes per httpd VM that has served one request, in Yakima's account (measured for the default budget: `ResidentCost.perVm`), or null. */
   vmResidentBytes: number | null;
+  /** Host bytes those VMs hold once for all of them (`ResidentCost.shared`: the emulator's shared decoded blocks), or null. */
+  sharedResidentBytes: number | null;
   swapDir: string | null;
   concurrency: number;
   durationSeconds: number;
@@ -204,6 +230,7 @@ export async function runSwapBench(
     memoryBudgetIsDefault: o.memoryBudget === undefined,
     memoryBudgetWhy: 'given by --memory-budget',
     vmResidentBytes: null,
+    sharedResidentBytes: null,
     swapDir: o.swapDir ?? null,
     concurrency: o.concurrency,
     durationSeconds: o.duration,
@@ -223,11 +250,13 @@ export async function runSwapBench(
     const largest = o.vms[o.vms.length - 1]!;
     const probe = Math.min(CALIBRATION_VMS, largest);
     progress.start(`measure ${probe} VMs`, probe, 'VMs');
-    report.vmResidentBytes = Math.round(await residentBytesPerVm(image, document, o.backend, probe, (d) => progress.update(d)));
+    const cost = await residentCost(image, document, o.backend, probe, (d) => progress.update(d));
     progress.stop();
-    const d = defaultMemoryBudget(largest, report.vmResidentBytes);
+    report.vmResidentBytes = Math.round(cost.perVm);
+    report.sharedResidentBytes = Math.round(cost.shared);
+    const d = defaultMemoryBudget(largest, report.vmResidentBytes, report.sharedResidentBytes);
     budget = d.bytes;
-    report.memoryBudgetWhy = `${d.why}; ${formatBytes(report.vmResidentBytes)} per VM measured on ${probe}`;
+    report.memoryBudgetWhy = `${d.why}; ${formatBytes(report.vmResidentBytes)} per VM plus ${formatBytes(report.sharedResidentBytes)} shared, measured on ${probe}`;
   }
   report.memoryBudgetBytes = budget;
   progress.note(`denali swap-bench: memory budget ${formatBytes(budget)} (${report.memoryBudgetWhy}); VMs ${o.vms.join(', ')}; ${o.distributions.join(' and ')}`);

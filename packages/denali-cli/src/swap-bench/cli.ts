@@ -24,7 +24,7 @@ export function addSwapBenchCommand(
     .option('--concurrency <n>', 'requests in flight at once (closed loop)', intArg('concurrency', 1, 16_384), Number(D.concurrency))
     .option('--duration <seconds>', 'measured time per point', numberArg('duration', 0, 86_400, true), Number(D.duration))
     .option('--warmup <seconds>', 'unmeasured load before each point', numberArg('warm-up time', 0, 3600), Number(D.warmup))
-    .option('--memory-budget <size>', "host memory the VMs may hold, e.g. 512M (default: 1G, the paper's host, or a quarter of what the largest count needs, if less)", (t: string) => {
+    .option('--memory-budget <size>', "host memory the VMs may hold, e.g. 512M (default: 1G, the paper's host, or what the VMs share plus room for a quarter of the largest count, if less)", (t: string) => {
       const n = sizeArg(t);
       if (n <= 0) throw new InvalidArgumentError(`'${t}' is not a usable memory budget (must be more than 0 bytes)`);
       return n;

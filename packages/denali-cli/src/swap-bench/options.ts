@@ -7,23 +7,24 @@ export const MAX_VMS = 458_748;
 /** The HotOS paper's host memory (section 3.2): the largest default memory budget, bytes. */
 export const PAPER_HOST_MEMORY = 1 << 30;
 
-/** The default budget holds at most this share of what the largest VM count needs resident. */
+/** The default budget has room for at most this share of the largest VM count (besides what they share). */
 export const DEFAULT_BUDGET_SHARE = 0.25;
 
 /** The smallest default budget, bytes (only so that it is never 0). */
 export const MIN_DEFAULT_BUDGET = 1 << 20;
 
 /**
- * The default memory budget: the paper's 1 GB host, or a quarter of what `largest` VMs need
- * resident at `vmBytes` each (so at least three in four must be swapped out), whichever is
- * smaller, but at least `MIN_DEFAULT_BUDGET`. @returns bytes and a phrase saying why.
+ * The default memory budget: the paper's 1 GB host, or what the VMs share (`sharedBytes`: the
+ * image's templates, the emulator's decoded blocks) plus room for a quarter of `largest` VMs at
+ * `vmBytes` each (so at least three in four must be swapped out), whichever is smaller, but
+ * at least `MIN_DEFAULT_BUDGET`. @returns bytes and a phrase saying why.
  */
-export function defaultMemoryBudget(largest: number, vmBytes: number): { bytes: number; why: string } {
-  const share = Math.floor(largest * vmBytes * DEFAULT_BUDGET_SHARE);
-  if (share >= PAPER_HOST_MEMORY) return { bytes: PAPER_HOST_MEMORY, why: "the HotOS paper's 1 GB host" };
-  const bytes = Math.max(MIN_DEFAULT_BUDGET, share);
-  const what = largest === 1 ? 'the VM holds' : `${largest.toLocaleString('en-US')} VMs hold`;
-  return { bytes, why: `a quarter of what ${what} resident, so they cannot all stay resident` };
+export function defaultMemoryBudget(largest: number, vmBytes: number, sharedBytes = 0): { bytes: number; why: string } {
+  const want = sharedBytes + Math.floor(largest * vmBytes * DEFAULT_BUDGET_SHARE);
+  if (want >= PAPER_HOST_MEMORY) return { bytes: PAPER_HOST_MEMORY, why: "the HotOS paper's 1 GB host" };
+  const bytes = Math.max(MIN_DEFAULT_BUDGET, want);
+  const what = largest === 1 ? 'the VM' : `the ${largest.toLocaleString('en-US')} VMs`;
+  return { bytes, why: `room for a quarter of ${what} besides what they share, so they cannot all stay resident` };
 }
 
 /** Options of `denali swap-bench`, validated. Times in seconds, sizes in bytes. */

@@ -15,7 +15,7 @@ import { VirtualNetwork, type NetworkOptions } from '../net/network.js';
 import { codeShareOf } from '../memory/template.js';
 import { openSwapper, type SwapOptions } from '../swap/open-swapper.js';
 import { swappedMemory, SWAPPED_VCPU } from '../swap/swapped.js';
-import type { Swapper, SwapStats } from '../swap/swapper.js';
+import type { ResidentMeasurement, Swapper, SwapStats } from '../swap/swapper.js';
 import { formatFault, type FaultReport } from './fault-report.js';
 import { dispatchHypercall, HypercallFault } from './hypercalls.js';
 import { Vm } from './vm.js';
@@ -272,6 +272,14 @@ export class Yakima {
 
   private noSwapReason(): string {
     return 'swapping is not supported on this host (guest memory cannot be mapped)';
+  }
+
+  /**
+   * Measure now what each resident VM holds and what their templates hold once for all
+   * (`Swapper.measureResident`), or undefined where this host cannot swap (no accounting).
+   */
+  measureResident(): ResidentMeasurement | undefined {
+    return this.swap?.measureResident();
   }
 
   /** Swap counters and memory use (all zero where this host cannot swap). */

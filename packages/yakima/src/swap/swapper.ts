@@ -46,6 +46,14 @@ export interface SwapStats {
 }
 
 /** What the swap manager needs from Yakima. */
+/** What `Swapper.measureResident` found, bytes. */
+export interface ResidentMeasurement {
+  /** Per resident VM: its written guest pages plus its vCPU and device objects. */
+  vmBytes: number[];
+  /** The guest-memory templates (image and clone templates), held once for all their VMs. */
+  templateBytes: number;
+}
+
 export interface SwapHost {
   /** A vCPU of the instance's backend over `memory`. */
   createVcpu(memory: GuestMemory): Vcpu;
@@ -266,6 +274,26 @@ export class Swapper {
     const batch = this.cloneBatches.get(vm);
     if (batch) this.forkClones(vm, batch);
     if (measured || batch || this.resident.size > this.maxResidentVms) this.makeRoom(0);
+  }
+
+  /**
+   * Measure every resident VM now, as at an idle (written pages plus per-VM state), and the
+   * templates its VMs share. For calibration (swap-bench's default budget), not the hot path:
+   * a pagemap read per VM. @returns bytes each resident VM holds, and the templates' bytes.
+   */
+  measureResident(): ResidentMeasurement {
+    const now = performance.now();
+    const vmBytes: number[] = [];
+    for (const vm of this.resident) {
+      const before = vm.hostBytes;
+      vm.hostBytes = ownedBytes(vm.memory) + stateBytes(vm);
+      this.residentTotal += vm.hostBytes - before;
+      this.measuredAt.set(vm, now);
+      vmBytes.push(vm.hostBytes);
+    }
+    this.templateBytesAt = -Infinity;
+    this.total();
+    return { vmBytes, templateBytes: this.templateBytes };
   }
 
   /** `vm` left the idle state (woken, or swapped out). */

@@ -457,4 +457,25 @@ describe('the memory budget', () => {
     }
     expect(vms.map((v) => v.state)).toEqual(['exited', 'exited', 'exited', 'exited']);
   });
+
+  it('measures on request what each resident VM holds and what their template holds once for all', async () => {
+    const y = new Yakima({ swapDir: scratch() });
+    const img = rawImage('measured', idleThenHalt(INTEGER_BODY), 4 << 20);
+    const vms = [0, 1, 2].map(() => y.addVm(img));
+    const done = y.run();
+    try {
+      await until(() => vms.every((v) => v.state === 'idle'), 20_000, 'the VMs to idle');
+      const m = y.measureResident()!;
+      expect(m.vmBytes).toHaveLength(3);
+      // Each: at least its vCPU and devices, and what it wrote; the same as its own account now.
+      for (const b of m.vmBytes) expect(b).toBeGreaterThanOrEqual(EMU_VM_BASE_BYTES);
+      expect([...m.vmBytes].sort()).toEqual(vms.map((v) => v.residentBytes()).sort());
+      expect(m.templateBytes).toBeGreaterThan(0); // the image's pages, held once
+      expect(y.swapStats().residentBytes).toBeGreaterThanOrEqual(m.vmBytes.reduce((a, b) => a + b, 0) + m.templateBytes);
+    } finally {
+      for (const vm of vms) vm.console.pushInput(Uint8Array.of(1));
+      await done;
+      await y.close();
+    }
+  });
 });
