@@ -34,7 +34,7 @@ export interface YakimaOptions extends SwapOptions {
   backend?: Backend;
   /** KVM only: vCPU worker threads (default: one per host core). */
   kvmThreads?: number;
-  /** Process backend only: VMs in flight at once (default: one per host core). */
+  /** Process backend only: VMs in flight at once (default: `defaultProcessThreads()`, four per host core up to 16). */
   processThreads?: number;
   /**
    * Preemption quantum in guest instructions (the emulator counts instructions; paper 3.2

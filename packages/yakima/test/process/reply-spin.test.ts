@@ -7,7 +7,7 @@
  */
 import { HYPERCALL, HYPERCALL_PORT_BASE, LAYOUT } from '@denali/image-format';
 import { describe, expect, it } from 'vitest';
-import { allocateSharedGuestMemory, probeProcessBackend, ProcessVcpu } from '../../src/cpu/process/index.js';
+import { allocateSharedGuestMemory, defaultProcessThreads, probeProcessBackend, ProcessVcpu } from '../../src/cpu/process/index.js';
 
 const probe = probeProcessBackend();
 if (!probe.usable) console.log(`process backend tests skipped: ${probe.reason}`);
@@ -43,5 +43,11 @@ describe.skipIf(!probe.usable)('the tender on a reply', () => {
     } finally {
       vcpu.destroy();
     }
+  });
+});
+
+describe('process-backend VMs in flight at once', () => {
+  it('default to four per host core, at most 16, but at least one per core', () => {
+    expect([1, 2, 4, 8, 16, 64].map((cores) => defaultProcessThreads(cores))).toEqual([4, 8, 16, 16, 16, 64]);
   });
 });
