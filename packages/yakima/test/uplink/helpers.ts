@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { SwitchPort } from '../../src/net/switch.js';
 import type { VirtualNetwork } from '../../src/net/network.js';
+import type { TcpConnection } from '../../src/net/uplink/tcp-endpoint.js';
 
 /** Deterministic PRNG (mulberry32) in [0, 1). */
 export function rng(seed: number): () => number {
@@ -65,4 +66,31 @@ export async function waitFor(cond: () => boolean, timeoutMs = 10_000, everyMs =
     if (Date.now() > end) throw new Error('waitFor timed out');
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * A writer of `data` to `c` in 64 KiB pieces, as fast as its send buffer allows: call it to
+ * start (at once when ESTABLISHED, or as `onConnect`); it sets `c.onDrain` to go on where the
+ * buffer filled. Once everything is queued it ends the connection (unless `end` is false) and
+ * calls `onDone`, once; `onFull` runs each time `write` says the buffer is full.
+ */
+export function chunkedWriter(c: TcpConnection, data: Uint8Array, opts: { end?: boolean; onFull?: () => void; onDone?: () => void } = {}): () => void {
+  let off = 0;
+  let done = false;
+  const go = (): void => {
+    if (done) return;
+    while (off < data.length) {
+      const more = c.write(data.subarray(off, off + 65_536));
+      off += 65_536;
+      if (!more) {
+        opts.onFull?.();
+        return;
+      }
+    }
+    done = true;
+    if (opts.end ?? true) c.end();
+    opts.onDone?.();
+  };
+  c.onDrain = go;
+  return go;
 }

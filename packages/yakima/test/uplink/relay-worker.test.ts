@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { VirtualNetwork, parseIPv4 } from '../../src/net/network.js';
 import { attachUserModeUplink } from '../../src/net/uplink/user-uplink.js';
 import { VirtualHost } from '../../src/net/uplink/virtual-host.js';
-import { randomData, sha256, waitFor } from './helpers.js';
+import { chunkedWriter, randomData, sha256, waitFor } from './helpers.js';
 
 // The relay (servers, host sockets, TCP stack) runs in the uplink's worker thread; the "guest"
 // is a user-space endpoint on this thread's switch, so every byte crosses both frame rings.
@@ -23,18 +23,7 @@ function serveUpDown(guest: VirtualHost): void {
       c.release(d.length);
     };
     c.onEnd = () => {
-      const out = Buffer.concat([Buffer.from(h.digest('hex')), DOWN]);
-      let off = 0;
-      const go = (): void => {
-        while (off < out.length) {
-          const more = c.write(out.subarray(off, off + 65_536));
-          off += 65_536;
-          if (!more) return;
-        }
-        c.end();
-      };
-      c.onDrain = go;
-      go();
+      chunkedWriter(c, Buffer.concat([Buffer.from(h.digest('hex')), DOWN]))();
     };
   });
   guest.listen(91, (c) => {

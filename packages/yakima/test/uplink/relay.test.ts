@@ -5,7 +5,7 @@ import { VirtualNetwork, parseIPv4 } from '../../src/net/network.js';
 import { claimAddress } from '../../src/net/uplink/claims.js';
 import { UplinkError, attachUserModeUplink, type UserModeUplink } from '../../src/net/uplink/user-uplink.js';
 import { VirtualHost } from '../../src/net/uplink/virtual-host.js';
-import { makeLossy, randomData, sha256, waitFor } from './helpers.js';
+import { chunkedWriter, makeLossy, randomData, sha256, waitFor } from './helpers.js';
 
 // The "guest" is a second instance of the user-space endpoint in passive mode (a VirtualHost at
 // 10.73.0.2 with listeners), so these tests need no privileges and no guest TCP stack.
@@ -77,18 +77,7 @@ function guestServices(guest: VirtualHost, log: { resets: number; halfClosed: st
   });
   // 86: sends 8 MB (more than loopback socket buffers hold) as fast as the window allows, then FIN.
   guest.listen(86, (c) => {
-    const data = randomData(8 << 20, 86);
-    let off = 0;
-    const go = (): void => {
-      while (off < data.length) {
-        const more = c.write(data.subarray(off, off + 65_536));
-        off += 65_536;
-        if (!more) return;
-      }
-      c.end();
-    };
-    c.onDrain = go;
-    c.onConnect = go;
+    c.onConnect = chunkedWriter(c, randomData(8 << 20, 86));
   });
   // 83: counts resets from the host.
   guest.listen(83, (c) => {

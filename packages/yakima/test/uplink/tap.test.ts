@@ -7,7 +7,7 @@ import { attachTapUplink, probeTap, type TapUplink } from '../../src/net/uplink/
 import type { TcpConnection } from '../../src/net/uplink/tcp-endpoint.js';
 import { attachUserModeUplink, type UserModeUplink } from '../../src/net/uplink/user-uplink.js';
 import { VirtualHost } from '../../src/net/uplink/virtual-host.js';
-import { randomData, sha256, waitFor } from './helpers.js';
+import { chunkedWriter, randomData, sha256, waitFor } from './helpers.js';
 import { KernelPeer, cleanupStaleNetns, createNetns, deleteNetns, inNetns } from './netns.js';
 
 
@@ -70,22 +70,9 @@ describe.skipIf(!probe.usable)('TAP uplink: user-space TCP endpoint vs the Linux
     });
   }
   function pump(c: TcpConnection, data: Buffer, end = true): Promise<number> {
-    let off = 0;
     let fulls = 0;
     return new Promise((resolve) => {
-      const go = (): void => {
-        while (off < data.length) {
-          const ok = c.write(data.subarray(off, off + 65_536));
-          off += 65_536;
-          if (!ok) {
-            fulls++;
-            return;
-          }
-        }
-        if (end) c.end();
-        resolve(fulls);
-      };
-      c.onDrain = go;
+      const go = chunkedWriter(c, data, { end, onFull: () => fulls++, onDone: () => resolve(fulls) });
       if (c.state === 'ESTABLISHED') go();
       else c.onConnect = go;
     });
