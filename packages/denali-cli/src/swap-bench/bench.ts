@@ -156,7 +156,7 @@ export interface SwapBenchReport {
   memoryBudgetWhy: string;
   /** Host bytes per httpd VM that has served one request, in Yakima's account (measured for the default budget: `ResidentCost.perVm`), or null. */
   vmResidentBytes: number | null;
-  /** Host bytes those VMs hold once for all of them (`ResidentCost.shared`: the emulator's shared decoded blocks), or null. */
+  /** Host bytes those VMs hold once for all of them (`ResidentCost.shared`: the image's templates, the emulator's shared decoded blocks), or null. */
   sharedResidentBytes: number | null;
   swapDir: string | null;
   concurrency: number;

@@ -45,7 +45,6 @@ export interface SwapStats {
   swapInLatencyUs: { p50: number; p99: number };
 }
 
-/** What the swap manager needs from Yakima. */
 /** What `Swapper.measureResident` found, bytes. */
 export interface ResidentMeasurement {
   /** Per resident VM: its written guest pages plus its vCPU and device objects. */
@@ -54,6 +53,7 @@ export interface ResidentMeasurement {
   templateBytes: number;
 }
 
+/** What the swap manager needs from Yakima. */
 export interface SwapHost {
   /** A vCPU of the instance's backend over `memory`. */
   createVcpu(memory: GuestMemory): Vcpu;
@@ -261,11 +261,8 @@ export class Swapper {
       const now = performance.now();
       const due = now - (this.measuredAt.get(vm) ?? -Infinity) >= MEASURE_INTERVAL_MS;
       if (due && (now - this.lastMeasuredAt >= MEASURE_GAP_MS || this.total() >= this.memoryBudget * MEASURE_NEAR_BUDGET)) {
-        this.measuredAt.set(vm, now);
         this.lastMeasuredAt = now;
-        const before = vm.hostBytes;
-        vm.hostBytes = ownedBytes(vm.memory) + stateBytes(vm);
-        this.residentTotal += vm.hostBytes - before;
+        this.measure(vm, now);
         measured = true;
       }
       this.lru.delete(vm);
@@ -284,16 +281,18 @@ export class Swapper {
   measureResident(): ResidentMeasurement {
     const now = performance.now();
     const vmBytes: number[] = [];
-    for (const vm of this.resident) {
-      const before = vm.hostBytes;
-      vm.hostBytes = ownedBytes(vm.memory) + stateBytes(vm);
-      this.residentTotal += vm.hostBytes - before;
-      this.measuredAt.set(vm, now);
-      vmBytes.push(vm.hostBytes);
-    }
-    this.templateBytesAt = -Infinity;
-    this.total();
+    for (const vm of this.resident) vmBytes.push(this.measure(vm, now));
+    this.measureTemplates(now);
     return { vmBytes, templateBytes: this.templateBytes };
+  }
+
+  /** Re-read what resident `vm` holds (its written pages plus per-VM state) into the total. @returns its bytes. */
+  private measure(vm: Vm, now: number): number {
+    const before = vm.hostBytes;
+    vm.hostBytes = ownedBytes(vm.memory) + stateBytes(vm);
+    this.residentTotal += vm.hostBytes - before;
+    this.measuredAt.set(vm, now);
+    return vm.hostBytes;
   }
 
   /** `vm` left the idle state (woken, or swapped out). */
@@ -504,13 +503,16 @@ export class Swapper {
 
   private total(): number {
     const now = performance.now();
-    if (now - this.templateBytesAt >= TEMPLATE_BYTES_TTL_MS) {
-      this.templateBytesAt = now;
-      this.templateBytes = 0;
-      for (const t of this.templates) this.templateBytes += t.hostBytes; // one fstat each: they grow as holes are read
-    }
+    if (now - this.templateBytesAt >= TEMPLATE_BYTES_TTL_MS) this.measureTemplates(now);
     return this.residentTotal + this.templateBytes + this.pooledBytes + this.slots.size * SWAPPED_VM_BYTES;
   }
+  /** Re-read what the templates hold (one fstat each: they grow as holes are read). */
+  private measureTemplates(now: number): void {
+    this.templateBytesAt = now;
+    this.templateBytes = 0;
+    for (const t of this.templates) this.templateBytes += t.hostBytes;
+  }
+
 
   // ------------------------------------------------------------------ cloning
 

@@ -31,7 +31,7 @@ export interface ProcessBackendOptions {
  * Default number of process-backend VMs in flight at once: four per host core, at most 16, but
  * at least one per core. A VM in flight whose tender sleeps costs no CPU, only a waiter thread
  * (~9 MiB of host memory); more of them in flight overlap the wake-ups of their tenders. On 2
- * cores, 100 httpd VMs served ~1.25x the requests/s with 8 in flight than with 2 (swap-bench);
+ * cores, 100 httpd VMs served ~1.3x the requests/s with 8 in flight than with 2 (swap-bench);
  * past 8, no more. Before tenders slept when contended (ProcessVcpuOptions.contended), more in
  * flight gained nothing: their spinning took the cores.
  */

@@ -220,7 +220,6 @@ static void init_fpu(uint8_t *fx) {
   if (frame_xstate_bv(fx) != ~0ull) fx[XSTATE_BV] |= 3;
 }
 
-
 static void on_signal(int sig, siginfo_t *si, void *ucv) {
   ucontext_t *uc = (ucontext_t *)ucv;
   greg_t *g = uc->uc_mcontext.gregs;
