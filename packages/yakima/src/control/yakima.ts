@@ -577,8 +577,9 @@ export class Yakima {
         this.recordFault(vm, { vmId: vm.id, vmName: vm.name, cause: exit.cause, detail: exit.detail, eip: exit.eip, bytes: exit.bytes });
         return true;
       case 'io-out': {
-        // Before the VM sleeps, its frames cross the switch: a peer that answers at once (the
-        // load generator) wakes it within this quantum instead of at a VM entry of its own.
+        // Before the VM sleeps, its frames cross the switch: a peer that answers inline (the
+        // load generator's 'inline' mode) wakes it within this quantum instead of at a VM entry
+        // of its own, and ports on other threads see them now, not after the next wait.
         if (exit.port === IDLE_PORT) this.net?.pump();
         let outcome;
         try {
