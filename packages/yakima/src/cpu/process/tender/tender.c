@@ -266,12 +266,14 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
   c->eflags = (uint32_t)g[REG_EFL];
   uint8_t *fx = (uint8_t *)uc->uc_mcontext.fpregs;
   if (fx && started) save_fpu(fx, c->fpu);
+  /* Spin only while Yakima says no other VM wants a CPU (reply_spin): else a spinning tender
+   * takes the core that Yakima needs to answer it, or that another VM needs to run. Decided
+   * and counted before posting, so whoever sees this exit sees its count too. */
+  int spin = __atomic_load_n(&c->reply_spin, __ATOMIC_RELAXED) == 1;
+  if (spin) c->reply_spins++;
   __atomic_store_n(&c->state, CTL_STATE_POSTED, __ATOMIC_SEQ_CST);
   futex_wake(&c->state);
-  /* Spin only while Yakima says no other VM wants a CPU (reply_spin): else a spinning tender
-   * takes the core that Yakima needs to answer it, or that another VM needs to run. */
-  if (__atomic_load_n(&c->reply_spin, __ATOMIC_RELAXED) == 1) {
-    c->reply_spins++;
+  if (spin) {
     uint64_t t0 = __builtin_ia32_rdtsc();
     while (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CTL_STATE_GUEST && __builtin_ia32_rdtsc() - t0 < REPLY_SPIN_CYCLES) __builtin_ia32_pause();
   }
