@@ -341,6 +341,7 @@ export async function runSwapBench(
     }
     if (signal?.aborted && pi < o.vms.length) skipFrom(pi, 'interrupted');
     if (!signal?.aborted && yakima.swapStats().swappedVms > 0) {
+      await settle(yakima, gen);
       progress.start('swap-in capacity', Math.min(CAPACITY_SWAP_INS, yakima.swapStats().swappedVms), 'VMs');
       report.swapInCapacity = await measureSwapInCapacity(yakima, o.seed, (d) => progress.update(d));
       progress.stop();
@@ -360,6 +361,22 @@ export async function runSwapBench(
   }
   report.failedVms = failed.filter((vm) => vm.state !== 'stopped').length;
   return report;
+}
+
+/** Longest wait for the last point's connections to close before the swap-in capacity is measured (ms). */
+const SETTLE_MAX_MS = 5000;
+
+/**
+ * Wait (at most `SETTLE_MAX_MS`) until the last point's connections have closed and no VM is
+ * runnable, so that the swap-in capacity measures swap-ins alone: a closing exchange would wake
+ * VMs meanwhile (swap-ins not made by the measurement, and a runnable VM cannot be swapped out
+ * to make room).
+ */
+async function settle(yakima: Yakima, gen: HttpLoadGenerator): Promise<void> {
+  const until = performance.now() + SETTLE_MAX_MS;
+  while (performance.now() < until && (gen.host.connectionCount > 0 || yakima.vms.some((vm) => vm.state === 'runnable'))) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /**
