@@ -105,6 +105,13 @@ interface CloneBatch {
  * and `--max-resident` 1000000, 2048 and 1024 under the default 1 GiB budget (about 6,800 VMs
  * then fit): uncapped, 10,000 VMs took 122 s to boot and answer once; capped at 2,048, 44.6 s;
  * at 1,024, 34.0 s, with Zipf throughput within run-to-run noise (26-31 % of one VM).
+ * Measured again once the load generator answered in batches (same command, zipf, 10,000 VMs,
+ * default budget, two runs each): 2,048 took fewer swap-ins (856 and 751/s against 1,086 and
+ * 907/s) but served no more (1,930 and 1,694 req/s against 1,926 and 1,612) and booted slower
+ * (18.4-18.7 s against 14.6-14.9 s): the emulator runs slower the more VMs' memory it works
+ * over (host caches and TLB), which cancels the swap-ins saved. All 10,000 resident
+ * (`--max-resident 10000 --memory-budget 8G`) served 3,026 req/s, but took 60.9 s to boot and
+ * 2.9 GiB of host RSS.
  */
 export const DEFAULT_MAX_RESIDENT_VMS = 1024;
 
