@@ -275,8 +275,9 @@ export async function runSwapBench(
   const targets = (n: number): Array<{ ip: number; mac: Uint8Array }> =>
     yakima.vms.slice(0, n).map((vm) => ({ ip: net.addressOf(vm.id), mac: defaultMac(vm.id) }));
   // One generator for the whole run: its per-server port rotation must outlive each point.
-  // The emulator's VMs share this thread with the generator: batched answers keep each one's code hot.
-  const answer = o.backend === 'emu' ? 'batched' : 'inline';
+  // The emulator's VMs share this thread with the generator: batched answers keep each one's code
+  // hot. One request in flight makes no batch, and waiting for one cost 5-20 % (LoadAnswering).
+  const answer = o.backend === 'emu' && o.concurrency > 1 ? 'batched' : 'inline';
   const gen = new HttpLoadGenerator(net, { path: DOCUMENT_PATH, expectedBody: document, concurrency: o.concurrency, answer });
   let running: Promise<void> | undefined;
   let runError: unknown;

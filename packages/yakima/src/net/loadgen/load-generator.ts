@@ -60,7 +60,8 @@ export interface LoadGeneratorOptions {
  *   one VM unchanged (noise); 10,000 VMs with the default budget 1,548 -> 2,052 in one run.
  *   The emulator's time per guest instruction at 100 VMs fell from 15 to 12.5 ns. With one
  *   request in flight (`--concurrency 1`) there is nothing to batch, and it costs 5-20 %
- *   against 'inline' (each step of the exchange is a sleep and a VM entry). Tried and dropped:
+ *   against 'inline' (each step of the exchange is a sleep and a VM entry), so swap-bench
+ *   answers inline then. Tried and dropped:
  *   answering at a VM's IDLE whenever no other VM was runnable, which won that back and 8 % at
  *   one VM with 32 connections, but lost 7-9 % at 100 and 1,000 VMs (three alternating runs).
  * - 'inline': answered as the switch delivers them. Yakima moves a VM's frames through the
