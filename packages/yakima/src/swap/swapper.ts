@@ -519,13 +519,13 @@ export class Swapper {
     if (now - this.templateBytesAt >= TEMPLATE_BYTES_TTL_MS) this.measureTemplates(now);
     return this.residentTotal + this.templateBytes + this.pooledBytes + this.slots.size * SWAPPED_VM_BYTES;
   }
+
   /** Re-read what the templates hold (one fstat each: they grow as holes are read). */
   private measureTemplates(now: number): void {
     this.templateBytesAt = now;
     this.templateBytes = 0;
     for (const t of this.templates) this.templateBytes += t.hostBytes;
   }
-
 
   // ------------------------------------------------------------------ cloning
 

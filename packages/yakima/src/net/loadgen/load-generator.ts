@@ -42,7 +42,8 @@ export interface LoadGeneratorOptions {
   tcp?: TcpEndpointOptions;
   /**
    * When we answer the servers' frames (see `LoadAnswering`). Default 'batched'; pass 'inline'
-   * when the servers' vCPUs run on other threads (the KVM and process backends).
+   * when the servers' vCPUs run on other threads (the KVM and process backends), or when
+   * `concurrency` is 1 (no batch can form).
    */
   answer?: LoadAnswering;
 }
@@ -58,12 +59,12 @@ export interface LoadGeneratorOptions {
  *   (zipf, 4G budget; three runs alternating with 'inline'): 100 VMs 3,037 / 3,445 / 3,168 ->
  *   3,808 / 4,031 / 3,829 req/s, 1,000 VMs 2,772 / 2,778 / 2,898 -> 3,588 / 3,319 / 3,757,
  *   one VM unchanged (noise); 10,000 VMs with the default budget 1,548 -> 2,052 in one run.
- *   The emulator's time per guest instruction at 100 VMs fell from 15 to 12.5 ns. With one
- *   request in flight (`--concurrency 1`) there is nothing to batch, and it costs 5-20 %
- *   against 'inline' (each step of the exchange is a sleep and a VM entry), so swap-bench
- *   answers inline then. Tried and dropped:
- *   answering at a VM's IDLE whenever no other VM was runnable, which won that back and 8 % at
- *   one VM with 32 connections, but lost 7-9 % at 100 and 1,000 VMs (three alternating runs).
+ *   The emulator's time per guest instruction at 100 VMs fell from 15 to 12.5 ns (timed around
+ *   the vCPU's `run` with a temporary counter). With one request in flight (`--concurrency 1`)
+ *   there is nothing to batch, and it costs 5-20 % against 'inline' (each step of the exchange
+ *   is a sleep and a VM entry), so swap-bench answers inline then. Tried and dropped: answering
+ *   at a VM's IDLE whenever no other VM was runnable, which won that back and 8 % at one VM
+ *   with 32 connections, but lost 7-9 % at 100 and 1,000 VMs (three alternating runs).
  * - 'inline': answered as the switch delivers them. Yakima moves a VM's frames through the
  *   switch when it executes IDLE (control/yakima.ts), so our answer (the request after a
  *   SYN-ACK, the FIN after a response) is in its Rx FIFO before it sleeps and IDLE returns at
