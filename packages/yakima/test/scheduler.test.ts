@@ -10,6 +10,47 @@ const ARGS = 0x3000;
 const hypercall = (n: number): VcpuExit => ({ kind: 'io-out', port: HYPERCALL_PORT_BASE + n, value: ARGS, size: 4 });
 
 describe('IdleTable', () => {
+  it('keeps positions in the items when given a position store, with the same results as the default Map', () => {
+    type Item = { id: number; pos: number };
+    const items: Item[] = Array.from({ length: 300 }, (_, id) => ({ id, pos: -1 }));
+    const intrusive = new IdleTable<Item>({
+      get: (x) => (x.pos === -1 ? undefined : x.pos),
+      set: (x, i) => {
+        x.pos = i;
+      },
+      delete: (x) => {
+        x.pos = -1;
+      },
+    });
+    const plain = new IdleTable<Item>();
+    let seed = 23;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    for (let i = 0; i < 5000; i++) {
+      const x = items[Math.floor(rnd() * items.length)]!;
+      const r = rnd();
+      if (r < 0.25) expect(intrusive.remove(x)).toBe(plain.remove(x));
+      else {
+        const d = r < 0.4 ? Infinity : Math.floor(rnd() * 1000);
+        intrusive.add(x, d);
+        plain.add(x, d);
+      }
+      if (i % 499 === 0) {
+        const now = Math.floor(rnd() * 300);
+        expect(intrusive.expire(now).map((y) => y.id)).toEqual(plain.expire(now).map((y) => y.id));
+      }
+    }
+    for (const x of items) {
+      expect(intrusive.has(x)).toBe(plain.has(x));
+      expect(intrusive.deadlineOf(x)).toBe(plain.deadlineOf(x));
+      // Out of the table -1, waiting with no timeout -2, else its heap position.
+      const d = intrusive.deadlineOf(x);
+      if (d === undefined) expect(x.pos).toBe(-1);
+      else if (d === Infinity) expect(x.pos).toBe(-2);
+      else expect(x.pos).toBeGreaterThanOrEqual(0);
+    }
+    expect(intrusive.expire(1e12).map((y) => y.id)).toEqual(plain.expire(1e12).map((y) => y.id));
+  });
+
   it('expires items in deadline order and supports removal', () => {
     const t = new IdleTable<string>();
     const deadlines = [50, 10, 40, 30, Infinity, 20];

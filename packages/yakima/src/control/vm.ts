@@ -80,6 +80,8 @@ export class Vm {
    * swapped out, what the VM object itself still holds.
    */
   hostBytes = 0;
+  /** Position of the VM in the scheduler's idle table: its heap index, -2 when idle with no timeout, -1 when not in it (sched/idle-table.ts `IdlePositions`). */
+  idlePosition = -1;
   /** The VM's virtual NIC, when the Yakima instance has a network. */
   nic: NicDevice | undefined;
 

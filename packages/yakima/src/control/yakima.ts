@@ -9,7 +9,7 @@ import { hostTicks } from '../devices/clock.js';
 import type { ConsoleSink } from '../devices/console.js';
 import { MemoryConsoleSink } from '../devices/console-sink.js';
 import { HeapAdmission, heapEmergency } from '../sched/heap-admission.js';
-import { IdleTable } from '../sched/idle-table.js';
+import { IdleTable, type IdlePositions } from '../sched/idle-table.js';
 import { RunQueue } from '../sched/run-queue.js';
 import { VirtualNetwork, type NetworkOptions } from '../net/network.js';
 import { codeShareOf } from '../memory/template.js';
@@ -96,6 +96,17 @@ const HEAP_CHECK_MS = 100;
 /** Delay before retrying a swap-in the host could not take (no mapping or vCPU to be had), in ticks (µs). */
 const SWAP_IN_RETRY_TICKS = 100_000;
 
+/** The idle table keeps each VM's heap position in the VM itself (`IdlePositions`). */
+const VM_IDLE_POSITIONS: IdlePositions<Vm> = {
+  get: (vm) => (vm.idlePosition === -1 ? undefined : vm.idlePosition),
+  set: (vm, i) => {
+    vm.idlePosition = i;
+  },
+  delete: (vm) => {
+    vm.idlePosition = -1;
+  },
+};
+
 /** Longest single host timer while waiting for idle VMs, in ms (a timer keeps Node alive). */
 const MAX_WAIT_MS = 60_000;
 
@@ -116,7 +127,7 @@ export function uniqueVmName(base: string, taken: ReadonlySet<string>): string {
 export class Yakima {
   readonly vms: Vm[] = [];
   private readonly runQueue = new RunQueue<Vm>();
-  private readonly idleTable = new IdleTable<Vm>();
+  private readonly idleTable = new IdleTable<Vm>(VM_IDLE_POSITIONS);
   private readonly quantum: number;
   readonly sink: ConsoleSink;
   /** The virtual network, when enabled. */
@@ -229,26 +240,32 @@ export class Yakima {
    * state at its first IDLE (booted and waiting for work), each with its own id, name, MAC and
    * IPv4 address in its virtual registers. Clones start swapped out and are swapped in by
    * their first virtual interrupt (a frame for their MAC, a timeout, console input); one that
-   * gets none stays at SWAPPED_VM_BYTES. Without swap support this boots `count` VMs.
+   * gets none stays at SWAPPED_VM_BYTES. A later call with the same image, memory size and
+   * arguments boots no VM: all `count` clone the same post-boot state. Without swap support
+   * this boots `count` VMs.
    * @throws RangeError for a count that is not a positive integer; BootError like `addVm`.
    */
   addVms(image: DenaliImage, count: number, opts: AddVmOptions = {}): Vm[] {
     if (!Number.isInteger(count) || count < 1) throw new RangeError(`VM count must be a positive integer, got ${count}`);
-    const first = this.addVm(image, opts);
-    const out = [first];
-    if (!this.swap || !first.vcpu.saveState) {
+    // A batch of this image and options booted before: every new VM clones its parent's state.
+    const source = this.swap?.cloneSourceFor(image, opts);
+    const first = source ? undefined : this.addVm(image, opts);
+    const out = first ? [first] : [];
+    if (first && (!this.swap || !first.vcpu.saveState)) {
       for (let i = 1; i < count; i++) out.push(this.addVm(image, opts));
       return out;
     }
+    const base = (source ?? first!).boot;
     const clones: { vm: Vm; opts: BootOptions }[] = [];
-    for (let i = 1; i < count; i++) {
+    for (let i = out.length; i < count; i++) {
       const bootOpts = this.bootOptions(this.nextId++, opts);
-      const boot: BootImage = { ...first.boot, memory: swappedMemory(first.memory.size) };
+      const boot: BootImage = { ...base, memory: swappedMemory(base.memory.size) };
       const vm = this.register(image, this.uniqueName(opts.name ?? image.manifest.name), bootOpts, boot, SWAPPED_VCPU);
       vm.state = 'swapped';
       clones.push({ vm, opts: bootOpts });
     }
-    this.swap.cloneWhenBooted(first, image, clones);
+    if (first) this.swap!.cloneWhenBooted(first, image, clones, opts);
+    else this.swap!.cloneFromSource(image, opts, clones);
     return out.concat(clones.map((c) => c.vm));
   }
 

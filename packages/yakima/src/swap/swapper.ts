@@ -14,7 +14,7 @@
  * reads the record's pages straight over it with one preadv (see docs/architecture.md for why
  * this beat mapping the record lazily here).
  */
-import { PAGE_SIZE, type DenaliImage } from '@denali/image-format';
+import { LAYOUT, PAGE_SIZE, type DenaliImage } from '@denali/image-format';
 import { checkBootFit, rewriteBootRegisters, type BootFit, type BootOptions } from '../boot/boot-image.js';
 import type { GuestMemory } from '../boot/guest-memory.js';
 import type { Vcpu, VcpuState } from '../cpu/vcpu.js';
@@ -22,10 +22,12 @@ import type { Vm } from '../control/vm.js';
 import { EMU_BLOCK_BYTES, EMU_VM_BASE_BYTES, EMU_VM_STATE_BYTES, KVM_VM_STATE_BYTES, PROCESS_VM_STATE_BYTES, SWAPPED_VM_BYTES } from '../memory/accounting.js';
 import { ProcessVcpu } from '../cpu/process/process-vcpu.js';
 import { EmuCpu } from '../cpu/emu/cpu.js';
-import { codeShareOf, MemoryTemplate, ownedBytes, privatePages, releaseMappedMemory, templateOf, unmapGuestMemory } from '../memory/template.js';
+import type { SharedCode } from '../cpu/emu/block-cache.js';
+import { codeShareOf, MemoryTemplate, ownedBytes, privatePages, releaseMappedMemory, releaseWarm, retireWarm, templateOf, unmapGuestMemory, type WarmSlot } from '../memory/template.js';
 import { decodeRecordHead, encodeRecord, forEachRun, RECORD_HEADER } from './swap-record.js';
 import type { SwapStore } from './swap-area.js';
 import { SwapError } from './swap-error.js';
+import { hostTicks } from '../devices/clock.js';
 import { isSwappedVcpu, swappedMemory, SWAPPED_VCPU } from './swapped.js';
 
 /** Counters of swapping (SEAMS.md: `Yakima.swapStats`). Bytes are host bytes; latency in µs. */
@@ -90,6 +92,26 @@ interface Slot {
   parent?: Vm;
 }
 
+/**
+ * The parent of a batch of clones (`cloneWhenBooted`) and, once it has idled, the post-boot
+ * state its clones start from: later batches of the same image and options clone it too
+ * (`cloneSourceFor`) instead of booting a parent of their own.
+ */
+interface CloneSource {
+  parent: Vm;
+  forked?: {
+    template: MemoryTemplate;
+    state: VcpuState;
+    /** The parent's idle timeout when it forked, host ticks from then (Infinity: none). */
+    timeoutTicks: number;
+  };
+}
+
+/** What makes two batches' post-boot states the same, besides identity: memory size and arguments. */
+function cloneKey(opts: { args?: string[]; memorySize?: number }): string {
+  return JSON.stringify([opts.memorySize ?? null, opts.args ?? null]);
+}
+
 interface CloneBatch {
   image: DenaliImage;
   clones: { vm: Vm; opts: BootOptions }[];
@@ -115,6 +137,41 @@ interface CloneBatch {
  */
 export const DEFAULT_MAX_RESIDENT_VMS = 1024;
 
+/** No pages (a swap-in without a record). */
+const NO_PAGES = new Uint32Array(0);
+
+/**
+ * Pages of a VM just swapped in over `template` that hold the bytes `shared`'s blocks were
+ * decoded from, without comparing the VM's pages: those its record did not cover (`written`,
+ * ascending), so they are the template's, and on which the template itself holds those bytes
+ * (`MemoryTemplate.holdsSharedCode`, compared once per template). Pages below the image are
+ * left out: swap-in rewrites a clone's virtual registers and boot arguments there. Comparing
+ * every code page again at each swap-in (4 KiB each) took ~2 % of the CPU per request at
+ * 10,000 VMs.
+ */
+function templateCodePages(template: MemoryTemplate, shared: SharedCode, written: Uint32Array): number[] {
+  const out: number[] = [];
+  for (const [p, bytes] of shared.pages) {
+    if (p * PAGE_SIZE < LAYOUT.IMAGE_BASE || includesSorted(written, p)) continue;
+    if (template.holdsSharedCode(p, bytes)) out.push(p);
+  }
+  return out;
+}
+
+/** True when ascending `a` holds `v` (binary search). */
+function includesSorted(a: Uint32Array, v: number): boolean {
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const x = a[mid]!;
+    if (x === v) return true;
+    if (x < v) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
+}
+
 /** A page of zeros to compare private pages with. */
 const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
 
@@ -129,6 +186,14 @@ const LATENCY_SAMPLES = 4096;
  * checks every page again before running the template's shared blocks from it.
  */
 const CPU_POOL_MAX = 64;
+
+/**
+ * Swapped-out VMs' mappings kept with their private pages for the next swap-ins of the same
+ * template (`WarmSlot`), at most; their pages count in the budget and are the first memory
+ * given back when it binds. With 40 clone templates (swap-bench's 10,000 VMs), 64 of them hold
+ * a slot of the template asked for at most swap-ins.
+ */
+const WARM_MAX = 64;
 
 /**
  * Shortest time between two measurements of one resident VM's private pages, ms. Reading its
@@ -171,6 +236,8 @@ export class Swapper {
   private readonly imageTemplates = new WeakMap<DenaliImage, Map<number, MemoryTemplate>>();
   private readonly templates = new Set<MemoryTemplate>();
   private readonly cloneBatches = new Map<Vm, CloneBatch>();
+  /** Batch parents by image and `cloneKey`. */
+  private readonly cloneSources = new WeakMap<DenaliImage, Map<string, CloneSource>>();
   /** Memory of finished VMs, released on `close` unless garbage (then unmapped) by then. */
   private readonly finished = new Set<WeakRef<GuestMemory>>();
   private residentTotal = 0;
@@ -183,6 +250,11 @@ export class Swapper {
   private pooledBytes = 0;
   /** Swap-ins that reused a kept vCPU (see `CPU_POOL_MAX`). */
   vcpuReuses = 0;
+  /** Swapped-out VMs' mappings kept for the next swap-in of their template, oldest first (see `WARM_MAX`), and their private bytes. */
+  private readonly warm: WarmSlot[] = [];
+  private warmBytes = 0;
+  /** Swap-ins that took a kept mapping (`WarmSlot`) instead of mapping afresh. */
+  warmSwapIns = 0;
   private readonly latency = new Float64Array(LATENCY_SAMPLES);
   private readonly counters = { swapIns: 0, swapOuts: 0, bytesRead: 0, bytesWritten: 0, failures: 0 };
 
@@ -231,6 +303,10 @@ export class Swapper {
       try {
         return template.map(this.host.sharedMemory === true);
       } catch (e) {
+        if (this.warm.length > 0) {
+          this.releaseOldestWarm(); // a kept mapping is the cheapest to give back
+          continue;
+        }
         const victim = this.lru.keys().next().value;
         if (victim === undefined || tries >= 16) throw e;
         try {
@@ -345,7 +421,8 @@ export class Swapper {
     const save = vm.vcpu.saveState?.bind(vm.vcpu);
     if (!template || !save) throw new SwapError(`VM ${vm.id} (${vm.name}) cannot be swapped: its ${template ? 'vCPU cannot save its state' : 'memory is not a template mapping'}`);
     const state = save();
-    const pages = this.pagesToWrite(memory, template);
+    const held = privatePages(memory);
+    const pages = this.pagesToWrite(memory, template, held.slice());
     const { chunks, shape } = encodeRecord(vm.id, memory.u8, state, pages);
     let written: number;
     try {
@@ -359,7 +436,7 @@ export class Swapper {
     this.counters.swapOuts++;
     vm.stats.swapOuts++;
     this.counters.bytesWritten += written;
-    this.evict(vm, { template, recordLength: shape.length, metaLength: shape.metaLength });
+    this.evict(vm, { template, recordLength: shape.length, metaLength: shape.metaLength }, held);
   }
 
   /**
@@ -375,37 +452,58 @@ export class Swapper {
     if (slot.parent) throw new SwapError(`VM ${vm.id} (${vm.name}) is a clone of VM ${slot.parent.id}, which has not finished booting`);
     const t0 = performance.now();
     this.makeRoom(slot.recordLength + EMU_VM_STATE_BYTES);
-    let memory: GuestMemory;
-    try {
-      memory = this.mapWithRoom(slot.template);
-    } catch (e) {
-      this.counters.failures++;
-      throw new SwapError(`swap-in of VM ${vm.id} (${vm.name}) must wait: ${e instanceof Error ? e.message : String(e)}`);
-    }
+    let memory: GuestMemory | undefined;
+    /** Map the VM's memory (a warm slot of its template when one is kept) before its `overwrite` pages are read; else a SwapError to retry later. */
+    const map = (overwrite: Uint32Array): GuestMemory => {
+      const warm = this.takeWarm(slot.template);
+      if (warm) {
+        try {
+          memory = slot.template.mapWarm(warm, overwrite);
+          this.warmSwapIns++;
+          return memory;
+        } catch {
+          // mapWarm released the slot; map afresh.
+        }
+      }
+      try {
+        return (memory = this.mapWithRoom(slot.template));
+      } catch (e) {
+        this.counters.failures++;
+        throw new SwapError(`swap-in of VM ${vm.id} (${vm.name}) must wait: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    };
     let vcpu: Vcpu | undefined;
     let lost = false;
     try {
       let state = slot.state;
+      let written: Uint32Array = NO_PAGES;
       if (slot.recordLength > 0) {
-        lost = true; // until the record has been read whole
+        lost = true; // until the record has been read whole, but for the mapping
         state = this.store.read(vm.id, (read) => {
           const head = new Uint8Array(RECORD_HEADER + slot.metaLength);
           read([head], 0);
-          const rec = decodeRecordHead(vm.id, memory.size, head);
+          const rec = decodeRecordHead(vm.id, slot.template.size, head);
+          written = rec.pages;
+          lost = false;
+          const mem = map(rec.pages);
+          lost = true;
           const views: Uint8Array[] = [];
-          forEachRun(rec.pages, (first, count) => views.push(memory.u8.subarray(first * PAGE_SIZE, (first + count) * PAGE_SIZE)));
+          forEachRun(rec.pages, (first, count) => views.push(mem.u8.subarray(first * PAGE_SIZE, (first + count) * PAGE_SIZE)));
           read(views, head.length);
           return rec.state;
         });
         lost = false;
       }
+      memory ??= map(NO_PAGES);
       if (slot.identity) rewriteBootRegisters(memory, slot.identity.image, slot.identity.opts, slot.identity.fit);
-      vcpu = this.pooledCpu(memory) ?? this.host.createVcpu(memory);
+      vcpu = this.pooledCpu(memory, slot.template, written) ?? this.host.createVcpu(memory);
       if (!vcpu.restoreState) throw new Error('its vCPU cannot restore a saved state');
       vcpu.restoreState(state!);
     } catch (e) {
       vcpu?.destroy?.();
-      unmapGuestMemory(memory);
+      // Unmapping frees every page, a warm slot's leftovers included.
+      if (memory) unmapGuestMemory(memory);
+      if (e instanceof SwapError && !lost) throw e; // could not map: it stays swapped, retried later
       this.counters.failures++;
       throw new SwapError(`swap-in of VM ${vm.id} (${vm.name}) failed: ${e instanceof Error ? e.message : String(e)}`, lost);
     }
@@ -414,8 +512,8 @@ export class Swapper {
     // or the VM finishes: unlinking it here made the next swap-out create the file anew, which
     // cost more than writing it (swap-area.ts). The area holds at most one record per VM either way.
     if (slot.recordLength > 0) this.counters.bytesRead += slot.recordLength;
-    vm.memory = memory;
-    vm.boot.memory = memory;
+    vm.memory = memory!;
+    vm.boot.memory = memory!;
     vm.vcpu = vcpu;
     vm.state = 'idle';
     this.resident.add(vm);
@@ -436,9 +534,8 @@ export class Swapper {
     return vm.state === 'swapped' && slot !== undefined && slot.parent === undefined;
   }
 
-  /** Pages of `memory` a record must hold: private ones, except zero pages over zero template pages. */
-  private pagesToWrite(memory: GuestMemory, template: MemoryTemplate): Uint32Array {
-    const priv = privatePages(memory);
+  /** Pages of `memory` a record must hold: its private ones `priv` (filtered in place), except zero pages over zero template pages. */
+  private pagesToWrite(memory: GuestMemory, template: MemoryTemplate, priv: Uint32Array): Uint32Array {
     const u8 = memory.u8;
     let n = 0;
     for (const p of priv) {
@@ -450,8 +547,12 @@ export class Swapper {
     return priv.subarray(0, n);
   }
 
-  /** Drop a resident VM's memory and vCPU (kept for reuse: `CPU_POOL_MAX`); it is 'swapped' with `slot` from now on. */
-  private evict(vm: Vm, slot: Slot): void {
+  /**
+   * Drop a resident VM's memory and vCPU (kept for reuse: `CPU_POOL_MAX`); it is 'swapped' with
+   * `slot` from now on. With `held` (every page it holds privately, ascending) its mapping is
+   * kept for the next swap-in of its template (`WarmSlot`), else unmapped.
+   */
+  private evict(vm: Vm, slot: Slot, held?: Uint32Array): void {
     const memory = vm.memory;
     vm.retiredAtSwapOut = vm.vcpu.instructionsRetired;
     if (this.host.reuseEmuCpus && vm.vcpu instanceof EmuCpu) this.poolCpu(vm.vcpu);
@@ -459,13 +560,42 @@ export class Swapper {
     vm.vcpu = SWAPPED_VCPU;
     vm.memory = swappedMemory(memory.size);
     vm.boot.memory = vm.memory;
-    unmapGuestMemory(memory);
+    const warm = held && this.host.sharedMemory !== true ? retireWarm(memory, held) : undefined;
+    if (warm) this.keepWarm(warm);
+    else unmapGuestMemory(memory);
     this.slots.set(vm, slot);
     this.lru.delete(vm);
     this.measuredAt.delete(vm);
     if (this.resident.delete(vm)) this.residentTotal -= vm.hostBytes;
     vm.hostBytes = SWAPPED_VM_BYTES;
     vm.state = 'swapped';
+  }
+
+  /** Keep a swapped-out VM's mapping for the next swap-in of its template (the oldest is freed past `WARM_MAX`). */
+  private keepWarm(w: WarmSlot): void {
+    if (this.warm.length >= WARM_MAX) this.releaseOldestWarm();
+    this.warm.push(w);
+    this.warmBytes += w.pages.length * PAGE_SIZE;
+  }
+
+  /** The newest kept mapping of `template`, taken out of the pool, or undefined. */
+  private takeWarm(template: MemoryTemplate): WarmSlot | undefined {
+    for (let k = this.warm.length - 1; k >= 0; k--) {
+      const w = this.warm[k]!;
+      if (w.template !== template) continue;
+      this.warm.splice(k, 1);
+      this.warmBytes -= w.pages.length * PAGE_SIZE;
+      return w;
+    }
+    return undefined;
+  }
+
+  /** Free the oldest kept mapping's pages. */
+  private releaseOldestWarm(): void {
+    const w = this.warm.shift();
+    if (!w) return;
+    this.warmBytes -= w.pages.length * PAGE_SIZE;
+    releaseWarm(w);
   }
 
   /** Keep a swapped-out VM's vCPU for a later swap-in (the oldest is dropped past `CPU_POOL_MAX`). */
@@ -476,15 +606,18 @@ export class Swapper {
     this.pooledBytes += bytes;
   }
 
-  /** A kept vCPU of the same memory size moved onto `memory` (a VM being swapped in), or undefined when none is kept. */
-  private pooledCpu(memory: GuestMemory): EmuCpu | undefined {
+  /**
+   * A kept vCPU of the same memory size moved onto `memory` (a VM being swapped in over
+   * `template`, with the record's pages `written` read over it), or undefined when none is kept.
+   */
+  private pooledCpu(memory: GuestMemory, template: MemoryTemplate, written: Uint32Array): EmuCpu | undefined {
     const shared = codeShareOf(memory);
     for (let k = this.cpuPool.length - 1; k >= 0; k--) {
       const e = this.cpuPool[k]!;
       if (e.cpu.size !== memory.size || (shared !== null) !== e.cpu.cache.sharesCode) continue;
       this.cpuPool.splice(k, 1);
       this.pooledBytes -= e.bytes;
-      e.cpu.rebind(memory, shared);
+      e.cpu.rebind(memory, shared, shared ? templateCodePages(template, shared, written) : undefined);
       this.vcpuReuses++;
       return e.cpu;
     }
@@ -503,7 +636,11 @@ export class Swapper {
    */
   makeRoom(extra: number): void {
     const cap = this.maxResidentVms - (extra > 0 ? 1 : 0);
-    while ((this.total() + extra > this.memoryBudget || this.resident.size > cap) && this.lru.size > 0) {
+    for (;;) {
+      // Kept mappings go first (giving their pages back costs no swap-out), a swapped-out
+      // VM's own included when the budget, not the resident cap, made room.
+      while (this.warm.length > 0 && this.total() + extra > this.memoryBudget) this.releaseOldestWarm();
+      if (!((this.total() + extra > this.memoryBudget || this.resident.size > cap) && this.lru.size > 0)) break;
       const victim = this.lru.keys().next().value!;
       try {
         this.swapOut(victim);
@@ -517,7 +654,7 @@ export class Swapper {
   private total(): number {
     const now = performance.now();
     if (now - this.templateBytesAt >= TEMPLATE_BYTES_TTL_MS) this.measureTemplates(now);
-    return this.residentTotal + this.templateBytes + this.pooledBytes + this.slots.size * SWAPPED_VM_BYTES;
+    return this.residentTotal + this.templateBytes + this.pooledBytes + this.warmBytes + this.slots.size * SWAPPED_VM_BYTES;
   }
 
   /** Re-read what the templates hold (one fstat each: they grow as holes are read). */
@@ -532,12 +669,20 @@ export class Swapper {
   /**
    * Make `clones` (new VMs in state 'swapped', with NICs but no memory) copy-on-write clones of
    * `parent` once it first executes IDLE (its post-boot state). If the parent finishes
-   * before that, the clones boot from the image instead. Call right after booting `parent`.
+   * before that, the clones boot from the image instead. Call right after booting `parent`
+   * with the options it was added with (`opts`: later batches with the same image, memory
+   * size and arguments clone its post-boot state too, `cloneSourceFor`).
    */
-  cloneWhenBooted(parent: Vm, image: DenaliImage, clones: { vm: Vm; opts: BootOptions }[]): void {
+  cloneWhenBooted(parent: Vm, image: DenaliImage, clones: { vm: Vm; opts: BootOptions }[], opts: { args?: string[]; memorySize?: number } = {}): void {
     const v = parent.vcpu;
     if (!v.saveState) throw new SwapError(`VM ${parent.id} cannot be cloned: its vCPU cannot save its state`);
-    const batch = this.cloneBatches.get(parent) ?? { image, clones: [], bootState: v.saveState() };
+    let batch = this.cloneBatches.get(parent);
+    if (!batch) {
+      batch = { image, clones: [], bootState: v.saveState() };
+      let byKey = this.cloneSources.get(image);
+      if (!byKey) this.cloneSources.set(image, (byKey = new Map()));
+      byKey.set(cloneKey(opts), { parent });
+    }
     batch.clones.push(...clones);
     this.cloneBatches.set(parent, batch);
     for (const c of clones) {
@@ -554,6 +699,9 @@ export class Swapper {
     this.templateBytesAt = -Infinity;
     const state = parent.vcpu.saveState!();
     const deadline = this.host.idleDeadline(parent);
+    for (const src of this.cloneSources.get(batch.image)?.values() ?? []) {
+      if (src.parent === parent) src.forked = { template, state, timeoutTicks: deadline === Infinity ? Infinity : Math.max(0, deadline - hostTicks()) };
+    }
     // The parent itself moves onto the template too, so its post-boot pages are held once.
     this.evict(parent, { template, recordLength: 0, metaLength: 0, state });
     this.host.parkSwapped(parent, deadline);
@@ -561,6 +709,49 @@ export class Swapper {
     for (const c of batch.clones) {
       if (c.vm.finished) continue;
       this.slots.set(c.vm, { template, recordLength: 0, metaLength: 0, state, identity: { image: batch.image, opts: c.opts, fit: fits.of(c.opts) } });
+      this.host.parkSwapped(c.vm, deadline);
+    }
+  }
+
+  /**
+   * The boot image of an earlier batch's parent whose post-boot state new VMs of `image` added
+   * with `opts` (memory size, arguments) can clone (`cloneFromSource`), or undefined when there
+   * is none: no batch of them yet, or its parent finished without idling.
+   */
+  cloneSourceFor(image: DenaliImage, opts: { args?: string[]; memorySize?: number }): Vm | undefined {
+    const byKey = this.cloneSources.get(image);
+    const key = cloneKey(opts);
+    const src = byKey?.get(key);
+    if (!src) return undefined;
+    if (!src.forked && !this.cloneBatches.has(src.parent)) {
+      byKey!.delete(key);
+      return undefined;
+    }
+    return src.parent;
+  }
+
+  /**
+   * Make `clones` (new VMs in state 'swapped') clones of the post-boot state `cloneSourceFor`
+   * found for `image` and `opts`: at once when that parent has idled, else with its batch.
+   * Booting a parent per batch made a template per batch (40 for swap-bench's 10,000 VMs): each
+   * held its own copy of the post-boot pages, and a VM swapped in could take a swapped-out
+   * VM's kept mapping (`WarmSlot`) only when both were of the same one.
+   * @throws SwapError when there is no such source (call `cloneSourceFor` first).
+   */
+  cloneFromSource(image: DenaliImage, opts: { args?: string[]; memorySize?: number }, clones: { vm: Vm; opts: BootOptions }[]): void {
+    const parent = this.cloneSourceFor(image, opts);
+    const src = parent && this.cloneSources.get(image)?.get(cloneKey(opts));
+    if (!parent || !src) throw new SwapError(`no booted VM of ${image.manifest.name} to clone`);
+    if (!src.forked) {
+      this.cloneWhenBooted(parent, image, clones, opts);
+      return;
+    }
+    const { template, state, timeoutTicks } = src.forked;
+    const fits = new BootFits(image);
+    const deadline = timeoutTicks === Infinity ? Infinity : hostTicks() + timeoutTicks;
+    for (const c of clones) {
+      c.vm.hostBytes = SWAPPED_VM_BYTES;
+      this.slots.set(c.vm, { template, recordLength: 0, metaLength: 0, state, identity: { image, opts: c.opts, fit: fits.of(c.opts) } });
       this.host.parkSwapped(c.vm, deadline);
     }
   }
@@ -594,6 +785,7 @@ export class Swapper {
 
   /** Remove the swap area and release the templates (mapped memory stays valid until unmapped). */
   close(): void {
+    while (this.warm.length > 0) this.releaseOldestWarm();
     for (const r of this.finished) {
       const m = r.deref();
       if (m) releaseMappedMemory(m);

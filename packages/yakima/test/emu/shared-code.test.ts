@@ -76,4 +76,34 @@ describe('blocks shared by the VMs of one template', () => {
     expect(() => cpu.rebind(new GuestMemory(MEM * 2), shared)).toThrow(RangeError);
     expect(() => new EmuCpu(new GuestMemory(MEM * 2), shared)).toThrow(RangeError);
   });
+
+  it('a vCPU rebound with pages known to hold the shared bytes uses them without comparing, and still sees its writes', () => {
+    const code = assemble(`movl $0x2468, ${LOAD_ADDR + 0x41}\n jmp 2f\n .org 0x40\n2: mov $0x1357, %eax\n hlt`);
+    const patch = LOAD_ADDR + 0x40;
+    const page = LOAD_ADDR >>> 12;
+    const shared = new SharedCode(MEM);
+    const cpu = cpuOn(code, shared, patch);
+    expect(runToHalt(cpu)[0]).toBe(0x1357);
+    // Another memory with the same code, its page vouched for: nothing is compared or decoded.
+    const mem = new GuestMemory(MEM);
+    mem.u8.set(code, LOAD_ADDR);
+    cpu.rebind(mem, shared, [page]);
+    const compared = cpu.cache.pagesCompared;
+    const decoded = cpu.cache.decoded;
+    cpu.setRegs({ gpr: [0, 0, 0, 0, MEM - 64, 0, 0, 0], eip: patch, eflags: 2 });
+    expect(runToHalt(cpu)[0]).toBe(0x1357);
+    expect(cpu.cache.pagesCompared).toBe(compared);
+    expect(cpu.cache.decoded).toBe(decoded);
+    // The guest rewrites that page: it runs its new code, not the shared block.
+    cpu.setRegs({ gpr: [0, 0, 0, 0, MEM - 64, 0, 0, 0], eip: LOAD_ADDR, eflags: 2 });
+    expect(runToHalt(cpu)[0]).toBe(0x2468);
+    // Without the voucher the page is compared once, as before.
+    const mem2 = new GuestMemory(MEM);
+    mem2.u8.set(code, LOAD_ADDR);
+    cpu.rebind(mem2, shared);
+    const before = cpu.cache.pagesCompared;
+    cpu.setRegs({ gpr: [0, 0, 0, 0, MEM - 64, 0, 0, 0], eip: patch, eflags: 2 });
+    expect(runToHalt(cpu)[0]).toBe(0x1357);
+    expect(cpu.cache.pagesCompared).toBe(before + 1);
+  });
 });

@@ -1,5 +1,6 @@
 /** Raw machine-code images and waits shared by the swap tests. */
 import { HYPERCALL, HYPERCALL_PORT_BASE, IDLE_FOREVER } from '@denali/image-format';
+import { libc } from '../../src/cpu/kvm/libc.js';
 
 export { rawImage } from '../images.js';
 
@@ -86,3 +87,13 @@ export function idleThenExitWithVmId(body: number[]): number[] {
   out.splice(IDLE_ARGS_AT - 0x100000, 8, ...le32(IDLE_FOREVER), ...le32(IDLE_FOREVER));
   return out;
 }
+
+/** True where guest memory can be host mappings (Linux with koffi's libc): memory-file and pagemap tests skip elsewhere. */
+export const nativeMemoryUsable = ((): boolean => {
+  try {
+    libc();
+    return process.platform === 'linux';
+  } catch {
+    return false;
+  }
+})();

@@ -1,24 +1,17 @@
 import { openSync, closeSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { nativeMemoryUsable } from './helpers.js';
 import { LINUX, libc } from '../../src/cpu/kvm/libc.js';
 import { createMemfd, ftruncateFd, readPrivatePages, scanPrivatePages } from '../../src/memory/native.js';
 
 const PAGES = 64;
-const usable = (() => {
-  try {
-    libc();
-    return process.platform === 'linux';
-  } catch {
-    return false;
-  }
-})();
 
 /**
  * The PAGEMAP_SCAN path of `privatePageIndices` (swap-out, budget measurements) must find the
  * same private pages as reading /proc/self/pagemap: a private mapping of a memory file whose
  * pages were read (shared with the file), written (copy-on-write copies) or never touched.
  */
-describe.skipIf(!usable)('private page scan', () => {
+describe.skipIf(!nativeMemoryUsable)('private page scan', () => {
   it('agrees with the pagemap entries on a private mapping of a memory file', (ctx) => {
     const c = libc();
     const fd = createMemfd('pagemap-scan-test');

@@ -14,7 +14,8 @@ import type { Vm } from '../../src/control/vm.js';
 import { probeKvm } from '../../src/cpu/kvm/probe.js';
 import { probeProcessBackend } from '../../src/cpu/process/probe.js';
 import { EmuCpu } from '../../src/cpu/emu/index.js';
-import { MemoryTemplate, privatePages, templateOf } from '../../src/memory/template.js';
+import { MemoryTemplate, privatePages, releaseWarm, templateOf, type WarmSlot } from '../../src/memory/template.js';
+import { hostAddressOf } from '../../src/memory/host-memory.js';
 import { SwapError } from '../../src/swap/swap-error.js';
 import { EMU_VM_BASE_BYTES } from '../../src/memory/accounting.js';
 import type { SwapStore } from '../../src/swap/swap-area.js';
@@ -29,6 +30,12 @@ const scratch = (): string => {
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
+
+/** `vm` swapped in (it stays idle). */
+async function swappedIn(y: Yakima, vm: Vm): Promise<Vm> {
+  if (vm.state === 'swapped') await y.swapIn(vm);
+  return vm;
+}
 
 /** Everything that must survive a swap: memory bytes, vCPU state, device state. */
 function capture(vm: Vm) {
@@ -212,6 +219,35 @@ describe('clones', () => {
     await cloneRun('emu');
   });
 
+  it('of a later batch with the same image and arguments clone the first batch\'s post-boot state, booting nothing', async () => {
+    const img = rawImage('batches', idleThenExitWithVmId(INTEGER_BODY), 4 << 20);
+    const y = new Yakima({ swapDir: scratch() });
+    const first = y.addVms(img, 2);
+    // Added while the first batch's parent is still booting: they join its batch.
+    const joined = y.addVms(img, 2);
+    expect(joined.map((v) => v.state)).toEqual(['swapped', 'swapped']);
+    const done = y.run();
+    try {
+      await until(() => [...first, ...joined].every((v) => v.state === 'swapped'), 20_000, 'the clone template');
+      const later = y.addVms(img, 3);
+      expect(later.map((v) => v.state)).toEqual(['swapped', 'swapped', 'swapped']);
+      const template = templateOf((await swappedIn(y, first[1]!)).memory);
+      for (const vm of [...joined, ...later]) expect(templateOf((await swappedIn(y, vm)).memory)).toBe(template);
+      // Other arguments: a parent of their own boots.
+      const other = y.addVms(img, 2, { args: ['other'] });
+      expect(other[0]!.state).not.toBe('swapped');
+      const all = [...first, ...joined, ...later, ...other];
+      await until(() => all.every((v) => v.state === 'idle' || v.state === 'swapped'), 20_000, 'the other batch to idle');
+      for (const vm of all) vm.console.pushInput(Uint8Array.of(1));
+      await done;
+      expect(all.map((v) => [v.state, v.exitStatus])).toEqual(all.map((v) => ['exited', v.id]));
+    } finally {
+      y.stop();
+      await done;
+      await y.close();
+    }
+  });
+
   const kvmProbe = probeKvm();
   it.skipIf(!kvmProbe.usable)(`start from the parent's post-boot state with their own VM id on KVM${kvmProbe.usable ? '' : ` (skipped: ${kvmProbe.reason})`}`, async () => {
     await cloneRun('kvm');
@@ -224,15 +260,21 @@ describe('clones', () => {
 });
 
 describe('copy-on-write sharing of an image between VMs', () => {
-  it('keeps image pages shared until written, and a write never reaches another VM', async () => {
-    const DATA = 0x100c00; // inside the image's only (code + data) page
-    // Only VM 1 writes: cmp dword [VM_ID register], 1; jne +10; mov dword [DATA], 0x41414141.
+  const DATA = 0x100c00; // inside the image's only (code + data) page
+
+  /** Two VMs of one image, running: only the writer (VM 1) writes 0x41414141 at DATA before its IDLE. */
+  function writerAndReader(name: string) {
+    // cmp dword [VM_ID register], 1; jne +10; mov dword [DATA], 0x41414141.
     const body = [0x83, 0x3d, ...le32(LAYOUT.VREG_RO_BASE + VREG_RO.VM_ID), 1, 0x75, 10, ...store32(DATA, 0x41414141)];
-    const img = rawImage('cow', idleThenHalt(body), 4 << 20);
+    const img = rawImage(name, idleThenHalt(body), 4 << 20);
     const y = new Yakima({ swapDir: scratch() });
     const writer = y.addVm(img);
     const reader = y.addVm(img, { args: ['x'] });
-    const done = y.run();
+    return { y, writer, reader, done: y.run() };
+  }
+
+  it('keeps image pages shared until written, and a write never reaches another VM', async () => {
+    const { y, writer, reader, done } = writerAndReader('cow');
     try {
       await until(() => writer.state === 'idle' && reader.state === 'idle', 20_000, 'both VMs to idle');
       expect(templateOf(writer.memory)).toBe(templateOf(reader.memory));
@@ -249,6 +291,33 @@ describe('copy-on-write sharing of an image between VMs', () => {
       // A host-side write (a device filling a buffer) is private too.
       reader.memory.u8[0x100f00] = 7;
       expect(writer.memory.u8[0x100f00]).toBe(0);
+    } finally {
+      y.stop();
+      await done;
+      await y.close();
+    }
+  });
+
+  it("gives a VM swapped in over another VM's kept mapping none of that VM's pages", async () => {
+    const { y, writer, reader, done } = writerAndReader('warm');
+    try {
+      await until(() => writer.state === 'idle' && reader.state === 'idle', 20_000, 'both VMs to idle');
+      const readerBefore = capture(reader);
+      const writerBefore = capture(writer);
+      const writerAddress = hostAddressOf(writer.memory);
+      // The writer goes out last, so its mapping (DATA written) is the newest kept one.
+      await y.swapOut(reader);
+      await y.swapOut(writer);
+      await y.swapIn(reader);
+      expect(hostAddressOf(reader.memory)).toBe(writerAddress); // it took the writer's mapping …
+      expect(reader.memory.dv.getUint32(DATA, true)).toBe(0); // … and none of its pages
+      expectSame(capture(reader), readerBefore);
+      expect(privatePages(reader.memory)).not.toContain(0x100000 / PAGE_SIZE);
+      await y.swapIn(writer);
+      expectSame(capture(writer), writerBefore);
+      for (const vm of [writer, reader]) vm.console.pushInput(Uint8Array.of(1));
+      await done;
+      expect([writer.state, reader.state]).toEqual(['exited', 'exited']);
     } finally {
       y.stop();
       await done;
@@ -394,10 +463,16 @@ describe('when the host refuses a mapping', () => {
     const [a, b, c] = [y.addVm(img), y.addVm(img), y.addVm(img)];
     const done = y.run();
     const map = MemoryTemplate.prototype.map;
+    const mapWarm = MemoryTemplate.prototype.mapWarm;
     try {
       await until(() => [a, b, c].every((v) => v.state === 'idle'), 20_000, 'the VMs to idle');
       await y.swapOut(c);
-      // The next mmap fails as it would with vm.max_map_count reached.
+      // No kept mapping to take (c's own is given up), and the next mmap fails as it would
+      // with vm.max_map_count reached.
+      MemoryTemplate.prototype.mapWarm = function (this: MemoryTemplate, warm: WarmSlot): never {
+        releaseWarm(warm);
+        throw new Error('no kept mappings in this test');
+      };
       let refusals = 1;
       MemoryTemplate.prototype.map = function (this: MemoryTemplate) {
         if (refusals-- > 0) throw Object.assign(new Error('mmap of guest memory: Cannot allocate memory (errno 12)'), { errno: 12 });
@@ -407,6 +482,7 @@ describe('when the host refuses a mapping', () => {
       expect([a.state, b.state, c.state]).toEqual(['swapped', 'idle', 'idle']); // a was idle longest
     } finally {
       MemoryTemplate.prototype.map = map;
+      MemoryTemplate.prototype.mapWarm = mapWarm;
       for (const vm of [a, b, c]) vm.console.pushInput(Uint8Array.of(1));
       await done;
       await y.close();

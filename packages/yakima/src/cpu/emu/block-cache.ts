@@ -155,6 +155,8 @@ export class BlockCache {
   reused = 0;
   /** Blocks dropped because the guest wrote to their bytes. */
   invalidated = 0;
+  /** Pages compared with the shared code's bytes (`checkPage`; for tests and statistics). */
+  pagesCompared = 0;
 
   /**
    * @param shared blocks shared with the other VMs of this memory's template (see `SharedCode`);
@@ -172,16 +174,25 @@ export class BlockCache {
   /**
    * Serve another guest memory of the same size from now on (a swap-in reusing a swapped-out
    * VM's vCPU), with `shared` as its template's shared blocks: this vCPU's own blocks are
-   * dropped and every page is checked again before shared blocks run from it. The tables
-   * stay allocated, so a swap-in makes no garbage here. @throws RangeError when a size differs.
+   * dropped and every page is checked again before shared blocks run from it, except the
+   * pages in `sharedPages`: the caller knows they hold the shared bytes (`SharedCode.pages`)
+   * now. The tables stay allocated, so a swap-in makes no garbage here.
+   * @throws RangeError when a size differs.
    */
-  rebind(mem: GuestMemory, shared: SharedCode | null): void {
+  rebind(mem: GuestMemory, shared: SharedCode | null, sharedPages?: Iterable<number>): void {
     if (mem.size !== this.mem.size) throw new RangeError(`block cache of a ${this.mem.size}-byte memory cannot serve a ${mem.size}-byte one`);
     if (shared && shared.size !== mem.size) throw new RangeError(`shared code of a ${shared.size}-byte memory cannot serve a ${mem.size}-byte one`);
     if ((shared === null) !== (this.shared === null)) throw new RangeError('a block cache cannot switch between shared and own code');
     this.mem = mem;
     this.shared = shared;
     this.clear();
+    if (shared === null || sharedPages === undefined) return;
+    for (const p of sharedPages) {
+      if (p >= this.clean.length || !shared.pages.has(p)) continue;
+      // As checkPage leaves a page found equal: a write to it resets the state.
+      this.clean[p] = PAGE_SHARED;
+      this.codePages[p] = 1;
+    }
   }
 
   /** True when this cache uses a template's shared blocks. */
@@ -249,6 +260,7 @@ export class BlockCache {
     const mine = this.mem.u8.subarray(p << 12, Math.min((p + 1) << 12, this.mem.size));
     const theirs = sh.pages.get(p);
     let same = true;
+    this.pagesCompared++;
     if (theirs === undefined) sh.pages.set(p, mine.slice());
     // memcmp: every swap-in checks each code page the VM runs again (rebind), so a byte loop
     // here cost ~3 µs per page, ~10 % of the CPU per request at 10,000 swapping VMs.

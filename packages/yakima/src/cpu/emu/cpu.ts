@@ -129,10 +129,11 @@ export class EmuCpu implements Vcpu {
    * Run over another guest memory of the same size (`BlockCache.rebind`). Swap-in uses it to
    * give a VM a swapped-out VM's vCPU instead of a new one, whose tables would be garbage again
    * at its next swap-out. The architectural state is whatever `restoreState` loads next.
+   * `sharedPages`: pages known to hold the shared code's bytes (see `BlockCache.rebind`).
    * @throws RangeError when a size differs.
    */
-  rebind(mem: GuestMemory, shared: SharedCode | null): void {
-    this.cache.rebind(mem, shared);
+  rebind(mem: GuestMemory, shared: SharedCode | null, sharedPages?: Iterable<number>): void {
+    this.cache.rebind(mem, shared, sharedPages);
     this.mem = mem;
     this.u8 = mem.u8;
     this.m32 = new Int32Array(mem.buffer);
