@@ -632,7 +632,10 @@ export class Swapper {
    * those active in the last 100 ms so that an exchange in progress is not swapped out between
    * its steps. swap-bench, zipf, 10,000 VMs: swap-ins per request 0.56 -> 0.48, as LRU and LFU
    * predict for 1,024 of 10,000 resident, but 1,731 / 1,589 -> 1,792 / 1,521 req/s: what a
-   * request costs at 10,000 VMs besides its swap-in dominates.)
+   * request costs at 10,000 VMs besides its swap-in dominates. Also dropped: writing the record
+   * of a victim the resident cap asked for on libuv's thread pool (write-behind), the VM
+   * swapped out at once and its kept mapping held until the write ended: same command, three
+   * alternating runs, 2,360 / 2,273 / 2,624 -> 2,288 / 2,343 / 2,643 req/s.)
    */
   makeRoom(extra: number): void {
     const cap = this.maxResidentVms - (extra > 0 ? 1 : 0);
