@@ -105,7 +105,7 @@ export async function runCli(argv: string[]): Promise<number> {
         'host memory all VMs may hold, e.g. 2G; idle VMs are swapped out to stay under it (default: half the available memory)',
         positiveSizeArg,
       )
-      .option('--max-resident <count>', 'most VMs resident at once; more are swapped out even under the budget, since V8 collects garbage more often the more guest memories are mapped (default: 1024)', positiveInt)
+      .option('--max-resident <count>', 'most VMs resident at once; more are swapped out even under the budget, since V8 collects garbage more often the more guest memories are mapped (default: 2048)', positiveInt)
       .option('--swap-dir <dir>', 'directory for the swap area of idle VMs (default: the user cache directory); removed on exit')
       .option(
         '-p, --publish <spec>',

@@ -29,7 +29,7 @@ export function addSwapBenchCommand(
       if (n <= 0) throw new InvalidArgumentError(`'${t}' is not a usable memory budget (must be more than 0 bytes)`);
       return n;
     })
-    .option('--max-resident <n>', 'most VMs resident at once; more are swapped out even under the budget, since V8 collects garbage more often the more guest memories are mapped (default: 1024)', intArg('resident VM count', 1, 1_000_000))
+    .option('--max-resident <n>', 'most VMs resident at once; more are swapped out even under the budget, since V8 collects garbage more often the more guest memories are mapped (default: 2048)', intArg('resident VM count', 1, 1_000_000))
     .option('--swap-dir <dir>', "directory of the swap area (default: Yakima's, under the user's cache directory)")
     .option('--out <dir>', 'write swap-bench.json, swap-bench.csv and swap-bench.svg there')
     .option('--json', 'print the report as JSON instead of the table and chart')
