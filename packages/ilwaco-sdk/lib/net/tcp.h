@@ -52,14 +52,7 @@ enum tcp_state {
 #define TCP_SYN_RETRIES 6        /* SYN retransmissions before ETIMEDOUT (1+2+...+64 s) */
 #define TCP_SYNACK_RETRIES 3
 #define TCP_DATA_RETRIES 10
-/*
- * Beyond this the oldest TIME-WAIT connection is recycled. Each keeps its whole TCB (~400 B),
- * and a server's TIME-WAIT TCBs rotate through the heap as connections come and go: 64 of
- * them span about 6 pages, all private, which every swap-out writes and every swap-in reads (swap-bench, zipf, 10,000 VMs, two alternating runs: 2,402 / 2,327 req/s with
- * 64, 2,524 / 2,539 with 16). A recycled connection's old duplicates still meet its
- * successor's random ISN (`net_random`), as with any recycled TIME-WAIT.
- */
-#define TCP_MAX_TIME_WAIT 16
+#define TCP_MAX_TIME_WAIT 64     /* beyond this the oldest TIME-WAIT connection is recycled */
 #define TCP_MAX_HALF_OPEN 256    /* all listeners together */
 
 struct sock;

@@ -393,10 +393,10 @@ export class HttpLoadGenerator {
   /**
    * Open a connection to `ip`. Local ports rotate per server over the ephemeral range (RFC
    * 6335), not over one counter for all: the server closes first and keeps TIME-WAIT (Ilwaco:
-   * 30 s, its 16 newest), and a SYN that hits a TIME-WAIT connection of the same four-tuple
+   * 30 s, its 64 newest), and a SYN that hits a TIME-WAIT connection of the same four-tuple
    * is answered with a challenge ACK, not a new connection (the open then fails). A port comes
    * back to the same server only after 16,384 connections to it, long after Ilwaco has dropped
-   * that TIME-WAIT connection (it keeps only its newest 16). The rotation is kept per network,
+   * that TIME-WAIT connection (it keeps only its newest 64). The rotation is kept per network,
    * so a generator that follows another on the same switch goes on where it stopped.
    * @throws RangeError when no connection can be opened (too many open, ports busy).
    */
