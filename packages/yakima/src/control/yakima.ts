@@ -255,7 +255,7 @@ export class Yakima {
       for (let i = 1; i < count; i++) out.push(this.addVm(image, opts));
       return out;
     }
-    const base = (source ?? first!).boot;
+    const base = (source?.parent ?? first!).boot;
     const clones: { vm: Vm; opts: BootOptions }[] = [];
     for (let i = out.length; i < count; i++) {
       const bootOpts = this.bootOptions(this.nextId++, opts);
@@ -265,7 +265,7 @@ export class Yakima {
       clones.push({ vm, opts: bootOpts });
     }
     if (first) this.swap!.cloneWhenBooted(first, image, clones, opts);
-    else this.swap!.cloneFromSource(image, opts, clones);
+    else this.swap!.cloneFromSource(source!, image, clones);
     return out.concat(clones.map((c) => c.vm));
   }
 

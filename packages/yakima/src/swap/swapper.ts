@@ -98,8 +98,8 @@ interface Slot {
  * state its clones start from: later batches of the same image and options clone it too
  * (`cloneSourceFor`) instead of booting a parent of their own.
  */
-interface CloneSource {
-  parent: Vm;
+export interface CloneSource {
+  readonly parent: Vm;
   forked?: {
     template: MemoryTemplate;
     state: VcpuState;
@@ -118,6 +118,8 @@ interface CloneBatch {
   clones: { vm: Vm; opts: BootOptions }[];
   /** The parent's boot vCPU state, for booting the clones from scratch if it never idles. */
   bootState: VcpuState;
+  /** What later batches of the same image and options clone (`cloneSourceFor`). */
+  source: CloneSource;
 }
 
 /**
@@ -566,7 +568,8 @@ export class Swapper {
     vm.vcpu = SWAPPED_VCPU;
     vm.memory = swappedMemory(memory.size);
     vm.boot.memory = vm.memory;
-    const warm = held && this.host.sharedMemory !== true ? retireWarm(memory, held) : undefined;
+    // retireWarm unmaps a shared copy (process backend) itself; unmapping again is a no-op.
+    const warm = held && retireWarm(memory, held);
     if (warm) this.keepWarm(warm);
     else unmapGuestMemory(memory);
     this.slots.set(vm, slot);
@@ -687,10 +690,10 @@ export class Swapper {
     if (!v.saveState) throw new SwapError(`VM ${parent.id} cannot be cloned: its vCPU cannot save its state`);
     let batch = this.cloneBatches.get(parent);
     if (!batch) {
-      batch = { image, clones: [], bootState: v.saveState() };
+      batch = { image, clones: [], bootState: v.saveState(), source: { parent } };
       let byKey = this.cloneSources.get(image);
       if (!byKey) this.cloneSources.set(image, (byKey = new Map()));
-      byKey.set(cloneKey(opts), { parent });
+      byKey.set(cloneKey(opts), batch.source);
     }
     batch.clones.push(...clones);
     this.cloneBatches.set(parent, batch);
@@ -708,9 +711,7 @@ export class Swapper {
     this.templateBytesAt = -Infinity;
     const state = parent.vcpu.saveState!();
     const deadline = this.host.idleDeadline(parent);
-    for (const src of this.cloneSources.get(batch.image)?.values() ?? []) {
-      if (src.parent === parent) src.forked = { template, state, timeoutTicks: deadline === Infinity ? Infinity : Math.max(0, deadline - hostTicks()) };
-    }
+    batch.source.forked = { template, state, timeoutTicks: deadline === Infinity ? Infinity : Math.max(0, deadline - hostTicks()) };
     // The parent itself moves onto the template too, so its post-boot pages are held once.
     this.evict(parent, { template, recordLength: 0, metaLength: 0, state });
     this.host.parkSwapped(parent, deadline);
@@ -723,11 +724,12 @@ export class Swapper {
   }
 
   /**
-   * The boot image of an earlier batch's parent whose post-boot state new VMs of `image` added
-   * with `opts` (memory size, arguments) can clone (`cloneFromSource`), or undefined when there
-   * is none: no batch of them yet, or its parent finished without idling.
+   * The post-boot state of an earlier batch's parent that new VMs of `image` added with `opts`
+   * (memory size, arguments) can clone (`cloneFromSource`; its `parent.boot` is their boot
+   * image), or undefined when there is none: no batch of them yet, or its parent finished
+   * without idling.
    */
-  cloneSourceFor(image: DenaliImage, opts: { args?: string[]; memorySize?: number }): Vm | undefined {
+  cloneSourceFor(image: DenaliImage, opts: { args?: string[]; memorySize?: number }): CloneSource | undefined {
     const byKey = this.cloneSources.get(image);
     const key = cloneKey(opts);
     const src = byKey?.get(key);
@@ -736,23 +738,19 @@ export class Swapper {
       byKey!.delete(key);
       return undefined;
     }
-    return src.parent;
+    return src;
   }
 
   /**
-   * Make `clones` (new VMs in state 'swapped') clones of the post-boot state `cloneSourceFor`
-   * found for `image` and `opts`: at once when that parent has idled, else with its batch.
-   * Booting a parent per batch made a template per batch (40 for swap-bench's 10,000 VMs): each
-   * held its own copy of the post-boot pages, and a VM swapped in could take a swapped-out
-   * VM's kept mapping (`WarmSlot`) only when both were of the same one.
-   * @throws SwapError when there is no such source (call `cloneSourceFor` first).
+   * Make `clones` (new VMs of `image` in state 'swapped') clones of `src` (from
+   * `cloneSourceFor`): at once when its parent has idled, else with its batch. Booting a parent
+   * per batch made a template per batch (40 for swap-bench's 10,000 VMs): each held its own
+   * copy of the post-boot pages, and a VM swapped in could take a swapped-out VM's kept mapping
+   * (`WarmSlot`) only when both were of the same one.
    */
-  cloneFromSource(image: DenaliImage, opts: { args?: string[]; memorySize?: number }, clones: { vm: Vm; opts: BootOptions }[]): void {
-    const parent = this.cloneSourceFor(image, opts);
-    const src = parent && this.cloneSources.get(image)?.get(cloneKey(opts));
-    if (!parent || !src) throw new SwapError(`no booted VM of ${image.manifest.name} to clone`);
+  cloneFromSource(src: CloneSource, image: DenaliImage, clones: { vm: Vm; opts: BootOptions }[]): void {
     if (!src.forked) {
-      this.cloneWhenBooted(parent, image, clones, opts);
+      this.cloneWhenBooted(src.parent, image, clones);
       return;
     }
     const { template, state, timeoutTicks } = src.forked;
