@@ -5,8 +5,12 @@
  *      (what Yakima does);
  *  (b) "mmap": map the template, then map each run of the VM's pages from a sparse swap file
  *      privately over it (MAP_FIXED), letting the kernel fault them in on first touch
- *      (Firecracker's snapshot restore), then touch them as the guest would.
- * Each is timed to the point where every page has been touched once.
+ *      (Firecracker's snapshot restore), then touch them as the guest would;
+ *  (c) "kept": one preadv into a mapping whose pages are already private (a swapped-out VM's
+ *      mapping kept for the next swap-in, `WarmSlot`): no page fault, new page or
+ *      copy-on-write copy.
+ * Each is timed to the point where every page has been touched once. Also timed: freeing
+ * mapping (a) afterwards (munmap), which a swap-in over a kept mapping does not pay.
  */
 import { closeSync, ftruncateSync, openSync, readvSync, writeSync, writevSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -30,7 +34,7 @@ export function compareMechanisms(dir: string): void {
   const junk = Buffer.alloc(2 << 20, 0x5a);
   writeSync(tfd, junk, 0, junk.length, 1 << 20); // an "image" of 2 MiB at 1 MiB
 
-  for (const k of [16, 64, 256]) {
+  for (const k of [16, 25, 64, 256]) {
     // K pages: half in runs inside the image, half scattered in heap/stack.
     const pages = new Set<number>();
     for (let i = 0; pages.size < k; i++) pages.add(i % 2 === 0 ? 256 + ((i * 7) % 512) : 1024 + ((i * 131) % 2000));
@@ -55,6 +59,13 @@ export function compareMechanisms(dir: string): void {
     const iters = 300;
     const read: number[] = [];
     const lazy: number[] = [];
+    const kept: number[] = [];
+    const freed: number[] = [];
+    const keptAt = mmap(null, SIZE, PROT_RW, MAP_PRIVATE | MAP_NORESERVE, tfd, 0);
+    const keptU8 = new Uint8Array(koffi.view(keptAt, SIZE));
+    const keptViews = runs.map(([p, n]) => keptU8.subarray(p * PAGE, (p + n) * PAGE));
+    const kfd = openSync(rec, 'r');
+    readvSync(kfd, keptViews, 0); // its pages are private from here on
     for (let it = 0; it < iters; it++) {
       // (a) one preadv over the template mapping.
       let t = performance.now();
@@ -70,7 +81,14 @@ export function compareMechanisms(dir: string): void {
       let sum = 0;
       for (const p of idx) sum += u8[p * PAGE]!;
       read.push((performance.now() - t) * 1000);
+      t = performance.now();
       munmap(a, SIZE);
+      freed.push((performance.now() - t) * 1000);
+      // (c) one preadv into the kept mapping.
+      t = performance.now();
+      readvSync(kfd, keptViews, 0);
+      for (const p of idx) sum += keptU8[p * PAGE]!;
+      kept.push((performance.now() - t) * 1000);
       // (b) map the sparse file's runs privately over the template, fault in on touch.
       t = performance.now();
       a = mmap(null, SIZE, PROT_RW, MAP_PRIVATE | MAP_NORESERVE, tfd, 0);
@@ -83,9 +101,11 @@ export function compareMechanisms(dir: string): void {
       munmap(a, SIZE);
       if (sum < 0) console.log(sum);
     }
+    closeSync(kfd);
+    munmap(keptAt, SIZE);
     const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
     console.log(
-      `swap-in mechanism, ${k} private pages in ${runs.length} runs: read (preadv into the mapping) median ${med(read).toFixed(0)} µs, mmap-private lazy fault-in median ${med(lazy).toFixed(0)} µs (${runs.length + 1} mappings per VM instead of 1)`,
+      `swap-in mechanism, ${k} private pages in ${runs.length} runs: read (preadv into the mapping) median ${med(read).toFixed(0)} µs, mmap-private lazy fault-in median ${med(lazy).toFixed(0)} µs (${runs.length + 1} mappings per VM instead of 1), preadv into a kept mapping median ${med(kept).toFixed(0)} µs; freeing a used mapping median ${med(freed).toFixed(0)} µs`,
     );
   }
   closeSync(tfd);

@@ -272,6 +272,7 @@ describe('swap-bench report formats', () => {
     hostRssBytes: 1 << 30,
     swapInLatencyUs: { p50: 0, p99: 0 },
     swapFailures: 0,
+    keptMappingSwapIns: 0,
     seconds: 10,
     cpuSeconds: 5,
     cpuUsPerRequest: 1200,

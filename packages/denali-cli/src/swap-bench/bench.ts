@@ -115,6 +115,8 @@ export interface SwapBenchPoint {
   swapInLatencyUs: { p50: number; p99: number };
   /** Swap failures (VM stayed resident) in the interval. */
   swapFailures: number;
+  /** Swap-ins in the interval that took a swapped-out VM's kept mapping instead of mapping the template afresh (JSON only). */
+  keptMappingSwapIns: number;
   /** Seconds measured. */
   seconds: number;
   /**
@@ -484,6 +486,7 @@ async function measure(
     hostRssBytes: process.memoryUsage.rss(),
     swapInLatencyUs: s1.swapInLatencyUs,
     swapFailures: d('failures'),
+    keptMappingSwapIns: d('keptMappingSwapIns'),
     seconds: r.seconds,
     cpuSeconds,
     cpuUsPerRequest: r.requests > 0 ? Math.round((cpuSeconds * 1e6) / r.requests) : 0,

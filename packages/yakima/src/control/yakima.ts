@@ -303,7 +303,7 @@ export class Yakima {
   swapStats(): SwapStats {
     if (this.swap) return this.swap.stats();
     const resident = this.vms.filter((v) => !v.finished).length;
-    return { swapIns: 0, swapOuts: 0, bytesRead: 0, bytesWritten: 0, residentVms: resident, swappedVms: 0, failures: 0, residentBytes: 0, memoryBudget: 0, swapInLatencyUs: { p50: 0, p99: 0 } };
+    return { swapIns: 0, swapOuts: 0, bytesRead: 0, bytesWritten: 0, residentVms: resident, swappedVms: 0, failures: 0, keptMappingSwapIns: 0, residentBytes: 0, memoryBudget: 0, swapInLatencyUs: { p50: 0, p99: 0 } };
   }
 
   private bootOptions(id: number, opts: AddVmOptions): BootOptions {

@@ -393,7 +393,8 @@ function parkSlot(slot: Slot): void {
  * the next VM of the same template swapped in can take it (`MemoryTemplate.mapWarm`) instead of
  * a fresh mapping: reading a record into a fresh mapping takes a page fault, a new page and a
  * copy-on-write copy per page, and freeing the old mapping a page-table walk. On this host (a
- * VM itself) 25 pages cost 6 µs to map, 40 µs to read (9 µs of it the copy) and 17 µs to free.
+ * VM itself), `pnpm bench:swap-core` ("swap-in mechanism", 25 pages): map and read 140 µs,
+ * read into a kept mapping 8 µs, free a used mapping 30 µs.
  * Its pages are guest data of the VM that left it: nothing reads them until `mapWarm` has
  * dropped or overwritten every one.
  */
