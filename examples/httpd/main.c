@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
     const char *address = "0.0.0.0";
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
-    if (argc > 4 || (argc > 1 && int_arg(argv[1], 0, 65535, &port) < 0) || (argc > 2 && int_arg(argv[2], 1, 256, &threads) < 0) ||
+    if (argc > 4 || (argc > 1 && int_arg(argv[1], 0, 65535, &port) < 0) || (argc > 2 && int_arg(argv[2], 1, POOL_MAX_THREADS, &threads) < 0) ||
         (argc > 3 && inet_pton(AF_INET, (address = argv[3]), &sa.sin_addr) != 1)) {
         fprintf(stderr, "usage: httpd [PORT [THREADS [ADDRESS]]]\n");
         return 2;

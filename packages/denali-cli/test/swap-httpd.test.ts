@@ -101,6 +101,36 @@ describe('httpd and swapping', () => {
     }
   }
 
+  it('an httpd serving requests one at a time swaps out one worker\'s stack and buffers, not all eight', async () => {
+    // examples/httpd/pool.c: the worker that went idle last takes the next connection. With the
+    // workers taking turns, 24 sequential requests touched all 8 stacks and buffer sets and the
+    // second record below grew by about 150 KiB; with one worker it grows by the TCBs its
+    // TIME-WAIT connections keep (about 0.5 KiB each) and little else.
+    const y = new Yakima({ backend: 'emu', network: true, swapDir: dir });
+    const host = new VirtualHost(y.net!);
+    const [, vm] = y.addVms(image, 2, { args: ['80', '8'] });
+    const done = y.run();
+    try {
+      const record = async (): Promise<number> => {
+        await until(() => vm!.state === 'idle', 'httpd to idle');
+        const before = y.swapStats().bytesWritten;
+        await y.swapOut(vm!);
+        return y.swapStats().bytesWritten - before;
+      };
+      await until(() => vm!.state === 'swapped', 'the clone template');
+      expect((await httpGet(host, addressOf(y, vm!), '/index.html')).toString('latin1')).toMatch(/^HTTP\/1\.[01] 200 /);
+      const one = await record();
+      for (let i = 0; i < 24; i++) await httpGet(host, addressOf(y, vm!), '/index.html');
+      const many = await record();
+      expect(y.swapStats().failures).toBe(0);
+      expect(many - one, `record after 1 request ${one} B, after 25 ${many} B`).toBeLessThan(48 * 1024);
+    } finally {
+      y.stop();
+      await done;
+      await y.close();
+    }
+  }, 120_000);
+
   it('clones of one booted httpd get distinct addresses and each answers on its own', async () => {
     await clonesAnswer('emu');
   }, 120_000);
