@@ -716,10 +716,19 @@ export class Swapper {
     // The parent itself moves onto the template too, so its post-boot pages are held once.
     this.evict(parent, { template, recordLength: 0, metaLength: 0, state });
     this.host.parkSwapped(parent, deadline);
-    const fits = new BootFits(batch.image);
-    for (const c of batch.clones) {
+    this.parkClones(batch.image, batch.clones, template, state, deadline);
+  }
+
+  /**
+   * Give each unfinished clone a record-less slot over `template` with the parent's post-boot
+   * `state` (its own identity is written at its swap-in) and park it until `deadline` (host ticks).
+   */
+  private parkClones(image: DenaliImage, clones: { vm: Vm; opts: BootOptions }[], template: MemoryTemplate, state: VcpuState, deadline: number): void {
+    const fits = new BootFits(image);
+    for (const c of clones) {
       if (c.vm.finished) continue;
-      this.slots.set(c.vm, { template, recordLength: 0, metaLength: 0, state, identity: { image: batch.image, opts: c.opts, fit: fits.of(c.opts) } });
+      c.vm.hostBytes = SWAPPED_VM_BYTES;
+      this.slots.set(c.vm, { template, recordLength: 0, metaLength: 0, state, identity: { image, opts: c.opts, fit: fits.of(c.opts) } });
       this.host.parkSwapped(c.vm, deadline);
     }
   }
@@ -755,13 +764,7 @@ export class Swapper {
       return;
     }
     const { template, state, timeoutTicks } = src.forked;
-    const fits = new BootFits(image);
-    const deadline = timeoutTicks === Infinity ? Infinity : hostTicks() + timeoutTicks;
-    for (const c of clones) {
-      c.vm.hostBytes = SWAPPED_VM_BYTES;
-      this.slots.set(c.vm, { template, recordLength: 0, metaLength: 0, state, identity: { image, opts: c.opts, fit: fits.of(c.opts) } });
-      this.host.parkSwapped(c.vm, deadline);
-    }
+    this.parkClones(image, clones, template, state, timeoutTicks === Infinity ? Infinity : hostTicks() + timeoutTicks);
   }
 
   /** The parent finished without idling: each clone boots from the image's entry point. */
