@@ -21,7 +21,7 @@ static mutex_t lock = MUTEX_INITIALIZER;
 static cond_t nonfull = COND_INITIALIZER;
 static int queue[POOL_QUEUE];
 static unsigned head, count;
-static struct idler *idle[POOL_MAX_THREADS]; /* in .bss: one more heap page per request if malloc'd */
+static struct idler *idle[POOL_MAX_THREADS]; /* in .bss, whose pages a request touches anyway; on the heap it dirtied a page of its own */
 static int n_idle;
 
 static int take(struct idler *me) {

@@ -64,7 +64,10 @@ export interface LoadGeneratorOptions {
  *   there is nothing to batch, and it costs 5-20 % against 'inline' (each step of the exchange
  *   is a sleep and a VM entry), so swap-bench answers inline then. Tried and dropped: answering
  *   at a VM's IDLE whenever no other VM was runnable, which won that back and 8 % at one VM
- *   with 32 connections, but lost 7-9 % at 100 and 1,000 VMs (three alternating runs).
+ *   with 32 connections, but lost 7-9 % at 100 and 1,000 VMs (three alternating runs); and
+ *   answering a server's FIN as it arrives (its queued frames only, or the whole batch), so
+ *   the VM takes the closing ACK+FIN before it sleeps: +6-17 % at one VM, -13-20 % at 1,000
+ *   VMs (two alternating runs each).
  * - 'inline': answered as the switch delivers them. Yakima moves a VM's frames through the
  *   switch when it executes IDLE (control/yakima.ts), so our answer (the request after a
  *   SYN-ACK, the FIN after a response) is in its Rx FIFO before it sleeps and IDLE returns at
