@@ -164,3 +164,102 @@ describe('NET_SEND / NET_RECV hypercalls between two VMs', () => {
     expect(y.net!.switch.stats.spoofDrops).toBe(1);
   });
 });
+
+describe('frames cross the switch once per scheduling round (emulator: one VM at a time)', () => {
+  const ARGS = 0x3000;
+  const DESCS = 0x3100;
+  const BUFS = 0x4000;
+  const out = (n: number): VcpuExit => ({ kind: 'io-out', port: HYPERCALL_PORT_BASE + n, value: ARGS, size: 4 });
+  const PEER = mac(9);
+
+  /** VM 1's script: send one frame to PEER, then sleep in IDLE for good. Other VMs run `other`. */
+  function yakimaWith(other: (cpu: ScriptedVcpu, max: number, step: number) => VcpuExit): Yakima {
+    const steps = new Map<number, number>();
+    return new Yakima({
+      network: true,
+      quantumInstructions: 1000,
+      createVcpu: (mem) =>
+        new ScriptedVcpu(mem, (cpu, max) => {
+          const id = mem.readU32(LAYOUT.VREG_RO_BASE + VREG_RO.VM_ID);
+          const step = steps.get(id) ?? 0;
+          steps.set(id, step + 1);
+          cpu.instructionsRetired += 1;
+          if (id !== 1) return other(cpu, max, step);
+          if (step === 0) {
+            const f = frame(PEER, mem.view(LAYOUT.VREG_RO_BASE + VREG_RO.MAC, 6), 'hello');
+            mem.u8.set(f, BUFS);
+            mem.writeU32(DESCS + FRAME_DESC.ADDR, BUFS);
+            mem.writeU32(DESCS + FRAME_DESC.LEN, f.length);
+            mem.writeU32(ARGS + NET_ARGS.DESCS, DESCS);
+            mem.writeU32(ARGS + NET_ARGS.COUNT, 1);
+            return out(HYPERCALL.NET_SEND);
+          }
+          mem.writeU32(ARGS, 0xffffffff);
+          mem.writeU32(ARGS + 4, 0xffffffff);
+          return out(HYPERCALL.IDLE);
+        }),
+    });
+  }
+
+  it('a frame leaves after the other runnable VMs have had their turn, not between them', async () => {
+    const peer = port('peer', PEER);
+    const seenByBusyVm: number[] = [];
+    const y = yakimaWith((cpu, max, step) => {
+      seenByBusyVm.push(peer.got.length);
+      if (step < 3) {
+        cpu.instructionsRetired += max;
+        return { kind: 'quantum' };
+      }
+      return { kind: 'halt' };
+    });
+    y.net!.switch.attach(peer);
+    const sender = y.addVm(tinyImage('sender'));
+    y.addVm(tinyImage('busy'));
+    setTimeout(() => y.stop(), 2000);
+    const running = y.run();
+    await new Promise<void>((r) => {
+      const poll = (): void => (peer.got.length > 0 && sender.state === 'idle' ? r() : void setTimeout(poll, 5));
+      poll();
+    });
+    y.stop();
+    await running;
+    // The busy VM ran four times after the sender had queued its frame, and never saw it gone.
+    expect(seenByBusyVm).toEqual([0, 0, 0, 0]);
+    expect(peer.got.map((f) => Buffer.from(f.subarray(14)).toString())).toEqual(['hello']);
+    expect(sender.nic!.stats.txFrames).toBe(1);
+  });
+
+  it(`a VM that never stops being runnable holds other VMs' frames back for at most about one quantum of time`, async () => {
+    const peer = port('peer', PEER);
+    let spins = 0;
+    let spinsAtArrival = -1;
+    const y = yakimaWith((cpu, max) => {
+      // Each quantum of the spinner takes 1 ms of host time.
+      const until = performance.now() + 1;
+      while (performance.now() < until);
+      spins++;
+      cpu.instructionsRetired += max;
+      return { kind: 'quantum' };
+    });
+    const arrived = new Promise<number>((r) => {
+      peer.deliver = (f) => {
+        peer.got.push(f);
+        spinsAtArrival = spins;
+        r(performance.now());
+      };
+    });
+    y.net!.switch.attach(peer);
+    y.addVm(tinyImage('sender'));
+    y.addVm(tinyImage('spinner'));
+    const t0 = performance.now();
+    const running = y.run();
+    const timeout = setTimeout(() => y.stop(), 5000);
+    const at = await Promise.race([arrived, running.then(() => -1)]);
+    clearTimeout(timeout);
+    y.stop();
+    await running;
+    expect(at).toBeGreaterThan(0); // it arrived while the spinner still spun
+    expect(spinsAtArrival).toBeGreaterThan(1); // held for the round, not sent at once
+    expect(at - t0).toBeLessThan(1000); // ROUND_MAX_MS is 10 ms; generous for a loaded host
+  });
+});

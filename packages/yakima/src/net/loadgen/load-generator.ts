@@ -69,7 +69,8 @@ export interface LoadGeneratorOptions {
  *   the VM takes the closing ACK+FIN before it sleeps: +6-17 % at one VM, -13-20 % at 1,000
  *   VMs (two alternating runs each).
  * - 'inline': answered as the switch delivers them. Yakima moves a VM's frames through the
- *   switch when it executes IDLE (control/yakima.ts), so our answer (the request after a
+ *   switch when it executes IDLE (control/yakima.ts; on the emulator when no other VM is
+ *   runnable, else at the end of the round, `ROUND_MAX_MS`), so our answer (the request after a
  *   SYN-ACK, the FIN after a response) is in its Rx FIFO before it sleeps and IDLE returns at
  *   once, as on a LAN where the client's segments arrive while the server still runs. For
  *   vCPUs on other threads, where what counts is how soon the main thread answers: swap-bench
