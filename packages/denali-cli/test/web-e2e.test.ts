@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -61,6 +62,35 @@ describe('several httpd VMs behind one Yakima (user-mode uplink)', () => {
       await stop(proc);
     }
   });
+
+  it('one VM answers request after request, each at once (each on a new connection: frames from the relay wake it even when they arrive as Yakima goes to sleep)', async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const { proc } = await startDenali(['examples/httpd', '-p', `${port}:80`, '--', '80', '2'], () => fetchOk(`${base}/index.html`));
+    try {
+      for (let i = 0; i < 40; i++) {
+        const t0 = performance.now();
+        // A connection of its own each time, as curl makes: each request starts with a SYN
+        // that the relay sends while the VM sleeps.
+        const body = await new Promise<Buffer>((resolve, reject) => {
+          const req = get(`${base}/index.html`, { agent: false, timeout: 10_000 }, (res) => {
+            const parts: Buffer[] = [];
+            res.on('data', (d: Buffer) => parts.push(d));
+            res.on('end', () => resolve(Buffer.concat(parts)));
+            res.on('error', reject);
+          });
+          req.on('timeout', () => req.destroy(new Error(`request ${i} timed out`)));
+          req.on('error', reject);
+        });
+        expect(body.equals(INDEX)).toBe(true);
+        // On the emulator a request takes a few ms; a lost wake-up left requests waiting for
+        // Yakima's next timer (seconds).
+        expect(performance.now() - t0).toBeLessThan(1000);
+      }
+    } finally {
+      await stop(proc);
+    }
+  }, 120_000);
 
   it('refuses a host port that is already in use with one clear line', async () => {
     const busy = createServer();

@@ -390,7 +390,10 @@ export class Yakima {
         const resumed = this.quantumOf?.vm;
         const vm = resumed && !resumed.finished ? resumed : this.runQueue.shift();
         if (vm === undefined) {
+          // Frames still queued cross before Yakima sleeps; those from ports on other threads
+          // may wake a VM, which then runs instead (a wake raised here finds no wait to end).
           this.net?.pump();
+          if (this.runQueue.size > 0) continue;
           await this.waitForWork();
           sliceStart = roundStart = performance.now();
           continue;
