@@ -215,10 +215,10 @@ describe('frames cross the switch once per scheduling round (emulator: one VM at
     y.net!.switch.attach(peer);
     const sender = y.addVm(tinyImage('sender'));
     y.addVm(tinyImage('busy'));
-    setTimeout(() => y.stop(), 2000);
     const running = y.run();
+    const deadline = performance.now() + 2000;
     await new Promise<void>((r) => {
-      const poll = (): void => (peer.got.length > 0 && sender.state === 'idle' ? r() : void setTimeout(poll, 5));
+      const poll = (): void => ((peer.got.length > 0 && sender.state === 'idle') || performance.now() > deadline ? r() : void setTimeout(poll, 5));
       poll();
     });
     y.stop();

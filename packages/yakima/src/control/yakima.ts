@@ -156,11 +156,6 @@ export class Yakima {
   private stopReason: string | undefined;
   private wake: (() => void) | undefined;
   private running = false;
-  /**
-   * True while `runInline` runs the VMs: frames cross the switch once per round (`ROUND_MAX_MS`),
-   * and at a VM's IDLE only when no other VM is runnable.
-   */
-  private roundPumps = false;
   private holds = 0;
   private readonly admission = new HeapAdmission();
   private heapCheckedAt = 0;
@@ -383,38 +378,33 @@ export class Yakima {
   private async runInline(): Promise<void> {
     let sliceStart = performance.now();
     let roundStart = sliceStart;
-    this.roundPumps = true;
-    try {
-      while (this.stopReason === undefined && (this.liveCount > 0 || this.holds > 0 || this.opts.keepAlive)) {
-        this.expireIdle();
-        const resumed = this.quantumOf?.vm;
-        const vm = resumed && !resumed.finished ? resumed : this.runQueue.shift();
-        if (vm === undefined) {
-          // Frames still queued cross before Yakima sleeps; those from ports on other threads
-          // may wake a VM, which then runs instead (a wake raised here finds no wait to end).
-          this.net?.pump();
-          if (this.runQueue.size > 0) continue;
-          await this.waitForWork();
-          sliceStart = roundStart = performance.now();
-          continue;
-        }
-        const t0 = performance.now();
-        this.runQuantum(vm, sliceStart + SLICE_MS);
-        const t1 = performance.now();
-        vm.stats.cpuTimeUs += (t1 - t0) * 1000;
-        // The round is over when no VM is runnable (none queued, none paused mid-quantum).
-        if ((this.runQueue.size === 0 && this.quantumOf === undefined) || t1 - roundStart >= ROUND_MAX_MS) {
-          this.net?.pump();
-          roundStart = t1;
-        }
-        if (t1 - sliceStart >= SLICE_MS) {
-          await new Promise<void>((r) => setImmediate(r));
-          sliceStart = performance.now();
-          this.checkHeap();
-        }
+    while (this.stopReason === undefined && (this.liveCount > 0 || this.holds > 0 || this.opts.keepAlive)) {
+      this.expireIdle();
+      const resumed = this.quantumOf?.vm;
+      const vm = resumed && !resumed.finished ? resumed : this.runQueue.shift();
+      if (vm === undefined) {
+        // Frames still queued cross before Yakima sleeps; those from ports on other threads
+        // may wake a VM, which then runs instead (a wake raised here finds no wait to end).
+        this.net?.pump();
+        if (this.runQueue.size > 0) continue;
+        await this.waitForWork();
+        sliceStart = roundStart = performance.now();
+        continue;
       }
-    } finally {
-      this.roundPumps = false;
+      const t0 = performance.now();
+      this.runQuantum(vm, sliceStart + SLICE_MS);
+      const t1 = performance.now();
+      vm.stats.cpuTimeUs += (t1 - t0) * 1000;
+      // The round is over when no VM is runnable (none queued, none paused mid-quantum).
+      if ((this.runQueue.size === 0 && this.quantumOf === undefined) || t1 - roundStart >= ROUND_MAX_MS) {
+        this.net?.pump();
+        roundStart = t1;
+      }
+      if (t1 - sliceStart >= SLICE_MS) {
+        await new Promise<void>((r) => setImmediate(r));
+        sliceStart = performance.now();
+        this.checkHeap();
+      }
     }
   }
 
@@ -632,8 +622,9 @@ export class Yakima {
         // Before the VM sleeps, its frames cross the switch: a peer that answers inline (the
         // load generator's 'inline' mode) wakes it within this quantum instead of at a VM entry
         // of its own, and ports on other threads see them now, not after the next wait. On the
-        // emulator only when no other VM is runnable: else at the end of the round (ROUND_MAX_MS).
-        if (exit.port === IDLE_PORT && (!this.roundPumps || this.runQueue.size === 0)) this.net?.pump();
+        // emulator (no worker threads: `runInline`) only when no other VM is runnable, else at
+        // the end of the round (ROUND_MAX_MS).
+        if (exit.port === IDLE_PORT && (this.kvm !== undefined || this.proc !== undefined || this.runQueue.size === 0)) this.net?.pump();
         let outcome;
         try {
           outcome = dispatchHypercall(vm, exit.port, exit.value, exit.size);
